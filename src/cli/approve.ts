@@ -1,0 +1,85 @@
+/**
+ * `twokey approve`: mints one approval for the object in a manifest, as a change system would.
+ */
+import { readFile } from 'node:fs/promises';
+import { type Command, Option } from 'commander';
+import type { ExpectedBinding } from '../decision/approval.ts';
+import { ACTIONS, type Action } from '../decision/digest.ts';
+import { normalizeIdentity } from '../decision/identity.ts';
+import { TwokeyError } from '../errors.ts';
+import { mintApproval, parsePrivateJwk } from '../keys/signing.ts';
+import { digestOption, durationOption, out, usageError } from './common.ts';
+import { defaultAction, manifestDigest, targetOf } from './digest.ts';
+import { readManifests } from './manifests.ts';
+
+interface ApproveFlags {
+  privateKey: string;
+  issuer: string;
+  audience: string;
+  approver: string;
+  change: string;
+  file: string;
+  action?: Action;
+  digest?: string;
+  ttl: number;
+  requester?: string;
+  namespace: string;
+}
+
+export function registerApprove(program: Command): void {
+  program
+    .command('approve')
+    .description('print one approval (compact JWS) for the object in FILE, to attach as an approval.twokey.dev/<name> annotation')
+    .requiredOption('--private-key <jwk>', "the change system's private JWK (from twokey keygen)")
+    .requiredOption('--issuer <iss>', 'issuer name, as trusted in the policy')
+    .requiredOption('--audience <cluster>', "the cluster's name (the policy's cluster)")
+    .requiredOption('--approver <id>', 'who approves (the token subject)')
+    .requiredOption('--change <id>', 'the change ticket id, e.g. CHG0031337')
+    .requiredOption('-f, --file <file>', 'manifest holding the one object approved, or - for stdin')
+    .addOption(new Option('--action <action>', 'what is approved (default: deploy; delete for Namespaces)').choices(ACTIONS))
+    .option(
+      '--digest <digest>',
+      "the digest to approve, taken from the webhook's refusal (it includes the server's defaults)",
+      digestOption,
+    )
+    .option('--ttl <duration>', 'how long the approval is valid', durationOption, 3600)
+    .option('--requester <id>', 'who raised the change (may not approve it)')
+    .option('-n, --namespace <ns>', 'namespace for objects that do not name one', 'default')
+    .action(async (flags: ApproveFlags) => {
+      if (normalizeIdentity(flags.approver) === undefined)
+        throw usageError(`--approver ${JSON.stringify(flags.approver)} is not a valid identity`);
+      if (flags.requester !== undefined && normalizeIdentity(flags.requester) === undefined) {
+        throw usageError(`--requester ${JSON.stringify(flags.requester)} is not a valid identity`);
+      }
+      if (flags.change.trim() === '') throw usageError('--change must not be empty');
+      if (flags.ttl <= 0) throw usageError('--ttl must be longer than 0s');
+      const objects = await readManifests(flags.file, flags.namespace);
+      if (objects.length !== 1) {
+        throw new TwokeyError(
+          'ERR_MANIFEST_INVALID',
+          `${flags.file} must hold exactly one gated object to approve; it holds ${objects.length}`,
+        );
+      }
+      const m = objects[0] as (typeof objects)[number];
+      const action = flags.action ?? defaultAction(m);
+      const digest = flags.digest ?? manifestDigest(m, action);
+      const binding: ExpectedBinding = { action, ...targetOf(m), digest };
+      let jwkDocument: unknown;
+      try {
+        jwkDocument = JSON.parse(await readFile(flags.privateKey, 'utf8'));
+      } catch (error) {
+        throw new TwokeyError('ERR_KEY_INVALID', `cannot read the private JWK ${flags.privateKey}: ${(error as Error).message}`);
+      }
+      const token = await mintApproval({
+        privateJwk: parsePrivateJwk(jwkDocument, flags.privateKey),
+        issuer: flags.issuer,
+        audience: flags.audience,
+        approver: flags.approver,
+        change: flags.change,
+        binding,
+        ttlSeconds: flags.ttl,
+        ...(flags.requester !== undefined ? { requester: flags.requester } : {}),
+      });
+      out(token);
+    });
+}

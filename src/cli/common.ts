@@ -1,0 +1,39 @@
+/**
+ * Shared pieces of the command-line tool: option parsers, exit codes, output.
+ */
+import { InvalidArgumentError } from 'commander';
+import { DIGEST_PATTERN } from '../decision/digest.ts';
+import { TwokeyError } from '../errors.ts';
+import { parseDuration } from '../policy/duration.ts';
+
+/** 0 done or admitted, 1 refused, 2 bad input or failure to run. */
+export const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
+
+export function usageError(message: string): TwokeyError {
+  return new TwokeyError('ERR_USAGE', message);
+}
+
+export function durationOption(value: string): number {
+  const seconds = parseDuration(value);
+  if (seconds === undefined) throw new InvalidArgumentError('expected a duration such as 90s, 15m or 1h');
+  return seconds;
+}
+
+export function portOption(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected a port number (0-65535)');
+  return port;
+}
+
+export function digestOption(value: string): string {
+  if (!DIGEST_PATTERN.test(value)) throw new InvalidArgumentError('expected sha256: followed by 64 lowercase hex digits');
+  return value;
+}
+
+export function out(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+export function err(line: string): void {
+  process.stderr.write(`${line}\n`);
+}

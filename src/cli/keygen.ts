@@ -1,0 +1,45 @@
+/**
+ * `twokey keygen`: a key pair for a change system: the private JWK it signs with, and the public
+ * JWKS the webhook trusts.
+ */
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { type Command, Option } from 'commander';
+import { generateIssuerKey, KEYGEN_ALGORITHMS, type KeygenAlgorithm } from '../keys/signing.ts';
+import { err, out, usageError } from './common.ts';
+
+interface KeygenFlags {
+  issuer: string;
+  alg: KeygenAlgorithm;
+  kid?: string;
+  privateKey: string;
+  jwks: string;
+  force?: boolean;
+}
+
+export function registerKeygen(program: Command): void {
+  program
+    .command('keygen')
+    .description("make a change system's signing key: a private JWK and the public JWKS for the policy")
+    .requiredOption('--issuer <iss>', 'the issuer name approvals will carry as iss')
+    .addOption(new Option('--alg <alg>', 'signature algorithm').choices(KEYGEN_ALGORITHMS).default('EdDSA'))
+    .option('--kid <kid>', 'key id (default: the RFC 7638 thumbprint)')
+    .requiredOption('--private-key <file>', 'where to write the private JWK (mode 0600)')
+    .requiredOption('--jwks <file>', 'where to write the public JWKS')
+    .option('--force', 'overwrite existing files')
+    .action(async (flags: KeygenFlags) => {
+      for (const file of [flags.privateKey, flags.jwks]) {
+        if (!flags.force && existsSync(file)) throw usageError(`${file} exists; pass --force to overwrite it`);
+      }
+      if (flags.privateKey === flags.jwks) throw usageError('--private-key and --jwks must be different files');
+      const pair = await generateIssuerKey(flags.alg, flags.kid);
+      await writeFile(flags.privateKey, `${JSON.stringify({ ...pair.privateJwk }, null, 2)}\n`, { mode: 0o600 });
+      await writeFile(flags.jwks, `${JSON.stringify(pair.jwks, null, 2)}\n`);
+      err(`wrote ${flags.privateKey} (private, keep it in the change system) and ${flags.jwks} (public)`);
+      err('add the issuer to the policy:');
+      out('issuers:');
+      out(`  - issuer: ${flags.issuer}`);
+      out(`    jwksFile: ${flags.jwks}`);
+      err(`approvals are signed with kid ${JSON.stringify(pair.privateJwk.kid)} and alg ${flags.alg}`);
+    });
+}

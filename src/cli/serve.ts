@@ -1,0 +1,107 @@
+/**
+ * `twokey serve`: the webhook server, with graceful shutdown on SIGTERM.
+ */
+import { relative } from 'node:path';
+import type { Command } from 'commander';
+import type { LevelWithSilent } from 'pino';
+import { DEV_CLUSTER, DEV_ISSUER, ensureDevState } from '../dev/state.ts';
+import { describeError } from '../errors.ts';
+import { createLogger, LOG_LEVELS } from '../server/logger.ts';
+import { type RunningServer, startServer } from '../server/serve.ts';
+import { durationOption, err, portOption, usageError } from './common.ts';
+
+interface ServeFlags {
+  config?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  port: number;
+  host?: string;
+  kubeconfig?: string;
+  logLevel: LevelWithSilent;
+  shutdownDelay: number;
+  pollInterval: number;
+  bodyLimitMib?: number;
+  dev?: boolean;
+  stateDir: string;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the validating admission webhook over HTTPS')
+    .option('--config <policy>', 'the policy file (YAML); reloaded when it changes')
+    .option('--tls-cert <file>', 'serving certificate (PEM); reloaded when it changes')
+    .option('--tls-key <file>', 'serving key (PEM)')
+    .option('--port <port>', 'HTTPS port', portOption, 8443)
+    .option('--host <address>', 'address to listen on (default 0.0.0.0; 127.0.0.1 with --dev)')
+    .option('--kubeconfig <file>', 'kubeconfig for watching namespaces (in a pod the in-cluster config is used)')
+    .option('--log-level <level>', `log level (${LOG_LEVELS.join(', ')})`, 'info')
+    .option('--shutdown-delay <duration>', 'on SIGTERM, report unready this long before closing, so endpoints drain', durationOption, 0)
+    .option('--poll-interval <duration>', 'how often policy, JWKS and certificate files are checked for changes', durationOption, 5)
+    .option('--body-limit-mib <n>', 'largest review body accepted, in MiB (default 16)', (v) => Number.parseInt(v, 10))
+    .option('--dev', 'development mode: make or reuse a policy, certificate and change-system key in --state-dir and serve on loopback')
+    .option('--state-dir <dir>', 'state folder for --dev', '.twokey-dev')
+    .action(async (flags: ServeFlags) => {
+      if (!LOG_LEVELS.includes(flags.logLevel)) throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+      if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw usageError('--tls-cert and --tls-key go together');
+      let policyPath = flags.config;
+      let tls = flags.tlsCert && flags.tlsKey ? { certPath: flags.tlsCert, keyPath: flags.tlsKey } : undefined;
+      const dev = flags.dev ? await ensureDevState(flags.stateDir) : undefined;
+      if (dev) {
+        policyPath ??= dev.policy;
+        tls ??= { certPath: dev.tlsCert, keyPath: dev.tlsKey };
+      }
+      if (!policyPath) throw usageError('--config is required (or use --dev for a development setup)');
+      const host = flags.host ?? (flags.dev ? '127.0.0.1' : '0.0.0.0');
+      const logger = createLogger(flags.logLevel);
+      let server: RunningServer;
+      try {
+        server = await startServer({
+          policyPath,
+          ...(tls ? { tls } : {}),
+          host,
+          port: flags.port,
+          logger,
+          pollIntervalMs: flags.pollInterval * 1000,
+          ...(flags.bodyLimitMib ? { bodyLimit: flags.bodyLimitMib * 1024 * 1024 } : {}),
+        });
+      } catch (error) {
+        logger.fatal({ error: describeError(error) }, 'cannot start');
+        throw error;
+      }
+      logger.info({ url: server.url, policy: policyPath }, 'twokey is serving');
+      if (dev) {
+        const rel = (p: string) => relative(process.cwd(), p) || p;
+        err(`twokey development server (${dev.created ? 'created' : 'reusing'} ${rel(dev.dir)}/)`);
+        err(`  policy       ${rel(dev.policy)}   cluster ${DEV_CLUSTER}, critical namespace "payments"`);
+        err(`  TLS          ${rel(dev.tlsCert)}, trust ${rel(dev.caCert)}`);
+        err(`  change key   ${rel(dev.issuerKey)}   issuer ${DEV_ISSUER}`);
+        err(`  listening    ${server.url}  (POST /validate, /validate/critical; GET /healthz /readyz /metrics)`);
+        err('Try it:');
+        err(`  curl --cacert ${rel(dev.caCert)} ${server.url}/readyz`);
+        err(`  npx twokey check --config ${rel(dev.policy)} -f examples/deployment.yaml --user alice`);
+        err(`  npx twokey approve --private-key ${rel(dev.issuerKey)} --issuer ${DEV_ISSUER} --audience ${DEV_CLUSTER} \\`);
+        err('      --approver bob --change CHG1001 -f examples/deployment.yaml');
+        err('  npx twokey demo      (the whole story, step by step)');
+      }
+
+      let signals = 0;
+      const stop = (signal: string) => {
+        signals += 1;
+        if (signals > 1) process.exit(1);
+        logger.info({ signal, drainSeconds: flags.shutdownDelay }, 'shutting down: draining in-flight reviews');
+        server.shutdown(flags.shutdownDelay * 1000).then(
+          () => {
+            logger.info('stopped');
+            process.exit(0);
+          },
+          (error: unknown) => {
+            logger.error({ error: describeError(error) }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+}

@@ -1,0 +1,235 @@
+/**
+ * One approval annotation → a verified approval bound to this change, or the reason it does not
+ * count. Cheap structural checks come first and the signature last, so junk costs little.
+ */
+import { compactVerify } from 'jose';
+import type { KeyRing } from '../keys/jwks.ts';
+import { isJsonObject, type JsonObject } from '../kubernetes/objects.ts';
+import type { Policy } from '../policy/policy.ts';
+import type { Action } from './digest.ts';
+import { type Identity, normalizeIdentity } from './identity.ts';
+import { decodeIJson, IJsonError } from './ijson.ts';
+import { quote } from './text.ts';
+
+export const APPROVAL_TYPE = 'twokey-approval+jwt';
+
+/** Stable codes for why an approval did not count; also a metrics label. */
+export type RejectionCode =
+  | 'too-large'
+  | 'malformed'
+  | 'not-ijson'
+  | 'header'
+  | 'algorithm'
+  | 'type'
+  | 'kid'
+  | 'issuer'
+  | 'signature'
+  | 'audience'
+  | 'claims'
+  | 'identity'
+  | 'not-yet-valid'
+  | 'expired'
+  | 'lifetime'
+  | 'binding';
+
+export interface ExpectedBinding {
+  readonly action: Action;
+  readonly resource: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly digest: string;
+}
+
+export interface VerifiedApproval {
+  readonly issuer: string;
+  readonly jti: string;
+  readonly approver: Identity;
+  readonly change: string;
+  readonly requester: Identity | undefined;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+}
+
+export type ApprovalOutcome =
+  | { readonly ok: true; readonly approval: VerifiedApproval }
+  | {
+      readonly ok: false;
+      readonly code: RejectionCode;
+      readonly detail: string;
+    };
+
+export interface ApprovalContext {
+  readonly policy: Policy;
+  readonly keys: KeyRing;
+  /** Seconds since the epoch. */
+  readonly now: number;
+}
+
+class Rejection extends Error {
+  readonly code: RejectionCode;
+  constructor(code: RejectionCode, detail: string) {
+    super(detail);
+    this.code = code;
+  }
+}
+
+const reject = (code: RejectionCode, detail: string): never => {
+  throw new Rejection(code, detail);
+};
+
+const SEGMENT = /^[A-Za-z0-9_-]+$/;
+const KEY_CARRYING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c'] as const;
+const BINDING_FIELDS = ['action', 'resource', 'namespace', 'name', 'digest'] as const;
+
+function decodeSegment(segment: string, what: 'header' | 'payload'): JsonObject {
+  let value: unknown;
+  try {
+    value = decodeIJson(Buffer.from(segment, 'base64url'));
+  } catch (error) {
+    if (error instanceof IJsonError) reject('not-ijson', `${what} ${error.message} (tokens must be I-JSON)`);
+    throw error;
+  }
+  if (!isJsonObject(value)) reject('malformed', `${what} is not a JSON object`);
+  return value as JsonObject;
+}
+
+function checkHeader(header: JsonObject, policy: Policy): { alg: string; kid: string } {
+  const { alg, typ, kid } = header;
+  if (typeof alg !== 'string') return reject('algorithm', 'header has no alg');
+  if (alg.toLowerCase() === 'none') reject('algorithm', 'alg "none" is never accepted');
+  if (/^HS\d+$/i.test(alg)) reject('algorithm', `alg ${quote(alg)} (HMAC) is never accepted`);
+  if (!policy.algorithms.has(alg)) {
+    reject('algorithm', `alg ${quote(alg)} is not allowed (allowed: ${[...policy.algorithms].join(', ')})`);
+  }
+  if (typeof typ !== 'string') return reject('type', `typ is missing (expected ${APPROVAL_TYPE})`);
+  const type = typ.toLowerCase().replace(/^application\//, '');
+  if (type !== APPROVAL_TYPE) reject('type', `typ is ${quote(typ)}, expected ${APPROVAL_TYPE}`);
+  if (typeof kid !== 'string' || kid === '') return reject('kid', 'header has no kid');
+  for (const name of KEY_CARRYING_HEADERS) {
+    if (name in header) reject('header', `header carries its own key reference (${name}); keys come only from the issuer's JWKS`);
+  }
+  if ('crit' in header) reject('header', 'header has crit extensions, which twokey does not understand');
+  if ('b64' in header) reject('header', 'header has b64, which approvals must not use');
+  return { alg, kid };
+}
+
+function requireString(claims: JsonObject, name: string, where = ''): string {
+  const value = claims[name];
+  if (typeof value !== 'string') reject('claims', `${where}${name} is ${value === undefined ? 'missing' : 'not a string'}`);
+  return value as string;
+}
+
+function requireNumericDate(claims: JsonObject, name: string): number {
+  const value = claims[name];
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    reject('claims', `${name} is ${value === undefined ? 'missing' : 'not a NumericDate'}`);
+  }
+  return value as number;
+}
+
+const isoTime = (seconds: number) => {
+  const date = new Date(seconds * 1000);
+  return Number.isNaN(date.getTime()) ? String(seconds) : date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+};
+
+function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: ExpectedBinding) {
+  const { policy, now } = ctx;
+  const issuer = requireString(payload, 'iss');
+  if (!policy.issuers.some((trusted) => trusted.issuer === issuer)) reject('issuer', `issuer ${quote(issuer)} is not trusted`);
+
+  const { aud } = payload;
+  if (typeof aud !== 'string') {
+    reject('audience', aud === undefined ? 'aud is missing' : 'aud must be a single string (the cluster name)');
+  }
+  if (aud !== policy.cluster) reject('audience', `aud is ${quote(aud as string)}, this cluster is ${quote(policy.cluster)}`);
+
+  const subject = requireString(payload, 'sub');
+  const approver = normalizeIdentity(subject);
+  if (approver === undefined) reject('identity', `sub ${quote(subject)} is not a valid identity`);
+  const jti = requireString(payload, 'jti');
+  if (jti === '') reject('claims', 'jti is empty');
+
+  const issuedAt = requireNumericDate(payload, 'iat');
+  const expiresAt = requireNumericDate(payload, 'exp');
+  const skew = policy.clockSkewSeconds;
+  if (issuedAt > now + skew) reject('not-yet-valid', `issued in the future (iat ${isoTime(issuedAt)})`);
+  if (payload.nbf !== undefined) {
+    const notBefore = requireNumericDate(payload, 'nbf');
+    if (notBefore > now + skew) reject('not-yet-valid', `not valid before ${isoTime(notBefore)}`);
+  }
+  if (expiresAt <= issuedAt) reject('lifetime', 'exp is not after iat');
+  if (expiresAt - issuedAt > policy.maxTtlSeconds) {
+    reject('lifetime', `lives ${Math.round(expiresAt - issuedAt)}s, more than the allowed ${policy.maxTtlSeconds}s`);
+  }
+  if (now - skew >= expiresAt) reject('expired', `expired at ${isoTime(expiresAt)}`);
+
+  const twokey = payload.twokey;
+  if (!isJsonObject(twokey)) return reject('claims', `twokey claim is ${twokey === undefined ? 'missing' : 'not an object'}`);
+  const change = requireString(twokey, 'change', 'twokey.');
+  if (change.trim() === '') reject('claims', 'twokey.change is empty');
+  const mismatches: string[] = [];
+  for (const field of BINDING_FIELDS) {
+    const value = requireString(twokey, field, 'twokey.');
+    if (value === expected[field]) continue;
+    mismatches.push(field === 'digest' ? `digest ${quote(value, 20)}` : `${field} ${quote(value)} (not ${quote(expected[field])})`);
+  }
+  let requester: Identity | undefined;
+  if (twokey.requester !== undefined) {
+    const raw = requireString(twokey, 'requester', 'twokey.');
+    requester = normalizeIdentity(raw);
+    if (requester === undefined) reject('identity', `twokey.requester ${quote(raw)} is not a valid identity`);
+  }
+  if (mismatches.length > 0) reject('binding', `bound to another change: ${mismatches.join(', ')}`);
+  return {
+    issuer,
+    jti,
+    approver: approver as Identity,
+    change,
+    requester,
+    issuedAt,
+    expiresAt,
+  };
+}
+
+/** Judges one approval token against the change it must be bound to. Never throws on bad input. */
+export async function evaluateApproval(token: string, expected: ExpectedBinding, ctx: ApprovalContext): Promise<ApprovalOutcome> {
+  try {
+    if (token.length > ctx.policy.maxTokenBytes || Buffer.byteLength(token, 'utf8') > ctx.policy.maxTokenBytes) {
+      reject('too-large', `token is larger than ${ctx.policy.maxTokenBytes} bytes`);
+    }
+    const segments = token.trim().split('.');
+    if (segments.length !== 3) reject('malformed', `has ${segments.length} segments, a compact JWS has 3`);
+    const [headerPart, payloadPart, signaturePart] = segments as [string, string, string];
+    if (!segments.every((segment) => SEGMENT.test(segment) && segment.length % 4 !== 1)) {
+      reject('malformed', 'is not base64url-encoded compact JWS');
+    }
+    const header = decodeSegment(headerPart, 'header');
+    const { alg, kid } = checkHeader(header, ctx.policy);
+    const payload = decodeSegment(payloadPart, 'payload');
+    const approval = checkClaims(payload, ctx, expected);
+    const key = ctx.keys.find(approval.issuer, kid);
+    if (key === undefined) {
+      reject(
+        'kid',
+        ctx.keys.has(approval.issuer)
+          ? `kid ${quote(kid)} is not in the JWKS of ${quote(approval.issuer)}`
+          : `no JWKS of ${quote(approval.issuer)} is loaded yet`,
+      );
+    }
+    const cryptoKey = key?.byAlgorithm.get(alg);
+    if (cryptoKey === undefined) return reject('algorithm', `key ${quote(kid)} cannot verify alg ${quote(alg)}`);
+    try {
+      await compactVerify(`${headerPart}.${payloadPart}.${signaturePart}`, cryptoKey, { algorithms: [alg] });
+    } catch {
+      reject('signature', `signature does not verify with key ${quote(kid)}`);
+    }
+    return { ok: true, approval };
+  } catch (error) {
+    if (error instanceof Rejection) return { ok: false, code: error.code, detail: error.message };
+    return {
+      ok: false,
+      code: 'malformed',
+      detail: `cannot be read (${error instanceof Error ? error.name : 'error'})`,
+    };
+  }
+}

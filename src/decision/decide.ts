@@ -1,0 +1,134 @@
+/**
+ * The decision: one pure function of (request, policy, keys, namespace view, clock). The webhook
+ * and `twokey check` both call it, so they cannot disagree. It never throws: anything it cannot
+ * judge on a gated request becomes a refusal that says why.
+ */
+import type { AdmissionRequest } from '../kubernetes/admission.ts';
+import { approvalAnnotations } from '../kubernetes/objects.ts';
+import { type ApprovalContext, type ExpectedBinding, evaluateApproval } from './approval.ts';
+import { CannotJudge, type GateContext, gateRequest } from './gate.ts';
+import { normalizeIdentity } from './identity.ts';
+import { type Candidate, tallyQuorum } from './quorum.ts';
+import { quote } from './text.ts';
+import { type ApprovalReport, admittedVerdict, cannotJudgeVerdict, notGatedVerdict, refusedVerdict, type Verdict } from './verdict.ts';
+
+export type DecisionContext = ApprovalContext & GateContext;
+
+export async function decide(request: AdmissionRequest, ctx: DecisionContext): Promise<Verdict> {
+  let gate: ReturnType<typeof gateRequest>;
+  try {
+    gate = gateRequest(request, ctx);
+  } catch (error) {
+    if (error instanceof CannotJudge) return cannotJudgeVerdict(error.message);
+    return cannotJudgeVerdict(`internal error (${error instanceof Error ? error.message : String(error)})`);
+  }
+  if (!gate.gated) return notGatedVerdict(gate.why);
+
+  const { action, target, digest } = gate;
+  const user = normalizeIdentity(request.user.username);
+  if (user === undefined) {
+    return cannotJudgeVerdict(
+      `the requesting user ${quote(request.user.username)} is not a valid identity, so twokey cannot tell it apart from an approver`,
+      { action, target, digest },
+    );
+  }
+
+  const expected: ExpectedBinding = { action, ...target, digest };
+  const annotations = approvalAnnotations(gate.approvalsFrom);
+  const limit = ctx.policy.maxApprovalAnnotations;
+  const read = annotations.slice(0, limit);
+  const outcomes = await Promise.all(read.map(({ value }) => evaluateApproval(value, expected, ctx)));
+
+  const candidates: Candidate[] = [];
+  const rejected = new Map<string, ApprovalReport>();
+  read.forEach(({ key }, index) => {
+    const outcome = outcomes[index];
+    if (outcome === undefined) return;
+    if (outcome.ok) candidates.push({ key, approval: outcome.approval });
+    else
+      rejected.set(key, {
+        key,
+        status: 'not-counted',
+        code: outcome.code,
+        detail: outcome.detail,
+      });
+  });
+
+  const quorum = tallyQuorum(candidates, user, ctx.policy.required);
+  const admittedChange = quorum.admitted?.change;
+  const reports: ApprovalReport[] = read.map(({ key }) => {
+    const rejection = rejected.get(key);
+    if (rejection) return rejection;
+    const candidate = candidates.find((c) => c.key === key) as Candidate;
+    const standing = quorum.standing.get(key);
+    const { approver, change, expiresAt } = candidate.approval;
+    const base = { key, approver, change, expiresAt };
+    switch (standing?.status) {
+      case 'self':
+        return {
+          ...base,
+          status: 'not-counted',
+          code: 'self',
+          detail: `approver ${quote(approver)} is the user making this request`,
+        };
+      case 'requester':
+        return {
+          ...base,
+          status: 'not-counted',
+          code: 'requester',
+          detail: `approver ${quote(approver)} requested change ${quote(change)}`,
+        };
+      case 'duplicate':
+        return {
+          ...base,
+          status: 'not-counted',
+          code: 'duplicate',
+          detail: `approver ${quote(approver)} already counted (${standing.of})`,
+        };
+      default:
+        if (admittedChange !== undefined && change !== admittedChange) {
+          return {
+            ...base,
+            status: 'not-counted',
+            code: 'other-change',
+            detail: `approves change ${quote(change)}, not ${quote(admittedChange)}`,
+          };
+        }
+        return {
+          ...base,
+          status: 'counted',
+          detail: `approved by ${quote(approver)} for ${quote(change)}`,
+        };
+    }
+  });
+  for (const { key } of annotations.slice(limit)) {
+    reports.push({
+      key,
+      status: 'not-read',
+      code: 'limit',
+      detail: `not read: only the first ${limit} approval annotations are read`,
+    });
+  }
+
+  const facts = {
+    action,
+    target,
+    digest,
+    cluster: ctx.policy.cluster,
+    required: ctx.policy.required,
+    user,
+    reports,
+    now: ctx.now,
+  };
+  if (quorum.admitted) {
+    return admittedVerdict({
+      ...facts,
+      admitted: {
+        change: quorum.admitted.change,
+        approvers: quorum.admitted.approvers,
+      },
+    });
+  }
+  const best = quorum.tallies[0];
+  return refusedVerdict(best ? { ...facts, best: { change: best.change, approvers: best.approvers } } : facts);
+}

@@ -1,0 +1,209 @@
+/**
+ * Which requests are gated, as which action, bound to which digest (contract section 2).
+ * Everything here is synchronous and pure; a request that cannot be judged throws CannotJudge.
+ */
+import type { AdmissionRequest } from '../kubernetes/admission.ts';
+import {
+  classifyResource,
+  hasCriticalLabel,
+  type JsonObject,
+  MalformedObjectError,
+  type ObjectMeta,
+  qualifiedResource,
+  readMeta,
+} from '../kubernetes/objects.ts';
+import { isExemptDeleter, type Policy } from '../policy/policy.ts';
+import { type Action, type ChangeTarget, changedDeployDigest, deploySpec, digestOf } from './digest.ts';
+import { quote } from './text.ts';
+
+/** A namespace's criticality as known from outside the object (the cluster's namespace labels). */
+export type NamespaceState = 'critical' | 'not-critical' | 'unknown';
+
+export interface NamespaceView {
+  criticality(namespace: string): NamespaceState;
+}
+
+/** Without a cluster, namespaces are critical only by the policy's list. */
+export const NO_CLUSTER_VIEW: NamespaceView = {
+  criticality: () => 'not-critical',
+};
+
+export interface GateContext {
+  readonly policy: Policy;
+  readonly namespaces: NamespaceView;
+  /** Set on /validate/critical: the apiserver's namespaceSelector already found the namespace critical. */
+  readonly forceCritical: boolean;
+}
+
+export type Gate =
+  | { readonly gated: false; readonly why: string }
+  | {
+      readonly gated: true;
+      readonly action: Action;
+      readonly target: ChangeTarget;
+      readonly digest: string;
+      /** The object whose approval annotations count. */
+      readonly approvalsFrom: ObjectMeta;
+    };
+
+/** The request is gated but something needed to judge it is missing or malformed. */
+export class CannotJudge extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CannotJudge';
+  }
+}
+
+const notGated = (why: string): Gate => ({ gated: false, why });
+
+function meta(object: JsonObject | null, field: string, operation: string): ObjectMeta & { object: JsonObject } {
+  if (object === null) throw new CannotJudge(`the ${operation} review carries no ${field}`);
+  try {
+    return { ...readMeta(object), object };
+  } catch (error) {
+    if (error instanceof MalformedObjectError) throw new CannotJudge(`${field}: ${error.message}`);
+    throw error;
+  }
+}
+
+function targetName(request: AdmissionRequest, ...metas: ObjectMeta[]): string {
+  const names = new Set([request.name, ...metas.map((m) => m.name)].filter((n) => n !== ''));
+  if (names.size !== 1) {
+    throw new CannotJudge(
+      names.size === 0
+        ? 'the object has no name'
+        : `the review names the object inconsistently (${[...names].map((n) => quote(n)).join(', ')})`,
+    );
+  }
+  return [...names][0] as string;
+}
+
+function checkNamespace(request: AdmissionRequest, ...metas: ObjectMeta[]): string {
+  if (request.namespace === '') throw new CannotJudge('the review of a namespaced workload has no namespace');
+  for (const m of metas) {
+    if (m.namespace !== '' && m.namespace !== request.namespace) {
+      throw new CannotJudge(`the object's metadata.namespace ${quote(m.namespace)} differs from the request's ${quote(request.namespace)}`);
+    }
+  }
+  return request.namespace;
+}
+
+function requireUid(old: ObjectMeta, action: Action): string {
+  if (old.uid === '') throw new CannotJudge(`the object has no metadata.uid, so a ${action} approval cannot be bound to it`);
+  return old.uid;
+}
+
+function deployGate(target: ChangeTarget, object: JsonObject, from: ObjectMeta, digest?: string): Gate {
+  return {
+    gated: true,
+    action: 'deploy',
+    target,
+    digest: digest ?? digestOf({ ...target, action: 'deploy', spec: deploySpec(object) }),
+    approvalsFrom: from,
+  };
+}
+
+function uidGate(action: 'delete' | 'unprotect', target: ChangeTarget, old: ObjectMeta, from: ObjectMeta): Gate {
+  return {
+    gated: true,
+    action,
+    target,
+    digest: digestOf({ ...target, action, uid: requireUid(old, action) }),
+    approvalsFrom: from,
+  };
+}
+
+function gateNamespace(request: AdmissionRequest, ctx: GateContext): Gate {
+  const critical = (m: ObjectMeta, name: string) =>
+    ctx.forceCritical || hasCriticalLabel(m.labels) || ctx.policy.criticalNamespaces.has(name);
+  const resource = qualifiedResource(request.resource);
+  switch (request.operation) {
+    case 'CREATE':
+      return notGated('creating a namespace is not gated');
+    case 'UPDATE': {
+      const object = meta(request.object, 'object', 'UPDATE');
+      const old = meta(request.oldObject, 'oldObject', 'UPDATE');
+      const name = targetName(request, object, old);
+      if (!critical(old, name)) return notGated('the namespace is not critical');
+      if (critical(object, name)) return notGated('the namespace stays critical');
+      return uidGate('unprotect', { resource, namespace: '', name }, old, object);
+    }
+    case 'DELETE': {
+      const old = meta(request.oldObject, 'oldObject', 'DELETE');
+      const name = targetName(request, old);
+      if (!critical(old, name)) return notGated('the namespace is not critical');
+      return uidGate('delete', { resource, namespace: '', name }, old, old);
+    }
+    default:
+      return notGated(`${request.operation} is not gated`);
+  }
+}
+
+function gateWorkload(request: AdmissionRequest, namespaceCritical: boolean): Gate {
+  const critical = (m: ObjectMeta) => namespaceCritical || hasCriticalLabel(m.labels);
+  const resource = qualifiedResource(request.resource);
+  switch (request.operation) {
+    case 'CREATE': {
+      const object = meta(request.object, 'object', 'CREATE');
+      const target = {
+        resource,
+        namespace: checkNamespace(request, object),
+        name: targetName(request, object),
+      };
+      return critical(object) ? deployGate(target, object.object, object) : notGated('the workload is not critical');
+    }
+    case 'UPDATE': {
+      const object = meta(request.object, 'object', 'UPDATE');
+      const old = meta(request.oldObject, 'oldObject', 'UPDATE');
+      const target = {
+        resource,
+        namespace: checkNamespace(request, object, old),
+        name: targetName(request, object, old),
+      };
+      if (critical(old) && !critical(object)) return uidGate('unprotect', target, old, object);
+      if (!critical(object)) return notGated('the workload is not critical');
+      const digest = changedDeployDigest(target, object.object, old.object);
+      return digest === undefined
+        ? notGated('the deploy digest is unchanged (metadata or scale only)')
+        : deployGate(target, object.object, object, digest);
+    }
+    case 'DELETE': {
+      const old = meta(request.oldObject, 'oldObject', 'DELETE');
+      const target = {
+        resource,
+        namespace: checkNamespace(request, old),
+        name: targetName(request, old),
+      };
+      return critical(old) ? uidGate('delete', target, old, old) : notGated('the workload is not critical');
+    }
+    default:
+      return notGated(`${request.operation} is not gated`);
+  }
+}
+
+function sameGate(a: Gate, b: Gate): boolean {
+  if (!a.gated || !b.gated) return a.gated === b.gated;
+  return a.action === b.action && a.digest === b.digest;
+}
+
+export function gateRequest(request: AdmissionRequest, ctx: GateContext): Gate {
+  if (request.subResource !== '') return notGated(`the ${request.subResource} subresource is not gated`);
+  const kind = classifyResource(request.resource);
+  if (kind === undefined) return notGated(`${qualifiedResource(request.resource)} is not gated`);
+  if (request.operation === 'DELETE' && isExemptDeleter(ctx.policy, request.user.username)) {
+    return notGated('deletes by this user are exempt (cluster cleanup)');
+  }
+  if (kind === 'namespace') return gateNamespace(request, ctx);
+
+  const namespace = request.namespace;
+  const state: NamespaceState =
+    ctx.forceCritical || ctx.policy.criticalNamespaces.has(namespace) ? 'critical' : ctx.namespaces.criticality(namespace);
+  if (state !== 'unknown') return gateWorkload(request, state === 'critical');
+  // The namespace's labels are not known yet: judge only when the answer does not depend on them.
+  const ifCritical = gateWorkload(request, true);
+  const ifNot = gateWorkload(request, false);
+  if (sameGate(ifCritical, ifNot)) return ifNot;
+  throw new CannotJudge(
+    `twokey does not know the labels of namespace ${quote(namespace)} yet (its namespace cache has not seen it), so it cannot tell whether this workload is critical; retry in a moment`,
+  );
+}

@@ -1,0 +1,92 @@
+/**
+ * The change system's side: issuer key pairs and approval tokens. twokey ships these so a change
+ * system (or a person trying twokey) can mint approvals that the webhook accepts.
+ */
+import { randomUUID } from 'node:crypto';
+import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { APPROVAL_TYPE, type ExpectedBinding } from '../decision/approval.ts';
+import { TwokeyError } from '../errors.ts';
+import { isJsonObject } from '../kubernetes/objects.ts';
+
+export const KEYGEN_ALGORITHMS = ['EdDSA', 'ES256'] as const;
+export type KeygenAlgorithm = (typeof KEYGEN_ALGORITHMS)[number];
+
+export interface IssuerKeyPair {
+  readonly privateJwk: JWK;
+  readonly jwks: { keys: JWK[] };
+}
+
+export async function generateIssuerKey(alg: KeygenAlgorithm, kid?: string): Promise<IssuerKeyPair> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, {
+    extractable: true,
+  });
+  const publicJwk = await exportJWK(publicKey);
+  const keyId = kid ?? (await calculateJwkThumbprint(publicJwk));
+  const common = { kid: keyId, alg, use: 'sig' };
+  return {
+    privateJwk: { ...(await exportJWK(privateKey)), ...common },
+    jwks: { keys: [{ ...publicJwk, ...common }] },
+  };
+}
+
+function signingAlgorithm(jwk: JWK): string {
+  if (typeof jwk.alg === 'string') return jwk.alg;
+  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') return 'EdDSA';
+  if (jwk.kty === 'EC' && jwk.crv === 'P-256') return 'ES256';
+  throw new TwokeyError('ERR_KEY_INVALID', 'the private key has no alg and is neither Ed25519 nor P-256');
+}
+
+/** Validates a private JWK read from a file. */
+export function parsePrivateJwk(document: unknown, source: string): JWK {
+  if (!isJsonObject(document) || typeof document.kty !== 'string' || typeof document.d !== 'string') {
+    throw new TwokeyError('ERR_KEY_INVALID', `${source} is not a private JWK (expected kty and d)`);
+  }
+  if (typeof document.kid !== 'string' || document.kid === '') {
+    throw new TwokeyError('ERR_KEY_INVALID', `${source} has no kid; the webhook finds the verification key by kid`);
+  }
+  return document as JWK;
+}
+
+export interface ApprovalRequest {
+  readonly privateJwk: JWK;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly approver: string;
+  readonly change: string;
+  readonly binding: ExpectedBinding;
+  readonly ttlSeconds: number;
+  readonly requester?: string;
+  /** Seconds since the epoch; defaults to now. */
+  readonly now?: number;
+}
+
+export async function mintApproval(request: ApprovalRequest): Promise<string> {
+  const alg = signingAlgorithm(request.privateJwk);
+  const key = await importJWK(request.privateJwk, alg);
+  const iat = Math.floor(request.now ?? Date.now() / 1000);
+  const { action, resource, namespace, name, digest } = request.binding;
+  const claims = {
+    iss: request.issuer,
+    aud: request.audience,
+    sub: request.approver,
+    iat,
+    exp: iat + request.ttlSeconds,
+    jti: randomUUID(),
+    twokey: {
+      change: request.change,
+      action,
+      resource,
+      namespace,
+      name,
+      digest,
+      ...(request.requester !== undefined ? { requester: request.requester } : {}),
+    },
+  };
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
+    .setProtectedHeader({
+      alg,
+      typ: APPROVAL_TYPE,
+      kid: request.privateJwk.kid as string,
+    })
+    .sign(key);
+}

@@ -1,0 +1,128 @@
+/**
+ * The slice of the Kubernetes object model twokey reads: resource identities, labels, metadata.
+ * Objects arrive as untrusted JSON; accessors validate what they read and say what was wrong.
+ */
+
+export const CRITICAL_LABEL = 'twokey.dev/critical';
+export const CRITICAL_VALUE = 'true';
+export const APPROVAL_ANNOTATION_PREFIX = 'approval.twokey.dev/';
+
+/** A JSON object as decoded from the wire (never a class instance, never an array). */
+export type JsonObject = { [key: string]: unknown };
+
+export function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export interface GroupResource {
+  readonly group: string;
+  readonly resource: string;
+}
+
+/** `<plural>.<group>`, or the plural alone for the core group: the R of a change subject. */
+export function qualifiedResource(gr: GroupResource): string {
+  return gr.group === '' ? gr.resource : `${gr.resource}.${gr.group}`;
+}
+
+/** The workloads whose deploys and deletes are gated, by kind as written in manifests. */
+export const WORKLOADS = [
+  { group: 'apps', version: 'v1', resource: 'deployments', kind: 'Deployment' },
+  {
+    group: 'apps',
+    version: 'v1',
+    resource: 'statefulsets',
+    kind: 'StatefulSet',
+  },
+  { group: 'apps', version: 'v1', resource: 'daemonsets', kind: 'DaemonSet' },
+  { group: 'batch', version: 'v1', resource: 'cronjobs', kind: 'CronJob' },
+] as const;
+
+export const NAMESPACES = {
+  group: '',
+  version: 'v1',
+  resource: 'namespaces',
+  kind: 'Namespace',
+} as const;
+
+/** Group, version and kind of a gated resource, as kube-apiserver names them in a review. */
+export function typeOfResource(gr: GroupResource): { group: string; version: string; resource: string; kind: string } | undefined {
+  if (gr.group === NAMESPACES.group && gr.resource === NAMESPACES.resource) return NAMESPACES;
+  return WORKLOADS.find((w) => w.group === gr.group && w.resource === gr.resource);
+}
+
+export type GatedResourceKind = 'workload' | 'namespace';
+
+export function classifyResource(gr: GroupResource): GatedResourceKind | undefined {
+  if (gr.group === NAMESPACES.group && gr.resource === NAMESPACES.resource) return 'namespace';
+  if (WORKLOADS.some((w) => w.group === gr.group && w.resource === gr.resource)) return 'workload';
+  return undefined;
+}
+
+/** Maps a manifest's apiVersion/kind to its resource, for objects read from files. */
+export function resourceForKind(apiVersion: string, kind: string): GroupResource | undefined {
+  const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
+  if (kind === NAMESPACES.kind && group === '') return { group: NAMESPACES.group, resource: NAMESPACES.resource };
+  const workload = WORKLOADS.find((w) => w.kind === kind && w.group === group);
+  return workload ? { group: workload.group, resource: workload.resource } : undefined;
+}
+
+/** Metadata of an object, validated. */
+export interface ObjectMeta {
+  readonly name: string;
+  readonly namespace: string;
+  readonly uid: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+export class MalformedObjectError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MalformedObjectError';
+  }
+}
+
+function stringMap(value: unknown, field: string): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (!isJsonObject(value)) throw new MalformedObjectError(`${field} is not a map of strings`);
+  for (const [key, entry] of Object.entries(value)) {
+    if (typeof entry !== 'string') {
+      throw new MalformedObjectError(`${field}[${JSON.stringify(key)}] is not a string`);
+    }
+  }
+  return value as Record<string, string>;
+}
+
+function optionalString(value: unknown, field: string): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value !== 'string') throw new MalformedObjectError(`${field} is not a string`);
+  return value;
+}
+
+/** Reads and validates `metadata`; throws MalformedObjectError naming the bad field. */
+export function readMeta(object: JsonObject): ObjectMeta {
+  const metadata = object.metadata;
+  if (metadata === undefined || metadata === null) {
+    return { name: '', namespace: '', uid: '', labels: {}, annotations: {} };
+  }
+  if (!isJsonObject(metadata)) throw new MalformedObjectError('metadata is not an object');
+  return {
+    name: optionalString(metadata.name, 'metadata.name'),
+    namespace: optionalString(metadata.namespace, 'metadata.namespace'),
+    uid: optionalString(metadata.uid, 'metadata.uid'),
+    labels: stringMap(metadata.labels, 'metadata.labels'),
+    annotations: stringMap(metadata.annotations, 'metadata.annotations'),
+  };
+}
+
+export function hasCriticalLabel(labels: Readonly<Record<string, string>>): boolean {
+  return labels[CRITICAL_LABEL] === CRITICAL_VALUE;
+}
+
+/** Approval annotations of an object, in key order so reports are stable. */
+export function approvalAnnotations(meta: ObjectMeta): Array<{ key: string; value: string }> {
+  return Object.keys(meta.annotations)
+    .filter((key) => key.startsWith(APPROVAL_ANNOTATION_PREFIX))
+    .sort()
+    .map((key) => ({ key, value: meta.annotations[key] as string }));
+}

@@ -1,0 +1,17 @@
+/** Durations as written in the policy and on the command line: `90s`, `15m`, `24h`, `1h30m`. */
+const DURATION = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/;
+
+export function parseDuration(text: string): number | undefined {
+  const match = DURATION.exec(text.trim());
+  if (!match || text.trim() === '') return undefined;
+  const [, h = '0', m = '0', s = '0'] = match;
+  return Number(h) * 3600 + Number(m) * 60 + Number(s);
+}
+
+export function formatDuration(seconds: number): string {
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = Math.round(seconds % 60);
+  const parts = [h ? `${h}h` : '', m ? `${m}m` : '', s || (!h && !m) ? `${s}s` : ''];
+  return parts.join('');
+}

@@ -1,0 +1,93 @@
+/**
+ * The policy file's schema. It is the single source for validation at load, for the types the
+ * rest of the code uses, and for the JSON Schema published with the chart.
+ */
+import Type from 'typebox';
+
+export const SIGNING_ALGORITHMS = [
+  'EdDSA',
+  'Ed25519',
+  'ES256',
+  'ES384',
+  'ES512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'RS256',
+  'RS384',
+  'RS512',
+] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+
+const Duration = Type.String({
+  pattern: '^(?:\\d+h)?(?:\\d+m)?(?:\\d+s)?$',
+  minLength: 2,
+  description: 'a duration such as 90s, 15m, 24h or 1h30m',
+});
+const Name = Type.String({ minLength: 1, maxLength: 253 });
+
+export const IssuerSchema = Type.Object(
+  {
+    issuer: Type.String({
+      minLength: 1,
+      description: 'the `iss` every approval from this change system carries',
+    }),
+    jwksFile: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'path to the issuer JWKS (relative paths are read from the policy file folder)',
+      }),
+    ),
+    jwksUrl: Type.Optional(
+      Type.String({
+        pattern: '^https?://',
+        description: 'https URL of the issuer JWKS (http only for loopback)',
+      }),
+    ),
+    refreshInterval: Type.Optional(Duration),
+  },
+  { additionalProperties: false },
+);
+
+export const PolicySchema = Type.Object(
+  {
+    cluster: Type.String({
+      minLength: 1,
+      maxLength: 253,
+      description: 'the audience every approval must name',
+    }),
+    issuers: Type.Array(IssuerSchema, { minItems: 1 }),
+    approvals: Type.Optional(
+      Type.Object(
+        {
+          required: Type.Optional(Type.Integer({ minimum: 2, maximum: 20 })),
+          maxTtl: Type.Optional(Duration),
+          clockSkew: Type.Optional(Duration),
+          algorithms: Type.Optional(
+            Type.Array(Type.Enum([...SIGNING_ALGORITHMS]), {
+              minItems: 1,
+              uniqueItems: true,
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    critical: Type.Optional(
+      Type.Object({ namespaces: Type.Optional(Type.Array(Name, { uniqueItems: true })) }, { additionalProperties: false }),
+    ),
+    exemptDeleters: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true })),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          maxApprovalAnnotations: Type.Optional(Type.Integer({ minimum: 2, maximum: 1000 })),
+          maxTokenBytes: Type.Optional(Type.Integer({ minimum: 256, maximum: 1048576 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type PolicyDocument = Type.Static<typeof PolicySchema>;

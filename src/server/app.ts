@@ -1,0 +1,251 @@
+/**
+ * The HTTP transport: fastify routes around the decision. Parsing, logging, metrics and the
+ * response shape live here; the judgement itself is `decide`.
+ */
+
+import type { Server as HttpsServer } from 'node:https';
+import { performance } from 'node:perf_hooks';
+import Fastify, {
+  type FastifyError,
+  type FastifyHttpsOptions,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifySchemaValidationError,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
+import type { Logger } from 'pino';
+import { Compile } from 'typebox/compile';
+import type { ConfigSnapshot } from '../config/store.ts';
+import { decide } from '../decision/decide.ts';
+import { type NamespaceView, NO_CLUSTER_VIEW } from '../decision/gate.ts';
+import { cannotJudgeVerdict, type Verdict } from '../decision/verdict.ts';
+import { describeError } from '../errors.ts';
+import {
+  type AdmissionRequest,
+  AdmissionReviewSchema,
+  type AdmissionReviewWire,
+  admissionReviewResponse,
+  toAdmissionRequest,
+} from '../kubernetes/admission.ts';
+import { qualifiedResource } from '../kubernetes/objects.ts';
+import { createMetrics, type TwokeyMetrics } from './metrics.ts';
+
+export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
+
+/** Something that must be loaded before the server can judge. */
+export interface ReadinessCheck {
+  /** Why it is not ready; empty when it is. */
+  notReady(): string[];
+}
+
+export interface TwokeyAppOptions {
+  /** The policy and keys in force. */
+  readonly config: {
+    current(): ConfigSnapshot | undefined;
+    requestRefresh?(issuer: string): void;
+  };
+  readonly readiness?: readonly ReadinessCheck[];
+  readonly namespaces?: NamespaceView;
+  readonly logger?: Logger;
+  readonly metrics?: TwokeyMetrics;
+  readonly https?: { key: string | Buffer; cert: string | Buffer };
+  readonly bodyLimit?: number;
+  /** Seconds since the epoch; injectable for tests. */
+  readonly clock?: () => number;
+  /** Called after the answer is sent, for every judged review. */
+  readonly onDecision?: (request: AdmissionRequest, verdict: Verdict) => void;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    twokeyMetrics: TwokeyMetrics;
+    /** Marks the server as shutting down: /readyz fails from now on. */
+    markDraining(): void;
+  }
+}
+
+/** A Status body, which kube-apiserver quotes when a webhook answers with an HTTP error. */
+function statusBody(code: number, reason: string, message: string) {
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: `twokey: ${message}`,
+    reason,
+    code,
+  };
+}
+
+type SchemaIssue = {
+  instancePath?: string;
+  message?: string;
+  keyword?: string;
+};
+
+function describeSchemaIssues(issues: readonly SchemaIssue[]): string {
+  const lines = issues.slice(0, 5).map((issue) => {
+    const at = issue.instancePath ? issue.instancePath.replace(/^\//, '').replaceAll('/', '.') : '(body)';
+    if (at === 'apiVersion')
+      return 'apiVersion must be admission.k8s.io/v1 (twokey serves AdmissionReview v1 only: set admissionReviewVersions: [v1])';
+    if (at === 'kind') return 'kind must be AdmissionReview';
+    if (issue.keyword === 'required' && at === 'request') return `request ${issue.message ?? 'is incomplete'}`;
+    return `${at} ${issue.message ?? 'is invalid'}`;
+  });
+  return `the body is not an AdmissionReview v1: ${[...new Set(lines)].join('; ')}`;
+}
+
+export function buildApp(options: TwokeyAppOptions): FastifyInstance {
+  const metrics = options.metrics ?? createMetrics({ defaultMetrics: false });
+  const clock = options.clock ?? (() => Date.now() / 1000);
+  const namespaces = options.namespaces ?? NO_CLUSTER_VIEW;
+  let draining = false;
+
+  const serverOptions: FastifyServerOptions = {
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // One decision line per review replaces fastify's per-request lines.
+    logController: new LogController({ disableRequestLogging: true }),
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    schemaErrorFormatter: (errors) => new Error(describeSchemaIssues(errors as SchemaIssue[])),
+  };
+  const app = (options.https
+    ? Fastify({
+        ...serverOptions,
+        https: options.https,
+      } as FastifyHttpsOptions<HttpsServer>)
+    : Fastify(serverOptions)) as unknown as FastifyInstance;
+
+  app.decorate('twokeyMetrics', metrics);
+  app.decorate('markDraining', () => {
+    draining = true;
+  });
+
+  // Route schemas are TypeBox (JSON Schema) checked by TypeBox's compiler: no coercion, no defaults.
+  app.setValidatorCompiler(({ schema }) => {
+    const validator = Compile(schema as Parameters<typeof Compile>[0]);
+    return (data: unknown) =>
+      validator.Check(data)
+        ? { value: data }
+        : {
+            error: validator.Errors(data) as unknown as FastifySchemaValidationError[],
+          };
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const code = error.statusCode ?? 500;
+    if (code >= 500) {
+      request.log.error({ err: error }, 'request failed');
+      return reply.code(500).send(statusBody(500, 'InternalError', 'internal error'));
+    }
+    const bodyError = error.validation !== undefined || (error.code ?? '').startsWith('FST_ERR_CTP') || error.code === 'FST_ERR_VALIDATION';
+    const status = code === 413 ? 413 : 400;
+    const message =
+      error.validation !== undefined
+        ? error.message
+        : code === 413
+          ? `the body is larger than the server's limit of ${options.bodyLimit ?? DEFAULT_BODY_LIMIT} bytes`
+          : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+            ? 'the body must be an AdmissionReview v1 sent as application/json'
+            : `the body is not an AdmissionReview v1: ${error.message}`;
+    metrics.badRequests.inc({
+      reason: bodyError ? (status === 413 ? 'too-large' : 'not-a-review') : 'other',
+    });
+    request.log.warn({ status, error: message }, 'bad admission request');
+    return reply.code(status).send(statusBody(status, status === 413 ? 'RequestEntityTooLarge' : 'BadRequest', message));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply
+      .code(404)
+      .send(statusBody(404, 'NotFound', `no route ${request.method} ${request.url.split('?')[0]}; reviews go to POST /validate`));
+  });
+
+  const judge = (route: '/validate' | '/validate/critical') => {
+    const forceCritical = route === '/validate/critical';
+    return async (request: FastifyRequest<{ Body: AdmissionReviewWire }>, reply: FastifyReply) => {
+      const started = performance.now();
+      const admission = toAdmissionRequest(request.body);
+      let verdict: Verdict;
+      const snapshot = options.config.current();
+      if (snapshot === undefined) {
+        verdict = cannotJudgeVerdict('the policy and keys are not loaded yet');
+      } else {
+        try {
+          verdict = await decide(admission, {
+            ...snapshot,
+            namespaces,
+            forceCritical,
+            now: clock(),
+          });
+        } catch (error) {
+          // decide() does not throw; this is the last line that keeps an error from admitting.
+          verdict = cannotJudgeVerdict(`internal error (${describeError(error)})`);
+        }
+      }
+      const answer = admissionReviewResponse(admission.uid, verdict);
+      const durationMs = performance.now() - started;
+      const verdictLabel = verdict.allowed ? 'admitted' : 'refused';
+      metrics.reviews.inc({
+        verdict: verdictLabel,
+        action: verdict.action ?? 'none',
+        dry_run: String(admission.dryRun),
+        route,
+      });
+      metrics.decisionSeconds.observe({ verdict: verdictLabel }, durationMs / 1000);
+      const notCounted = verdict.approvals.filter((a) => a.status !== 'counted');
+      for (const report of notCounted) metrics.notCounted.inc({ code: report.code ?? 'other' });
+      if (snapshot && notCounted.some((a) => a.code === 'kid')) {
+        for (const issuer of snapshot.policy.issuers) options.config.requestRefresh?.(issuer.issuer);
+      }
+      request.log.info(
+        {
+          uid: admission.uid,
+          user: admission.user.username,
+          operation: admission.operation,
+          resource: qualifiedResource(admission.resource),
+          subResource: admission.subResource || undefined,
+          namespace: admission.namespace || undefined,
+          name: admission.name || verdict.target?.name || undefined,
+          dryRun: admission.dryRun,
+          route,
+          action: verdict.action,
+          verdict: verdictLabel,
+          summary: verdict.summary,
+          reasons: notCounted.length ? notCounted.map((a) => `${a.key}: ${a.code}`) : undefined,
+          change: verdict.change,
+          approvers: verdict.approvers,
+          digest: verdict.digest,
+          durationMs: Math.round(durationMs * 1000) / 1000,
+        },
+        'admission decision',
+      );
+      if (options.onDecision) {
+        const notify = options.onDecision;
+        reply.raw.once('finish', () => setImmediate(() => notify(admission, verdict)));
+      }
+      return reply.send(answer);
+    };
+  };
+
+  const reviewRoute = { schema: { body: AdmissionReviewSchema } };
+  app.post('/validate', reviewRoute, judge('/validate'));
+  app.post('/validate/critical', reviewRoute, judge('/validate/critical'));
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const reasons = draining ? ['shutting down'] : [];
+    if (!options.config.current()) reasons.push('no policy loaded');
+    for (const check of options.readiness ?? []) reasons.push(...check.notReady());
+    metrics.ready.set(reasons.length === 0 ? 1 : 0);
+    return reasons.length === 0 ? { status: 'ready' } : reply.code(503).send({ status: 'not ready', reasons });
+  });
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  return app;
+}

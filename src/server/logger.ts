@@ -1,0 +1,20 @@
+/**
+ * Structured logs. Decision lines carry who, what and why, never token values; the redaction
+ * paths below are a second line of defence should a header or token reach a log call.
+ */
+import { type LevelWithSilent, type Logger, pino } from 'pino';
+
+export const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function createLogger(level: LevelWithSilent = 'info', destination?: NodeJS.WritableStream): Logger {
+  const options = {
+    level,
+    base: { service: 'twokey' },
+    redact: {
+      paths: ['req.headers.authorization', '*.token', '*.tokens', 'token', 'privateKey'],
+      censor: '[redacted]',
+    },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  return destination ? pino(options, destination as pino.DestinationStream) : pino(options);
+}

@@ -1,0 +1,58 @@
+/**
+ * Prometheus metrics. One registry per server, so tests and the benchmark can run several.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface TwokeyMetrics {
+  readonly registry: Registry;
+  readonly reviews: Counter<'verdict' | 'action' | 'dry_run' | 'route'>;
+  readonly decisionSeconds: Histogram<'verdict'>;
+  readonly notCounted: Counter<'code'>;
+  readonly badRequests: Counter<'reason'>;
+  readonly reloads: Counter<'kind' | 'result'>;
+  readonly ready: Gauge;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): TwokeyMetrics {
+  const registry = new Registry();
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    reviews: new Counter({
+      name: 'twokey_admission_reviews_total',
+      help: 'Admission reviews answered, by verdict (admitted|refused), gated action (none when not gated), dry run and route.',
+      labelNames: ['verdict', 'action', 'dry_run', 'route'],
+      registers: [registry],
+    }),
+    decisionSeconds: new Histogram({
+      name: 'twokey_admission_decision_seconds',
+      help: 'Time to judge one admission review, from parsed body to answer.',
+      labelNames: ['verdict'],
+      buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    notCounted: new Counter({
+      name: 'twokey_approvals_not_counted_total',
+      help: 'Approval annotations on gated requests that did not count, by reason code.',
+      labelNames: ['code'],
+      registers: [registry],
+    }),
+    badRequests: new Counter({
+      name: 'twokey_bad_requests_total',
+      help: 'Requests to the review endpoints refused with an HTTP error because the body was not an AdmissionReview v1.',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    reloads: new Counter({
+      name: 'twokey_config_reloads_total',
+      help: 'Policy and JWKS reloads, by kind (policy|jwks|tls) and result (ok|error). An error keeps the last good version in force.',
+      labelNames: ['kind', 'result'],
+      registers: [registry],
+    }),
+    ready: new Gauge({
+      name: 'twokey_ready',
+      help: '1 when the server is ready to judge (policy, keys and namespace cache loaded).',
+      registers: [registry],
+    }),
+  };
+}

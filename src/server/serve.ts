@@ -1,0 +1,135 @@
+/**
+ * Runs the webhook: loads policy, keys and certificate, serves HTTPS, keeps all three current,
+ * and drains in-flight reviews on shutdown.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { ConfigStore } from '../config/store.ts';
+import type { FilePoller } from '../config/watch.ts';
+import type { NamespaceView } from '../decision/gate.ts';
+import type { Verdict } from '../decision/verdict.ts';
+import { describeError } from '../errors.ts';
+import type { AdmissionRequest } from '../kubernetes/admission.ts';
+import { buildApp, type ReadinessCheck } from './app.ts';
+import { createMetrics } from './metrics.ts';
+import { readTlsFiles, type TlsFiles, type TlsMaterial, watchTlsFiles } from './tls.ts';
+
+/** What a cluster connection adds to the server: namespace labels, readiness, events. */
+export interface ClusterIntegration extends ReadinessCheck {
+  readonly namespaces: NamespaceView;
+  onDecision?(request: AdmissionRequest, verdict: Verdict): void;
+  stop(): Promise<void> | void;
+}
+
+export interface ServeOptions {
+  readonly policyPath: string;
+  readonly tls?: TlsFiles;
+  readonly host: string;
+  readonly port: number;
+  readonly logger: Logger;
+  readonly pollIntervalMs?: number;
+  readonly bodyLimit?: number;
+  readonly cluster?: ClusterIntegration;
+}
+
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly store: ConfigStore;
+  readonly url: string;
+  readonly port: number;
+  /** The CA a client must trust when the server made its own certificate. */
+  readonly generatedCa?: string;
+  /** Stops reporting ready, waits `drainMs`, then closes after in-flight reviews finish. */
+  shutdown(drainMs?: number): Promise<void>;
+}
+
+async function ephemeralTls(): Promise<TlsMaterial & { ca: string }> {
+  const { createCertificateAuthority, issueServingCertificate } = await import('../dev/certificates.ts');
+  const ca = await createCertificateAuthority('twokey ephemeral CA', 30);
+  const serving = await issueServingCertificate(ca, { dns: ['localhost'], ips: ['127.0.0.1', '::1'] }, 30);
+  return { cert: serving.certPem, key: serving.keyPem, ca: serving.caPem };
+}
+
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const { logger } = options;
+  const metrics = createMetrics();
+  const pollIntervalMs = options.pollIntervalMs ?? 5000;
+  const store = new ConfigStore({
+    policyPath: options.policyPath,
+    pollIntervalMs,
+    observer: {
+      reloaded(kind, source) {
+        metrics.reloads.inc({ kind, result: 'ok' });
+        logger.info({ kind, source }, `${kind} reloaded`);
+      },
+      failed(kind, source, error) {
+        metrics.reloads.inc({ kind, result: 'error' });
+        logger.error({ kind, source, error: describeError(error) }, `${kind} reload refused; the last good version stays in force`);
+      },
+    },
+  });
+  await store.start();
+  for (const reason of store.notReady()) logger.warn({ reason }, 'not ready yet');
+
+  let tls: TlsMaterial;
+  let generatedCa: string | undefined;
+  if (options.tls) {
+    tls = await readTlsFiles(options.tls);
+  } else {
+    const ephemeral = await ephemeralTls();
+    tls = ephemeral;
+    generatedCa = ephemeral.ca;
+    logger.warn('no --tls-cert/--tls-key given: serving with a throwaway self-signed certificate for localhost');
+  }
+
+  const cluster = options.cluster;
+  const app = buildApp({
+    config: store,
+    readiness: [store, ...(cluster ? [cluster] : [])],
+    ...(cluster ? { namespaces: cluster.namespaces } : {}),
+    ...(cluster?.onDecision ? { onDecision: cluster.onDecision.bind(cluster) } : {}),
+    logger,
+    metrics,
+    https: tls,
+    ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
+  });
+  await app.listen({ host: options.host, port: options.port });
+  const port = (app.server.address() as AddressInfo).port;
+
+  let tlsPoller: FilePoller | undefined;
+  if (options.tls) {
+    tlsPoller = await watchTlsFiles(app.server as unknown as TlsServer, options.tls, pollIntervalMs, {
+      reloaded() {
+        metrics.reloads.inc({ kind: 'tls', result: 'ok' });
+        logger.info('TLS certificate reloaded');
+      },
+      failed(error) {
+        metrics.reloads.inc({ kind: 'tls', result: 'error' });
+        logger.warn({ error: describeError(error) }, 'TLS certificate reload refused; the current one stays in use');
+      },
+    });
+  }
+
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  let shuttingDown: Promise<void> | undefined;
+  return {
+    app,
+    store,
+    port,
+    url: `https://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
+    ...(generatedCa ? { generatedCa } : {}),
+    shutdown(drainMs = 0) {
+      shuttingDown ??= (async () => {
+        app.markDraining();
+        if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
+        await app.close();
+        tlsPoller?.stop();
+        store.stop();
+        await cluster?.stop();
+      })();
+      return shuttingDown;
+    },
+  };
+}

@@ -1,0 +1,224 @@
+/**
+ * A small world for tests: an issuer with keys, a policy, objects shaped as kube-apiserver sends
+ * them, and approvals minted for them.
+ */
+import type { JWK } from 'jose';
+import type { ConfigSnapshot } from '../../src/config/store.ts';
+import type { ExpectedBinding } from '../../src/decision/approval.ts';
+import { type Action, deploySpec, digestOf } from '../../src/decision/digest.ts';
+import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
+import { generateIssuerKey, mintApproval } from '../../src/keys/signing.ts';
+import { type AdmissionRequest, type AdmissionReviewWire, toAdmissionRequest } from '../../src/kubernetes/admission.ts';
+import { type JsonObject, qualifiedResource, resourceForKind } from '../../src/kubernetes/objects.ts';
+import { buildAdmissionReview } from '../../src/kubernetes/review-builder.ts';
+import { policyFromDocument } from '../../src/policy/load.ts';
+import type { Policy } from '../../src/policy/policy.ts';
+
+export const ISSUER = 'https://change.example.com';
+export const CLUSTER = 'prod-eu-1';
+export const NOW = 1_800_000_000;
+
+export interface Issuer {
+  readonly issuer: string;
+  readonly privateJwk: JWK;
+  readonly jwks: { keys: JWK[] };
+}
+
+export async function makeIssuer(issuer = ISSUER, alg: 'EdDSA' | 'ES256' = 'EdDSA', kid?: string): Promise<Issuer> {
+  const pair = await generateIssuerKey(alg, kid);
+  return { issuer, ...pair };
+}
+
+export function makePolicy(document: Record<string, unknown> = {}): Policy {
+  return policyFromDocument(
+    {
+      cluster: CLUSTER,
+      issuers: [{ issuer: ISSUER, jwksFile: 'jwks.json' }],
+      critical: { namespaces: ['payments'] },
+      ...document,
+    },
+    '/etc/twokey',
+  );
+}
+
+export async function makeSnapshot(issuers: Issuer[], policy = makePolicy()): Promise<ConfigSnapshot> {
+  const sets = await Promise.all(issuers.map((i) => importJwks(i.issuer, i.jwks, 'test')));
+  return { policy, keys: new KeyRing(sets) };
+}
+
+export function deployment(
+  options: {
+    name?: string;
+    namespace?: string;
+    image?: string;
+    replicas?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    uid?: string;
+  } = {},
+): JsonObject {
+  const name = options.name ?? 'api';
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name,
+      namespace: options.namespace ?? 'payments',
+      uid: options.uid ?? '8a1e598b-cc4b-49b7-a465-bee6204c18db',
+      generation: 1,
+      creationTimestamp: '2026-11-27T08:52:31Z',
+      labels: { app: name, ...options.labels },
+      annotations: { ...options.annotations },
+    },
+    spec: {
+      replicas: options.replicas ?? 3,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          containers: [
+            {
+              name,
+              image: options.image ?? 'registry.example.com/api:1.0.0',
+              imagePullPolicy: 'IfNotPresent',
+            },
+          ],
+        },
+      },
+      strategy: {
+        type: 'RollingUpdate',
+        rollingUpdate: { maxSurge: '25%', maxUnavailable: '25%' },
+      },
+    },
+    status: {},
+  };
+}
+
+export function namespaceObject(
+  name: string,
+  options: {
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    uid?: string;
+  } = {},
+): JsonObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: {
+      name,
+      uid: options.uid ?? `uid-${name}-1`,
+      resourceVersion: '123',
+      labels: { 'kubernetes.io/metadata.name': name, ...options.labels },
+      annotations: { ...options.annotations },
+    },
+    spec: { finalizers: ['kubernetes'] },
+    status: { phase: 'Active' },
+  };
+}
+
+export function withAnnotations(object: JsonObject, annotations: Record<string, string>): JsonObject {
+  const copy = structuredClone(object);
+  const meta = copy.metadata as JsonObject;
+  meta.annotations = {
+    ...(meta.annotations as Record<string, string>),
+    ...annotations,
+  };
+  return copy;
+}
+
+export function withLabels(object: JsonObject, labels: Record<string, string | undefined>): JsonObject {
+  const copy = structuredClone(object);
+  const meta = copy.metadata as JsonObject;
+  const merged: Record<string, string> = {
+    ...(meta.labels as Record<string, string>),
+  };
+  for (const [k, v] of Object.entries(labels)) {
+    if (v === undefined) delete merged[k];
+    else merged[k] = v;
+  }
+  meta.labels = merged;
+  return copy;
+}
+
+export interface ReviewOptions {
+  operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
+  object?: JsonObject | null;
+  oldObject?: JsonObject | null;
+  user?: string;
+  dryRun?: boolean;
+  subResource?: string;
+  /** Omit `name`, as for items of a deletecollection. */
+  noName?: boolean;
+  resource?: { group: string; version: string; resource: string; kind: string };
+}
+
+/** An AdmissionReview v1 exactly as kube-apiserver sends it (reference section 1). */
+export function admissionReview(options: ReviewOptions): AdmissionReviewWire {
+  return buildAdmissionReview({
+    operation: options.operation,
+    object: options.object ?? null,
+    oldObject: options.oldObject ?? null,
+    username: options.user ?? 'deployer@example.com',
+    groups: ['system:authenticated'],
+    dryRun: options.dryRun ?? false,
+    ...(options.subResource ? { subResource: options.subResource } : {}),
+    ...(options.noName ? { omitName: true } : {}),
+    ...(options.resource ? { resource: options.resource } : {}),
+  });
+}
+
+export function request(options: ReviewOptions): AdmissionRequest {
+  return toAdmissionRequest(admissionReview(options));
+}
+
+export function bindingFor(action: Action, object: JsonObject): ExpectedBinding {
+  const meta = object.metadata as JsonObject;
+  const kind = object.kind as string;
+  const gr = resourceForKind(object.apiVersion as string, kind);
+  if (!gr) throw new Error(`no resource for ${kind}`);
+  const qualified = qualifiedResource(gr);
+  const namespace = kind === 'Namespace' ? '' : (meta.namespace as string);
+  const name = meta.name as string;
+  const digest =
+    action === 'deploy'
+      ? digestOf({
+          action,
+          resource: qualified,
+          namespace,
+          name,
+          spec: deploySpec(object),
+        })
+      : digestOf({
+          action,
+          resource: qualified,
+          namespace,
+          name,
+          uid: meta.uid as string,
+        });
+  return { action, resource: qualified, namespace, name, digest };
+}
+
+export interface ApproveOptions {
+  approver: string;
+  change?: string;
+  requester?: string;
+  ttlSeconds?: number;
+  now?: number;
+  audience?: string;
+  binding?: Partial<ExpectedBinding>;
+}
+
+export async function approve(issuer: Issuer, action: Action, object: JsonObject, options: ApproveOptions): Promise<string> {
+  return mintApproval({
+    privateJwk: issuer.privateJwk,
+    issuer: issuer.issuer,
+    audience: options.audience ?? CLUSTER,
+    approver: options.approver,
+    change: options.change ?? 'CHG0031337',
+    binding: { ...bindingFor(action, object), ...options.binding },
+    ttlSeconds: options.ttlSeconds ?? 3600,
+    ...(options.requester !== undefined ? { requester: options.requester } : {}),
+    now: options.now ?? NOW - 60,
+  });
+}
