@@ -1,0 +1,269 @@
+/**
+ * The `twokey` command, run as a user runs it.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { runCli } from '../support/cli.ts';
+
+/** Sorted-key JSON: RFC 8785 for ASCII member names and integers, written independently of src. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+const sha = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`;
+
+let dir: string;
+const path = (name: string) => join(dir, name);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'twokey-cli-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('help and usage', () => {
+  it.each(['serve', 'keygen', 'digest', 'approve', 'check', 'demo'])('%s --help exits 0', async (command) => {
+    const result = await runCli([command, '--help']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`Usage: twokey ${command}`);
+  });
+
+  it('exits 2 on unknown commands, unknown options and missing options, naming them', async () => {
+    expect((await runCli(['launch'])).code).toBe(2);
+    const unknown = await runCli(['digest', '-f', 'x', '--frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown option '--frobnicate'");
+    const missing = await runCli(['approve', '--issuer', 'x']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("required option '--private-key <jwk>' not specified");
+  });
+});
+
+describe('the change system flow: keygen, digest, approve, check', () => {
+  beforeAll(async () => {
+    const keygen = await runCli([
+      'keygen',
+      '--issuer',
+      'https://change.example.com',
+      '--kid',
+      'k1',
+      '--private-key',
+      path('private.jwk.json'),
+      '--jwks',
+      path('jwks.json'),
+    ]);
+    expect(keygen.code, keygen.stderr).toBe(0);
+    await writeFile(
+      path('policy.yaml'),
+      `cluster: prod-eu-1\nissuers:\n  - issuer: https://change.example.com\n    jwksFile: jwks.json\ncritical:\n  namespaces: [payments]\n`,
+    );
+  });
+
+  it('keygen writes a private JWK only its owner can read, and a public JWKS', async () => {
+    const privateJwk = JSON.parse(await readFile(path('private.jwk.json'), 'utf8'));
+    const jwks = JSON.parse(await readFile(path('jwks.json'), 'utf8'));
+    expect(privateJwk).toMatchObject({ kty: 'OKP', crv: 'Ed25519', kid: 'k1', alg: 'EdDSA' });
+    expect(privateJwk.d).toBeTypeOf('string');
+    expect(jwks.keys).toHaveLength(1);
+    expect(jwks.keys[0]).not.toHaveProperty('d');
+    expect((await stat(path('private.jwk.json'))).mode & 0o777).toBe(0o600);
+  });
+
+  it('keygen refuses to overwrite a key, and makes ES256 keys on request', async () => {
+    const again = await runCli(['keygen', '--issuer', 'i', '--private-key', path('private.jwk.json'), '--jwks', path('other.json')]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('exists; pass --force');
+    const es = await runCli([
+      'keygen',
+      '--issuer',
+      'i',
+      '--alg',
+      'ES256',
+      '--private-key',
+      path('es.jwk.json'),
+      '--jwks',
+      path('es.jwks.json'),
+    ]);
+    expect(es.code).toBe(0);
+    expect(JSON.parse(await readFile(path('es.jwk.json'), 'utf8'))).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256' });
+  });
+
+  it('digest prints one line per object with the contract digest', async () => {
+    const result = await runCli(['digest', '-f', 'examples/deployment.yaml']);
+    expect(result.code).toBe(0);
+    const manifest = parse(await readFile('examples/deployment.yaml', 'utf8'));
+    const { replicas: _r, ...spec } = manifest.spec;
+    const expected = sha(canonical({ action: 'deploy', resource: 'deployments.apps', namespace: 'payments', name: 'api', spec }));
+    expect(result.stdout).toBe(`${expected}  deployments.apps payments/api\n`);
+  });
+
+  it('digest reads stdin, several documents, and the default namespace', async () => {
+    const input =
+      'apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec: {replicas: 1}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: team-a, uid: u-1}\n';
+    const result = await runCli(['digest', '-f', '-', '-n', 'team-b'], { input });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(
+      `${sha(canonical({ action: 'deploy', resource: 'statefulsets.apps', namespace: 'team-b', name: 'db', spec: {} }))}  statefulsets.apps team-b/db\n` +
+        `${sha(canonical({ action: 'delete', resource: 'namespaces', namespace: '', name: 'team-a', uid: 'u-1' }))}  namespaces /team-a\n`,
+    );
+    expect(result.stderr).toContain('skipped: ConfigMap c');
+  });
+
+  it('digest exits 2 naming the object when a delete digest has no uid to bind', async () => {
+    const result = await runCli(['digest', '-f', 'examples/deployment.yaml', '--action', 'delete']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('deployments.apps payments/api has no metadata.uid');
+  });
+
+  it('digest exits 2 on a file that is not YAML, or missing', async () => {
+    await writeFile(path('broken.yaml'), 'kind: [unclosed');
+    expect((await runCli(['digest', '-f', path('broken.yaml')])).stderr).toContain('is not valid YAML');
+    const missing = await runCli(['digest', '-f', path('nope.yaml')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('cannot read');
+  });
+
+  async function approve(approver: string, extra: string[] = []): Promise<string> {
+    const result = await runCli([
+      'approve',
+      '--private-key',
+      path('private.jwk.json'),
+      '--issuer',
+      'https://change.example.com',
+      '--audience',
+      'prod-eu-1',
+      '--approver',
+      approver,
+      '--change',
+      'CHG0031337',
+      '-f',
+      'examples/deployment.yaml',
+      ...extra,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+    return result.stdout.trim();
+  }
+
+  async function annotated(tokens: Record<string, string>): Promise<string> {
+    const manifest = parse(await readFile('examples/deployment.yaml', 'utf8'));
+    manifest.metadata.annotations = Object.fromEntries(Object.entries(tokens).map(([k, v]) => [`approval.twokey.dev/${k}`, v]));
+    const file = path(`api-${Object.keys(tokens).join('-') || 'none'}.json`);
+    await writeFile(file, JSON.stringify(manifest));
+    return file;
+  }
+
+  it('check refuses without approvals (exit 1) and prints the refusal as kubectl would', async () => {
+    const result = await runCli(['check', '--config', path('policy.yaml'), '-f', 'examples/deployment.yaml', '--user', 'alice']);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(
+      /^Error from server \(Forbidden\): error when creating "examples\/deployment.yaml": admission webhook "workloads.twokey.dev" denied the request: twokey: deploy of deployments.apps payments\/api refused: 0 of 2/,
+    );
+  });
+
+  it('check admits two approvals minted by twokey approve (exit 0), and refuses one', async () => {
+    const bob = await approve('bob@example.com');
+    const carol = await approve('carol@example.com');
+    const admitted = await runCli(['check', '--config', path('policy.yaml'), '-f', await annotated({ bob, carol }), '--user', 'alice']);
+    expect(admitted.code, admitted.stdout + admitted.stderr).toBe(0);
+    expect(admitted.stdout).toContain('deployments.apps payments/api: admitted');
+    const one = await runCli(['check', '--config', path('policy.yaml'), '-f', await annotated({ bob }), '--user', 'alice', '-o', 'json']);
+    expect(one.code).toBe(1);
+    expect(JSON.parse(one.stdout)[0]).toMatchObject({
+      object: 'deployments.apps payments/api',
+      allowed: false,
+      action: 'deploy',
+      approvers: ['bob@example.com'],
+    });
+  });
+
+  it('check refuses a self-approval, and judges an UPDATE against --old', async () => {
+    const alice = await approve('alice');
+    const bob = await approve('bob@example.com');
+    const self = await runCli(['check', '--config', path('policy.yaml'), '-f', await annotated({ alice, bob }), '--user', 'alice']);
+    expect(self.code).toBe(1);
+    expect(self.stdout).toContain('approval.twokey.dev/alice: approver "alice" is the user making this request');
+    const metadataOnly = await runCli([
+      'check',
+      '--config',
+      path('policy.yaml'),
+      '-f',
+      await annotated({ bob }),
+      '--old',
+      'examples/deployment.yaml',
+      '--user',
+      'alice',
+    ]);
+    expect(metadataOnly.code).toBe(0);
+  });
+
+  it('approve --digest binds the digest from a refusal', async () => {
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const token = await approve('bob@example.com', ['--digest', digest, '--ttl', '15m']);
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString());
+    expect(payload.twokey).toMatchObject({
+      digest,
+      action: 'deploy',
+      resource: 'deployments.apps',
+      namespace: 'payments',
+      name: 'api',
+      change: 'CHG0031337',
+    });
+    expect(payload.exp - payload.iat).toBe(900);
+    const header = JSON.parse(Buffer.from(token.split('.')[0] as string, 'base64url').toString());
+    expect(header).toEqual({ alg: 'EdDSA', typ: 'twokey-approval+jwt', kid: 'k1' });
+  });
+
+  it('approve exits 2 on a malformed digest or approver', async () => {
+    const base = [
+      'approve',
+      '--private-key',
+      path('private.jwk.json'),
+      '--issuer',
+      'i',
+      '--audience',
+      'a',
+      '--change',
+      'c',
+      '-f',
+      'examples/deployment.yaml',
+    ];
+    const digest = await runCli([...base, '--approver', 'bob', '--digest', 'sha256:XYZ']);
+    expect(digest.code).toBe(2);
+    expect(digest.stderr).toContain('expected sha256: followed by 64 lowercase hex digits');
+    const approver = await runCli([...base, '--approver', 'bob smith']);
+    expect(approver.code).toBe(2);
+    expect(approver.stderr).toContain('--approver "bob smith" is not a valid identity');
+  });
+
+  it('check exits 2 on an invalid policy, naming the field', async () => {
+    await writeFile(path('bad-policy.yaml'), 'cluster: x\nissuers: [{issuer: a, jwksFile: jwks.json}]\napprovals: {required: 1}\n');
+    const result = await runCli(['check', '--config', path('bad-policy.yaml'), '-f', 'examples/deployment.yaml']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('approvals.required: must be >= 2');
+  });
+});
+
+describe('demo', () => {
+  it('walks through the story and exits 0', async () => {
+    const result = await runCli(['demo'], { timeoutMs: 30_000 });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('refused: 0 of 2 required approvals');
+    expect(result.stdout).toContain('refused: 1 of 2 required approvals');
+    expect(result.stdout).toContain('is the user making this request');
+    expect(result.stdout).toContain('deployment.apps/api created');
+    expect(result.stdout).toContain('namespace "payments" deleted');
+    expect(result.stdout).toContain('Every step got the verdict the two-person rule calls for.');
+  });
+});

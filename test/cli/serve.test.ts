@@ -1,0 +1,131 @@
+/**
+ * `twokey serve` as a process: starts, answers, reloads its certificate, drains on SIGTERM.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueServingCertificate } from '../../src/dev/certificates.ts';
+import { callWebhook } from '../../src/kubernetes/webhook-client.ts';
+import { runCli, startCli } from '../support/cli.ts';
+import { eventually, SERVICE_NAME, type ServerFiles, serverFiles } from '../support/files.ts';
+import { admissionReview, deployment, makeIssuer } from '../support/world.ts';
+
+interface Served {
+  child: ChildProcess;
+  logs: Array<Record<string, unknown>>;
+  port: number;
+  exited: Promise<number | null>;
+}
+
+async function serve(args: string[], cwd?: string): Promise<Served> {
+  const child = startCli(['serve', '--host', '127.0.0.1', '--port', '0', ...args], cwd ? { cwd } : {});
+  const logs: Array<Record<string, unknown>> = [];
+  let buffer = '';
+  child.stdout?.on('data', (chunk) => {
+    buffer += chunk;
+    const lines = buffer.split('\n');
+    buffer = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) logs.push(JSON.parse(line));
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await eventually(() => logs.some((l) => l.msg === 'twokey is serving'), 10_000);
+  const url = new URL(logs.find((l) => l.msg === 'twokey is serving')?.url as string);
+  return { child, logs, port: Number(url.port), exited };
+}
+
+function peerSerial(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/healthz', ca, servername: SERVICE_NAME, agent: false }, (res) => {
+      resolve((res.socket as TLSSocket).getPeerCertificate().serialNumber);
+      res.resume();
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+let files: ServerFiles;
+beforeAll(async () => {
+  files = await serverFiles(await makeIssuer());
+});
+afterAll(async () => {
+  await files.cleanup();
+});
+
+describe('twokey serve', () => {
+  it('serves, reloads a rotated certificate, and drains on SIGTERM', async () => {
+    const served = await serve([
+      '--config',
+      files.policy,
+      '--tls-cert',
+      files.cert,
+      '--tls-key',
+      files.key,
+      '--poll-interval',
+      '1s',
+      '--shutdown-delay',
+      '1s',
+    ]);
+    try {
+      const endpoint = {
+        url: `https://127.0.0.1:${served.port}/validate`,
+        serverName: SERVICE_NAME,
+        caBundle: files.ca.certPem,
+        webhookName: 'workloads.twokey.dev',
+      };
+      expect((await callWebhook(endpoint, admissionReview({ operation: 'CREATE', object: deployment() }))).kind).toBe('denied');
+
+      const before = await peerSerial(served.port, files.ca.certPem);
+      const next = await issueServingCertificate(files.ca, { dns: [SERVICE_NAME] }, 2);
+      await writeFile(files.key, next.keyPem);
+      await writeFile(files.cert, next.certPem);
+      await eventually(async () => (await peerSerial(served.port, files.ca.certPem)) !== before, 8000);
+      expect(served.logs.some((l) => l.msg === 'TLS certificate reloaded')).toBe(true);
+
+      served.child.kill('SIGTERM');
+      // While draining, the server still answers and reports unready.
+      await eventually(() => served.logs.some((l) => String(l.msg).startsWith('shutting down')), 3000);
+      expect((await callWebhook(endpoint, admissionReview({ operation: 'CREATE', object: deployment() }))).kind).toBe('denied');
+      expect(await served.exited).toBe(0);
+      expect(served.logs.at(-1)?.msg).toBe('stopped');
+    } finally {
+      served.child.kill('SIGKILL');
+    }
+  });
+
+  it('exits 2 with the reason when the policy is invalid', async () => {
+    await writeFile(join(files.dir, 'broken.yaml'), 'cluster: x\n');
+    const result = await runCli(['serve', '--config', join(files.dir, 'broken.yaml'), '--port', '0', '--host', '127.0.0.1']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('issuers');
+  });
+
+  it('exits 2 when only one of --tls-cert and --tls-key is given', async () => {
+    const result = await runCli(['serve', '--config', files.policy, '--tls-cert', files.cert]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--tls-cert and --tls-key go together');
+  });
+
+  it('--dev makes a development setup on first run and reuses it after', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'twokey-dev-'));
+    try {
+      for (const expected of ['created', 'reusing']) {
+        const served = await serve(['--dev'], cwd);
+        let stderr = '';
+        served.child.stderr?.on('data', (c) => {
+          stderr += c;
+        });
+        await eventually(() => stderr.includes('npx twokey demo'));
+        expect(stderr).toContain(`twokey development server (${expected} .twokey-dev/)`);
+        served.child.kill('SIGTERM');
+        expect(await served.exited).toBe(0);
+      }
+    } finally {
+      await rm(cwd, { recursive: true, force: true });
+    }
+  });
+});

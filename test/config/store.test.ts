@@ -1,0 +1,174 @@
+/**
+ * Policy and keys stay current without a restart, and a bad new version never replaces a good one.
+ */
+import { writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type ConfigObserver, ConfigStore } from '../../src/config/store.ts';
+import { eventually, policyYaml, type ServerFiles, serverFiles } from '../support/files.ts';
+import { type Issuer, makeIssuer } from '../support/world.ts';
+
+let issuer: Issuer;
+let rotated: Issuer;
+const cleanups: Array<() => Promise<void> | void> = [];
+
+beforeAll(async () => {
+  issuer = await makeIssuer('https://change.example.com', 'EdDSA', 'k1');
+  rotated = await makeIssuer('https://change.example.com', 'ES256', 'k2');
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function recorder() {
+  const events: string[] = [];
+  const observer: ConfigObserver = {
+    reloaded: (kind) => events.push(`${kind}:ok`),
+    failed: (kind, _source, error) => events.push(`${kind}:error:${(error as Error).message}`),
+  };
+  return { events, observer };
+}
+
+async function storeWithFiles(): Promise<{ store: ConfigStore; files: ServerFiles; events: string[] }> {
+  const files = await serverFiles(issuer);
+  const { events, observer } = recorder();
+  const store = new ConfigStore({ policyPath: files.policy, observer, pollIntervalMs: 20 });
+  await store.start();
+  cleanups.push(
+    () => files.cleanup(),
+    () => store.stop(),
+  );
+  return { store, files, events };
+}
+
+describe('files', () => {
+  it('loads policy and keys, and is ready', async () => {
+    const { store } = await storeWithFiles();
+    expect(store.notReady()).toEqual([]);
+    expect(store.current()?.keys.find(issuer.issuer, 'k1')).toBeDefined();
+  });
+
+  it('reloads a changed policy', async () => {
+    const { store, files, events } = await storeWithFiles();
+    await files.writePolicy(policyYaml(issuer.issuer, 'approvals:\n  required: 3\n'));
+    await eventually(() => store.current()?.policy.required === 3);
+    expect(events).toContain('policy:ok');
+  });
+
+  it('keeps the last good policy when the new one is invalid, and says why', async () => {
+    const { store, files, events } = await storeWithFiles();
+    await files.writePolicy(policyYaml(issuer.issuer, 'approvals:\n  required: 1\n'));
+    await eventually(() => events.length > 0);
+    expect(events[0]).toMatch(/^policy:error:.*approvals.required: must be >= 2/);
+    expect(store.current()?.policy.required).toBe(2);
+  });
+
+  it('refuses a new policy whose JWKS file is broken, as a whole', async () => {
+    const { store, files, events } = await storeWithFiles();
+    await writeFile(`${files.dir}/other.json`, '{"keys": "nope"}');
+    await files.writePolicy(
+      policyYaml(issuer.issuer, 'approvals:\n  required: 3\n').replace('jwksFile: jwks.json', 'jwksFile: other.json'),
+    );
+    await eventually(() => events.length > 0);
+    expect(events[0]).toMatch(/^policy:error:.*not a JWKS/);
+    expect(store.current()?.policy.required).toBe(2);
+  });
+
+  it('reloads a rotated JWKS file', async () => {
+    const { store, files, events } = await storeWithFiles();
+    await writeFile(files.jwks, JSON.stringify({ keys: [...issuer.jwks.keys, ...rotated.jwks.keys] }));
+    await eventually(() => store.current()?.keys.find(issuer.issuer, 'k2') !== undefined);
+    expect(events).toContain('jwks:ok');
+  });
+
+  it.each([
+    ['not JSON', '{'],
+    ['private key material', () => JSON.stringify({ keys: [issuer.privateJwk] })],
+    ['no usable key', JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0', kid: 'h' }] })],
+  ])('keeps the last good JWKS when the new one holds %s', async (_name, content) => {
+    const { store, files, events } = await storeWithFiles();
+    await writeFile(files.jwks, typeof content === 'function' ? content() : content);
+    await eventually(() => events.length > 0);
+    expect(events[0]).toMatch(/^jwks:error:/);
+    expect(store.current()?.keys.find(issuer.issuer, 'k1')).toBeDefined();
+  });
+
+  it('refuses to start on an invalid policy', async () => {
+    const files = await serverFiles(issuer);
+    cleanups.push(() => files.cleanup());
+    await files.writePolicy('cluster: x\n');
+    await expect(new ConfigStore({ policyPath: files.policy }).start()).rejects.toThrow(/issuers/);
+  });
+});
+
+describe('JWKS URLs', () => {
+  let server: Server;
+  let answer: () => [number, string];
+  let fetches = 0;
+
+  beforeAll(async () => {
+    server = createServer((_req, res) => {
+      fetches += 1;
+      const [status, body] = answer();
+      res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return () => new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  async function urlStore(first: () => [number, string]) {
+    answer = first;
+    fetches = 0;
+    const files = await serverFiles(issuer);
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
+    await files.writePolicy(
+      `cluster: prod-eu-1\nissuers:\n  - issuer: ${issuer.issuer}\n    jwksUrl: "${url}"\n    refreshInterval: 10s\n`,
+    );
+    const { events, observer } = recorder();
+    const store = new ConfigStore({ policyPath: files.policy, observer, pollIntervalMs: 50, minRefetchMs: 100 });
+    await store.start();
+    cleanups.push(
+      () => files.cleanup(),
+      () => store.stop(),
+    );
+    return { store, events };
+  }
+
+  it('fetches the key set at start and is ready', async () => {
+    const { store } = await urlStore(() => [200, JSON.stringify(issuer.jwks)]);
+    expect(store.notReady()).toEqual([]);
+    expect(fetches).toBe(1);
+  });
+
+  it('is not ready while no key set was ever loaded, and says which', async () => {
+    const { store, events } = await urlStore(() => [503, 'down']);
+    expect(store.notReady()[0]).toMatch(
+      /^no JWKS loaded yet for issuer https:\/\/change.example.com \(http:\/\/127.0.0.1:\d+\/jwks.json\)/,
+    );
+    expect(events[0]).toMatch(/answered HTTP 503/);
+  });
+
+  it('keeps the last good set when a refresh fails, and picks up a rotation on request', async () => {
+    const { store, events } = await urlStore(() => [200, JSON.stringify(issuer.jwks)]);
+    answer = () => [500, 'oops'];
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    store.requestRefresh(issuer.issuer);
+    await eventually(() => events.some((e) => e.startsWith('jwks:error')));
+    expect(store.notReady()).toEqual([]);
+    expect(store.current()?.keys.find(issuer.issuer, 'k1')).toBeDefined();
+
+    answer = () => [200, JSON.stringify(rotated.jwks)];
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    store.requestRefresh(issuer.issuer);
+    await eventually(() => store.current()?.keys.find(issuer.issuer, 'k2') !== undefined);
+  });
+
+  it('limits refetches on request to one per interval', async () => {
+    const { store } = await urlStore(() => [200, JSON.stringify(issuer.jwks)]);
+    for (let i = 0; i < 20; i++) store.requestRefresh(issuer.issuer);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(fetches).toBeLessThanOrEqual(2);
+  });
+});

@@ -1,0 +1,60 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { changedDeployDigest, deploySpec, digestOf } from '../../src/decision/digest.ts';
+import { deployment } from '../support/world.ts';
+
+const sha = (text: string) => `sha256:${createHash('sha256').update(text, 'utf8').digest('hex')}`;
+
+describe('change digests (contract section 3)', () => {
+  it('digests a delete subject as SHA-256 of its RFC 8785 canonical JSON', () => {
+    const digest = digestOf({ action: 'delete', resource: 'namespaces', namespace: '', name: 'payments', uid: 'uid-1' });
+    // Members sorted by UTF-16 code units, no whitespace.
+    expect(digest).toBe(sha('{"action":"delete","name":"payments","namespace":"","resource":"namespaces","uid":"uid-1"}'));
+  });
+
+  it('digests an unprotect subject with its own action', () => {
+    const digest = digestOf({ action: 'unprotect', resource: 'deployments.apps', namespace: 'payments', name: 'api', uid: 'u' });
+    expect(digest).toBe(sha('{"action":"unprotect","name":"api","namespace":"payments","resource":"deployments.apps","uid":"u"}'));
+  });
+
+  it('canonicalises nested members, numbers and non-ASCII text as JCS does', () => {
+    const spec = { z: [1e21, 0.5, -0, 100], a: { é: 'ü', B: true, '\u20ac': null }, m: 'line\nbreak' };
+    const digest = digestOf({ action: 'deploy', resource: 'deployments.apps', namespace: 'ns', name: 'n', spec });
+    expect(digest).toBe(
+      sha(
+        '{"action":"deploy","name":"n","namespace":"ns","resource":"deployments.apps","spec":{"a":{"B":true,"é":"ü","€":null},"m":"line\\nbreak","z":[1e+21,0.5,0,100]}}',
+      ),
+    );
+  });
+
+  it('removes spec.replicas and nothing else', () => {
+    const object = deployment({ replicas: 7 });
+    const spec = deploySpec(object) as Record<string, unknown>;
+    expect(spec).not.toHaveProperty('replicas');
+    expect(spec).toHaveProperty('template');
+    expect((object.spec as Record<string, unknown>).replicas).toBe(7);
+  });
+
+  it('digests an object without spec with "spec": null', () => {
+    expect(deploySpec({ kind: 'X' })).toBeNull();
+    expect(digestOf({ action: 'deploy', resource: 'r', namespace: '', name: 'n', spec: null })).toBe(
+      sha('{"action":"deploy","name":"n","namespace":"","resource":"r","spec":null}'),
+    );
+  });
+
+  it('sees an UPDATE as a deploy only when the deploy digest changes', () => {
+    const target = { resource: 'deployments.apps', namespace: 'payments', name: 'api' };
+    expect(changedDeployDigest(target, deployment({ replicas: 9 }), deployment())).toBeUndefined();
+    const reordered = deployment();
+    const spec = reordered.spec as Record<string, unknown>;
+    reordered.spec = Object.fromEntries(Object.entries(spec).reverse());
+    expect(changedDeployDigest(target, reordered, deployment())).toBeUndefined();
+    const negativeZero = deployment();
+    (negativeZero.spec as Record<string, unknown>).minReadySeconds = -0;
+    const zero = deployment();
+    (zero.spec as Record<string, unknown>).minReadySeconds = 0;
+    expect(changedDeployDigest(target, negativeZero, zero)).toBeUndefined();
+    const changed = deployment({ image: 'other:2' });
+    expect(changedDeployDigest(target, changed, deployment())).toBe(digestOf({ ...target, action: 'deploy', spec: deploySpec(changed) }));
+  });
+});

@@ -1,0 +1,598 @@
+/**
+ * The hostile suite: every way an approval can be forged, replayed, stretched or misread, each
+ * with the verdict it must get. Each hostile token stands next to one valid approval (bob's), so
+ * if the rule under test were removed the hostile token would make the second approval and the
+ * request would be admitted.
+ */
+import { createPublicKey } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { decide } from '../../src/decision/decide.ts';
+import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
+import type { Verdict } from '../../src/decision/verdict.ts';
+import type { JsonObject } from '../../src/kubernetes/objects.ts';
+import { b64url, claims, rawToken } from '../support/tokens.ts';
+import {
+  approve,
+  bindingFor,
+  CLUSTER,
+  deployment,
+  type Issuer,
+  makeIssuer,
+  makePolicy,
+  makeSnapshot,
+  NOW,
+  namespaceObject,
+  request,
+  withAnnotations,
+  withLabels,
+} from '../support/world.ts';
+
+let issuer: Issuer;
+let other: Issuer;
+let snapshot: Awaited<ReturnType<typeof makeSnapshot>>;
+const api = deployment();
+
+beforeAll(async () => {
+  issuer = await makeIssuer();
+  other = await makeIssuer('https://change.example.com', 'EdDSA', 'not-trusted');
+  snapshot = await makeSnapshot([issuer]);
+});
+
+const ctx = (overrides: Partial<Parameters<typeof decide>[1]> = {}) => ({
+  ...snapshot,
+  namespaces: NO_CLUSTER_VIEW,
+  forceCritical: false,
+  now: NOW,
+  ...overrides,
+});
+
+async function createWith(annotations: Record<string, string>, user = 'deployer@example.com', object: JsonObject = api): Promise<Verdict> {
+  return decide(request({ operation: 'CREATE', object: withAnnotations(object, annotations), user }), ctx());
+}
+
+const bob = () => approve(issuer, 'deploy', api, { approver: 'bob@example.com' });
+const report = (verdict: Verdict, key: string) => verdict.approvals.find((a) => a.key === key);
+const header = (extra: Record<string, unknown> = {}) => ({
+  alg: 'EdDSA',
+  typ: 'twokey-approval+jwt',
+  kid: issuer.privateJwk.kid,
+  ...extra,
+});
+const carolClaims = (overrides: Record<string, unknown> = {}) => claims(issuer, bindingFor('deploy', api), overrides);
+const twokeyClaim = (overrides: Record<string, unknown>) => ({
+  twokey: { change: 'CHG0031337', ...bindingFor('deploy', api), ...overrides },
+});
+
+describe('the baseline the hostile cases depart from', () => {
+  it('admits bob and a hand-made carol approval', async () => {
+    const verdict = await createWith({
+      'approval.twokey.dev/bob': await bob(),
+      'approval.twokey.dev/carol': rawToken(issuer, { header: header(), payload: carolClaims() }),
+    });
+    expect(verdict.allowed).toBe(true);
+    expect(verdict.approvers).toEqual(['bob@example.com', 'carol@example.com']);
+  });
+});
+
+type HostileCase = [name: string, token: () => string | Promise<string>, code: string];
+
+const cases: HostileCase[] = [
+  [
+    'alg none, unsigned',
+    () => rawToken(issuer, { header: header({ alg: 'none' }), payload: carolClaims(), signWith: { kind: 'none' } }),
+    'malformed',
+  ],
+  ['alg none, with the real signature', () => rawToken(issuer, { header: header({ alg: 'none' }), payload: carolClaims() }), 'algorithm'],
+  [
+    'HS256 signed with the public key',
+    () => {
+      const pem = createPublicKey({ key: issuer.jwks.keys[0] as never, format: 'jwk' }).export({ type: 'spki', format: 'pem' });
+      return rawToken(issuer, { header: header({ alg: 'HS256' }), payload: carolClaims(), signWith: { kind: 'hmac', secret: pem } });
+    },
+    'algorithm',
+  ],
+  [
+    'an algorithm outside the allowlist (ES384)',
+    () => rawToken(issuer, { header: header({ alg: 'ES384' }), payload: carolClaims() }),
+    'algorithm',
+  ],
+  ['RS256 on an Ed25519 key', () => rawToken(issuer, { header: header({ alg: 'RS256' }), payload: carolClaims() }), 'algorithm'],
+  [
+    'a jwk header with its own key',
+    () => rawToken(issuer, { header: header({ jwk: issuer.jwks.keys[0] }), payload: carolClaims() }),
+    'header',
+  ],
+  [
+    'a jku header pointing elsewhere',
+    () => rawToken(issuer, { header: header({ jku: 'https://evil.example/jwks.json' }), payload: carolClaims() }),
+    'header',
+  ],
+  [
+    'an x5u header pointing elsewhere',
+    () => rawToken(issuer, { header: header({ x5u: 'https://evil.example/cert.pem' }), payload: carolClaims() }),
+    'header',
+  ],
+  ['an x5c header', () => rawToken(issuer, { header: header({ x5c: ['MIIB'] }), payload: carolClaims() }), 'header'],
+  ['no kid', () => rawToken(issuer, { header: { alg: 'EdDSA', typ: 'twokey-approval+jwt' }, payload: carolClaims() }), 'kid'],
+  ['an unknown kid', () => rawToken(issuer, { header: header({ kid: 'rotated-away' }), payload: carolClaims() }), 'kid'],
+  ['a key the issuer does not publish', () => rawToken(other, { header: header({ kid: 'not-trusted' }), payload: carolClaims() }), 'kid'],
+  ['a crit header', () => rawToken(issuer, { header: header({ crit: ['exp'] }), payload: carolClaims() }), 'header'],
+  ['b64:false', () => rawToken(issuer, { header: header({ b64: false, crit: ['b64'] }), payload: carolClaims() }), 'header'],
+  [
+    'a truncated signature',
+    () => {
+      const token = rawToken(issuer, { header: header(), payload: carolClaims() });
+      return token.slice(0, -8);
+    },
+    'signature',
+  ],
+  [
+    'a signature from another key under the trusted kid',
+    () => rawToken(issuer, { header: header(), payload: carolClaims(), signWith: { kind: 'issuer', issuer: other } }),
+    'signature',
+  ],
+  [
+    'a payload changed after signing',
+    () => {
+      const [h, , s] = rawToken(issuer, { header: header(), payload: carolClaims() }).split('.');
+      return `${h}.${b64url(JSON.stringify(carolClaims({ sub: 'mallory@example.com' })))}.${s}`;
+    },
+    'signature',
+  ],
+  ['4 segments', () => `${rawToken(issuer, { header: header(), payload: carolClaims() })}.AAAA`, 'malformed'],
+  ['5 segments (a JWE shape)', () => `${rawToken(issuer, { header: header(), payload: carolClaims() })}.AAAA.BBBB`, 'malformed'],
+  ['not base64url', () => rawToken(issuer, { header: header(), payload: carolClaims() }).replace('.', '.+/'), 'malformed'],
+  [
+    'duplicate member in the header',
+    () =>
+      rawToken(issuer, {
+        header: `{"alg":"EdDSA","typ":"twokey-approval+jwt","kid":"${issuer.privateJwk.kid}","kid":"${issuer.privateJwk.kid}"}`,
+        payload: carolClaims(),
+      }),
+    'not-ijson',
+  ],
+  [
+    'duplicate member in the payload (sub twice)',
+    () => {
+      const json = JSON.stringify(carolClaims());
+      return rawToken(issuer, {
+        header: header(),
+        payload: json.replace('"sub":"carol@example.com"', '"sub":"mallory@example.com","sub":"carol@example.com"'),
+      });
+    },
+    'not-ijson',
+  ],
+  [
+    'duplicate member inside the twokey claim',
+    () => {
+      const json = JSON.stringify(carolClaims());
+      return rawToken(issuer, {
+        header: header(),
+        payload: json.replace('"change":"CHG0031337"', '"change":"CHG0000001","change":"CHG0031337"'),
+      });
+    },
+    'not-ijson',
+  ],
+  [
+    'a byte-order mark before the payload',
+    () => rawToken(issuer, { header: header(), payload: `\uFEFF${JSON.stringify(carolClaims())}` }),
+    'not-ijson',
+  ],
+  [
+    'a byte-order mark before the header',
+    () => rawToken(issuer, { header: `\uFEFF${JSON.stringify(header())}`, payload: carolClaims() }),
+    'not-ijson',
+  ],
+  [
+    'invalid UTF-8 in the payload',
+    () =>
+      rawToken(issuer, {
+        header: header(),
+        payload: Buffer.concat([
+          Buffer.from(JSON.stringify(carolClaims()).slice(0, -1)),
+          Buffer.from([0x2c, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]),
+        ]),
+      }),
+    'not-ijson',
+  ],
+  [
+    'a lone surrogate in a string',
+    () => rawToken(issuer, { header: header(), payload: JSON.stringify(carolClaims()).replace('"jti":"', '"jti":"\\ud800') }),
+    'not-ijson',
+  ],
+  ['a 1 MB token', () => rawToken(issuer, { header: header(), payload: carolClaims({ pad: 'x'.repeat(1024 * 1024) }) }), 'too-large'],
+  ['typ missing', () => rawToken(issuer, { header: { alg: 'EdDSA', kid: issuer.privateJwk.kid }, payload: carolClaims() }), 'type'],
+  ['typ JWT', () => rawToken(issuer, { header: header({ typ: 'JWT' }), payload: carolClaims() }), 'type'],
+  [
+    'typ of another application',
+    () => rawToken(issuer, { header: header({ typ: 'application/other-approval+jwt' }), payload: carolClaims() }),
+    'type',
+  ],
+  ['a wrong iss', () => rawToken(issuer, { header: header(), payload: carolClaims({ iss: 'https://evil.example.com' }) }), 'issuer'],
+  ['iss missing', () => rawToken(issuer, { header: header(), payload: carolClaims({ iss: undefined }) }), 'claims'],
+  ['aud for another cluster', () => rawToken(issuer, { header: header(), payload: carolClaims({ aud: 'staging-eu-1' }) }), 'audience'],
+  [
+    'aud as an array holding this cluster',
+    () => rawToken(issuer, { header: header(), payload: carolClaims({ aud: [CLUSTER] }) }),
+    'audience',
+  ],
+  ['aud missing', () => rawToken(issuer, { header: header(), payload: carolClaims({ aud: undefined }) }), 'audience'],
+  ['exp missing', () => rawToken(issuer, { header: header(), payload: carolClaims({ exp: undefined }) }), 'claims'],
+  ['exp as a string', () => rawToken(issuer, { header: header(), payload: carolClaims({ exp: String(NOW + 3600) }) }), 'claims'],
+  [
+    'exp as 1e400',
+    () => rawToken(issuer, { header: header(), payload: JSON.stringify(carolClaims({ exp: 0 })).replace('"exp":0', '"exp":1e400') }),
+    'not-ijson',
+  ],
+  ['iat missing', () => rawToken(issuer, { header: header(), payload: carolClaims({ iat: undefined }) }), 'claims'],
+  [
+    'exp - iat over maxTtl (25h)',
+    () => rawToken(issuer, { header: header(), payload: carolClaims({ iat: NOW - 60, exp: NOW - 60 + 25 * 3600 }) }),
+    'lifetime',
+  ],
+  ['exp before iat', () => rawToken(issuer, { header: header(), payload: carolClaims({ iat: NOW - 60, exp: NOW - 120 }) }), 'lifetime'],
+  [
+    'iat in the future beyond the skew',
+    () => rawToken(issuer, { header: header(), payload: carolClaims({ iat: NOW + 120, exp: NOW + 3600 }) }),
+    'not-yet-valid',
+  ],
+  ['nbf in the future', () => rawToken(issuer, { header: header(), payload: carolClaims({ nbf: NOW + 600 }) }), 'not-yet-valid'],
+  ['nbf as a string', () => rawToken(issuer, { header: header(), payload: carolClaims({ nbf: 'now' }) }), 'claims'],
+  [
+    'expired beyond the skew',
+    () => rawToken(issuer, { header: header(), payload: carolClaims({ iat: NOW - 7200, exp: NOW - 61 }) }),
+    'expired',
+  ],
+  ['jti missing', () => rawToken(issuer, { header: header(), payload: carolClaims({ jti: undefined }) }), 'claims'],
+  ['jti empty', () => rawToken(issuer, { header: header(), payload: carolClaims({ jti: '' }) }), 'claims'],
+  ['sub missing', () => rawToken(issuer, { header: header(), payload: carolClaims({ sub: undefined }) }), 'claims'],
+  ['sub a number', () => rawToken(issuer, { header: header(), payload: carolClaims({ sub: 42 }) }), 'claims'],
+  ['sub empty after trimming', () => rawToken(issuer, { header: header(), payload: carolClaims({ sub: '  ' }) }), 'identity'],
+  [
+    'sub with a zero-width space',
+    () => rawToken(issuer, { header: header(), payload: carolClaims({ sub: 'car\u200Bol@example.com' }) }),
+    'identity',
+  ],
+  ['sub with an inner space', () => rawToken(issuer, { header: header(), payload: carolClaims({ sub: 'carol smith' }) }), 'identity'],
+  ['sub with a control character', () => rawToken(issuer, { header: header(), payload: carolClaims({ sub: 'carol\u0007' }) }), 'identity'],
+  ['twokey claim missing', () => rawToken(issuer, { header: header(), payload: carolClaims({ twokey: undefined }) }), 'claims'],
+  ['twokey claim an array', () => rawToken(issuer, { header: header(), payload: carolClaims({ twokey: [] }) }), 'claims'],
+  [
+    'twokey.change missing',
+    () => rawToken(issuer, { header: header(), payload: carolClaims(twokeyClaim({ change: undefined })) }),
+    'claims',
+  ],
+  ['twokey.change empty', () => rawToken(issuer, { header: header(), payload: carolClaims(twokeyClaim({ change: ' ' })) }), 'claims'],
+  [
+    'twokey.digest missing',
+    () => rawToken(issuer, { header: header(), payload: carolClaims(twokeyClaim({ digest: undefined })) }),
+    'claims',
+  ],
+  [
+    'twokey.action missing',
+    () => rawToken(issuer, { header: header(), payload: carolClaims(twokeyClaim({ action: undefined })) }),
+    'claims',
+  ],
+  [
+    'twokey.requester not a valid identity',
+    () => rawToken(issuer, { header: header(), payload: carolClaims(twokeyClaim({ requester: '' })) }),
+    'identity',
+  ],
+  ['a wrong name', () => rawToken(issuer, { header: header(), payload: carolClaims(twokeyClaim({ name: 'api-canary' })) }), 'binding'],
+  [
+    'a wrong namespace',
+    () => rawToken(issuer, { header: header(), payload: carolClaims(twokeyClaim({ namespace: 'staging' })) }),
+    'binding',
+  ],
+  [
+    'a wrong resource',
+    () => rawToken(issuer, { header: header(), payload: carolClaims(twokeyClaim({ resource: 'statefulsets.apps' })) }),
+    'binding',
+  ],
+  ['a wrong action', () => rawToken(issuer, { header: header(), payload: carolClaims(twokeyClaim({ action: 'delete' })) }), 'binding'],
+  [
+    'a wrong digest',
+    () => rawToken(issuer, { header: header(), payload: carolClaims(twokeyClaim({ digest: `sha256:${'0'.repeat(64)}` })) }),
+    'binding',
+  ],
+  [
+    'the digest in upper case',
+    () =>
+      rawToken(issuer, { header: header(), payload: carolClaims(twokeyClaim({ digest: bindingFor('deploy', api).digest.toUpperCase() })) }),
+    'binding',
+  ],
+];
+
+describe('a hostile approval does not count, and does not veto the valid one', () => {
+  it.each(cases)('%s', async (_name, makeToken, code) => {
+    const verdict = await createWith({ 'approval.twokey.dev/bob': await bob(), 'approval.twokey.dev/carol': await makeToken() });
+    expect(verdict.allowed).toBe(false);
+    expect(report(verdict, 'approval.twokey.dev/bob')?.status).toBe('counted');
+    expect(report(verdict, 'approval.twokey.dev/carol')).toMatchObject({ status: 'not-counted', code });
+    expect(verdict.message).toContain('approval.twokey.dev/carol: ');
+    expect(verdict.message).toContain('1 of 2 required approvals');
+  });
+});
+
+describe('time is judged with the clock skew', () => {
+  it('counts an approval that expired less than the skew ago', async () => {
+    const carol = rawToken(issuer, { header: header(), payload: carolClaims({ iat: NOW - 3600, exp: NOW - 30 }) });
+    const verdict = await createWith({ 'approval.twokey.dev/bob': await bob(), 'approval.twokey.dev/carol': carol });
+    expect(verdict.allowed).toBe(true);
+  });
+
+  it('counts an approval issued within the skew ahead of our clock', async () => {
+    const carol = rawToken(issuer, { header: header(), payload: carolClaims({ iat: NOW + 30, exp: NOW + 3600 }) });
+    expect((await createWith({ 'approval.twokey.dev/bob': await bob(), 'approval.twokey.dev/carol': carol })).allowed).toBe(true);
+  });
+
+  it('accepts typ written as application/TWOKEY-APPROVAL+JWT', async () => {
+    const carol = rawToken(issuer, { header: header({ typ: 'application/TWOKEY-APPROVAL+JWT' }), payload: carolClaims() });
+    expect((await createWith({ 'approval.twokey.dev/bob': await bob(), 'approval.twokey.dev/carol': carol })).allowed).toBe(true);
+  });
+
+  it('warns when a counted approval is about to expire', async () => {
+    const carol = rawToken(issuer, { header: header(), payload: carolClaims({ exp: NOW + 120 }) });
+    const verdict = await createWith({ 'approval.twokey.dev/bob': await bob(), 'approval.twokey.dev/carol': carol });
+    expect(verdict.allowed).toBe(true);
+    expect(verdict.warnings).toContain('twokey: approval approval.twokey.dev/carol expires in 120s');
+  });
+});
+
+describe('the same approval, or the same person, counts once', () => {
+  it('counts a byte-identical copy once', async () => {
+    const token = await bob();
+    const verdict = await createWith({ 'approval.twokey.dev/bob': token, 'approval.twokey.dev/bob-again': token });
+    expect(verdict.allowed).toBe(false);
+    expect(report(verdict, 'approval.twokey.dev/bob-again')?.code).toBe('duplicate');
+  });
+
+  it('counts a copy with a re-encoded signature once', async () => {
+    const token = await bob();
+    // The last base64url character of a 64-byte signature carries 4 unused bits; changing them
+    // re-encodes the same signature bytes.
+    const last = token.at(-1) as string;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const index = alphabet.indexOf(last);
+    const reencoded = `${token.slice(0, -1)}${alphabet[(index & ~0xf) | ((index + 1) & 0xf)]}`;
+    expect(reencoded).not.toBe(token);
+    const verdict = await createWith({ 'approval.twokey.dev/bob': token, 'approval.twokey.dev/bob-reencoded': reencoded });
+    expect(verdict.allowed).toBe(false);
+    expect(report(verdict, 'approval.twokey.dev/bob')?.status).toBe('counted');
+    expect(report(verdict, 'approval.twokey.dev/bob-reencoded')?.status).toBe('not-counted');
+  });
+
+  it('counts a copy with surrounding whitespace once', async () => {
+    const token = await bob();
+    const verdict = await createWith({ 'approval.twokey.dev/bob': token, 'approval.twokey.dev/bob-block': `${token}\n` });
+    expect(verdict.allowed).toBe(false);
+    expect(report(verdict, 'approval.twokey.dev/bob-block')?.code).toBe('duplicate');
+  });
+
+  it.each([
+    ['upper case and a trailing space', 'Bob@Example.com '],
+    ['fullwidth letters (NFKC)', 'ｂｏｂ@example.com'],
+    ['a ligature-free compatibility form (NFKC: ℬ → B)', 'ℬob@example.com'],
+  ])('treats %s as the same approver', async (_name, variant) => {
+    const second = await approve(issuer, 'deploy', api, { approver: variant });
+    const verdict = await createWith({ 'approval.twokey.dev/bob': await bob(), 'approval.twokey.dev/bob-2': second });
+    expect(verdict.allowed).toBe(false);
+    expect(report(verdict, 'approval.twokey.dev/bob-2')?.code).toBe('duplicate');
+  });
+
+  it('refuses the same person written with a zero-width space (not an identity)', async () => {
+    const second = await approve(issuer, 'deploy', api, { approver: 'b\u200Bob@example.com' });
+    const verdict = await createWith({ 'approval.twokey.dev/bob': await bob(), 'approval.twokey.dev/bob-2': second });
+    expect(verdict.allowed).toBe(false);
+    expect(report(verdict, 'approval.twokey.dev/bob-2')?.code).toBe('identity');
+  });
+
+  it('never makes the verdict worse: two valid approvals and a duplicate still admit', async () => {
+    const token = await bob();
+    const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com' });
+    const verdict = await createWith({ 'approval.twokey.dev/a': token, 'approval.twokey.dev/b': token, 'approval.twokey.dev/c': carol });
+    expect(verdict.allowed).toBe(true);
+    expect(verdict.warnings.some((w) => w.includes('approval.twokey.dev/b did not count'))).toBe(true);
+  });
+});
+
+describe('nobody approves their own change', () => {
+  it('does not count the approver who is the Kubernetes user, however written', async () => {
+    const self = await approve(issuer, 'deploy', api, { approver: 'Deployer@Example.com' });
+    const verdict = await createWith({ 'approval.twokey.dev/bob': await bob(), 'approval.twokey.dev/self': self }, 'deployer@example.com');
+    expect(verdict.allowed).toBe(false);
+    expect(report(verdict, 'approval.twokey.dev/self')?.code).toBe('self');
+  });
+
+  it('does not count an approver named as the requester by one of the change approvals', async () => {
+    const bobNamingCarol = await approve(issuer, 'deploy', api, { approver: 'bob@example.com', requester: 'carol@example.com' });
+    const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com' });
+    const verdict = await createWith({ 'approval.twokey.dev/bob': bobNamingCarol, 'approval.twokey.dev/carol': carol });
+    expect(verdict.allowed).toBe(false);
+    expect(report(verdict, 'approval.twokey.dev/carol')?.code).toBe('requester');
+  });
+
+  it('does not count the approver whose own token names them as requester', async () => {
+    const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com', requester: 'Carol@example.com' });
+    const verdict = await createWith({ 'approval.twokey.dev/bob': await bob(), 'approval.twokey.dev/carol': carol });
+    expect(verdict.allowed).toBe(false);
+    expect(report(verdict, 'approval.twokey.dev/carol')?.code).toBe('requester');
+  });
+
+  it('refuses a gated request from a user name that is not an identity', async () => {
+    const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com' });
+    const verdict = await createWith(
+      { 'approval.twokey.dev/bob': await bob(), 'approval.twokey.dev/carol': carol },
+      'deployer\u200B@example.com',
+    );
+    expect(verdict.allowed).toBe(false);
+    expect(verdict.message).toMatch(/is not a valid identity/);
+  });
+});
+
+describe('approvals are bound to one change of one object in one cluster', () => {
+  it('refuses one valid approval alone', async () => {
+    const verdict = await createWith({ 'approval.twokey.dev/bob': await bob() });
+    expect(verdict.allowed).toBe(false);
+    expect(verdict.message).toContain('1 of 2 required approvals (change "CHG0031337": "bob@example.com")');
+  });
+
+  it('refuses approvals for two different change ids, one each', async () => {
+    const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com', change: 'CHG0000002' });
+    const verdict = await createWith({ 'approval.twokey.dev/bob': await bob(), 'approval.twokey.dev/carol': carol });
+    expect(verdict.allowed).toBe(false);
+  });
+
+  it('refuses a spec changed after approval', async () => {
+    const approvals = {
+      'approval.twokey.dev/bob': await bob(),
+      'approval.twokey.dev/carol': await approve(issuer, 'deploy', api, { approver: 'carol@example.com' }),
+    };
+    const changed = deployment({ image: 'registry.example.com/api:1.0.1' });
+    const verdict = await createWith(approvals, 'deployer@example.com', changed);
+    expect(verdict.allowed).toBe(false);
+    expect(report(verdict, 'approval.twokey.dev/bob')?.code).toBe('binding');
+  });
+
+  it('refuses an UPDATE that changes the spec while keeping the old approvals', async () => {
+    const approvals = {
+      'approval.twokey.dev/bob': await bob(),
+      'approval.twokey.dev/carol': await approve(issuer, 'deploy', api, { approver: 'carol@example.com' }),
+    };
+    const old = withAnnotations(api, approvals);
+    const updated = withAnnotations(deployment({ image: 'registry.example.com/api:2.0.0' }), approvals);
+    const verdict = await decide(request({ operation: 'UPDATE', object: updated, oldObject: old }), ctx());
+    expect(verdict).toMatchObject({ allowed: false, action: 'deploy' });
+  });
+
+  it('refuses approvals copied to another object', async () => {
+    const approvals = {
+      'approval.twokey.dev/bob': await bob(),
+      'approval.twokey.dev/carol': await approve(issuer, 'deploy', api, { approver: 'carol@example.com' }),
+    };
+    const verdict = await createWith(approvals, 'deployer@example.com', deployment({ name: 'worker' }));
+    expect(verdict.allowed).toBe(false);
+    expect(report(verdict, 'approval.twokey.dev/carol')?.detail).toContain('name "api" (not "worker")');
+  });
+
+  it('refuses approvals minted for another cluster', async () => {
+    const approvals = {
+      'approval.twokey.dev/bob': await approve(issuer, 'deploy', api, { approver: 'bob@example.com', audience: 'staging' }),
+      'approval.twokey.dev/carol': await approve(issuer, 'deploy', api, { approver: 'carol@example.com', audience: 'staging' }),
+    };
+    expect((await createWith(approvals)).allowed).toBe(false);
+  });
+
+  it('refuses a namespace deletion approval reused on a recreated namespace (new UID)', async () => {
+    const first = namespaceObject('team-a', { labels: { 'twokey.dev/critical': 'true' }, uid: 'uid-first' });
+    const approvals = {
+      'approval.twokey.dev/bob': await approve(issuer, 'delete', first, { approver: 'bob@example.com' }),
+      'approval.twokey.dev/carol': await approve(issuer, 'delete', first, { approver: 'carol@example.com' }),
+    };
+    const admitted = await decide(request({ operation: 'DELETE', oldObject: withAnnotations(first, approvals) }), ctx());
+    expect(admitted.allowed).toBe(true);
+    const recreated = namespaceObject('team-a', { labels: { 'twokey.dev/critical': 'true' }, uid: 'uid-second' });
+    const verdict = await decide(request({ operation: 'DELETE', oldObject: withAnnotations(recreated, approvals) }), ctx());
+    expect(verdict).toMatchObject({ allowed: false, action: 'delete' });
+  });
+
+  it('refuses a deploy approval used for a delete', async () => {
+    const approvals = {
+      'approval.twokey.dev/bob': await bob(),
+      'approval.twokey.dev/carol': await approve(issuer, 'deploy', api, { approver: 'carol@example.com' }),
+    };
+    const verdict = await decide(request({ operation: 'DELETE', oldObject: withAnnotations(api, approvals) }), ctx());
+    expect(verdict).toMatchObject({ allowed: false, action: 'delete' });
+  });
+});
+
+describe('what is gated and what is not', () => {
+  it('refuses removing the critical label without approvals (unprotect)', async () => {
+    const labelled = deployment({ namespace: 'team-a', labels: { 'twokey.dev/critical': 'true' } });
+    const verdict = await decide(
+      request({ operation: 'UPDATE', object: withLabels(labelled, { 'twokey.dev/critical': undefined }), oldObject: labelled }),
+      ctx(),
+    );
+    expect(verdict).toMatchObject({ allowed: false, action: 'unprotect' });
+  });
+
+  it('refuses changing the critical label to another value (unprotect)', async () => {
+    const ns = namespaceObject('team-a', { labels: { 'twokey.dev/critical': 'true' } });
+    const verdict = await decide(
+      request({ operation: 'UPDATE', object: withLabels(ns, { 'twokey.dev/critical': 'false' }), oldObject: ns }),
+      ctx(),
+    );
+    expect(verdict).toMatchObject({ allowed: false, action: 'unprotect' });
+  });
+
+  it('gives a dry run exactly the verdict of the real request', async () => {
+    const cases: Array<Record<string, string>> = [{}, { 'approval.twokey.dev/bob': await bob() }];
+    for (const annotations of cases) {
+      const object = withAnnotations(api, annotations);
+      const real = await decide(request({ operation: 'CREATE', object }), ctx());
+      const dry = await decide(request({ operation: 'CREATE', object, dryRun: true }), ctx());
+      expect(dry).toEqual(real);
+    }
+  });
+
+  it('admits a metadata-only update of a critical workload (how approvals get attached)', async () => {
+    const annotated = withAnnotations(withLabels(api, { team: 'payments' }), { 'approval.twokey.dev/bob': 'not-even-a-token' });
+    const verdict = await decide(request({ operation: 'UPDATE', object: annotated, oldObject: api }), ctx());
+    expect(verdict).toMatchObject({ allowed: true, action: undefined });
+  });
+
+  it('admits scaling (spec.replicas is not part of a deploy)', async () => {
+    const verdict = await decide(request({ operation: 'UPDATE', object: deployment({ replicas: 10 }), oldObject: api }), ctx());
+    expect(verdict.allowed).toBe(true);
+  });
+
+  it('admits the namespace controller deleting inside a namespace being deleted', async () => {
+    const verdict = await decide(
+      request({ operation: 'DELETE', oldObject: api, user: 'system:serviceaccount:kube-system:namespace-controller', noName: true }),
+      ctx(),
+    );
+    expect(verdict).toMatchObject({ allowed: true, action: undefined });
+  });
+
+  it('refuses the same deletion by anyone else, and reads the name from the old object', async () => {
+    const verdict = await decide(request({ operation: 'DELETE', oldObject: api, user: 'alice@example.com', noName: true }), ctx());
+    expect(verdict).toMatchObject({ allowed: false, action: 'delete', target: { name: 'api', namespace: 'payments' } });
+  });
+
+  it('admits a non-critical object', async () => {
+    const verdict = await decide(request({ operation: 'CREATE', object: deployment({ namespace: 'team-a' }) }), ctx());
+    expect(verdict).toMatchObject({ allowed: true, action: undefined });
+  });
+
+  it('honours a policy without the default exempt deleters', async () => {
+    const strict = await makeSnapshot([issuer], makePolicy({ exemptDeleters: [] }));
+    const verdict = await decide(
+      request({ operation: 'DELETE', oldObject: api, user: 'system:serviceaccount:kube-system:namespace-controller', noName: true }),
+      { ...strict, namespaces: NO_CLUSTER_VIEW, forceCritical: false, now: NOW },
+    );
+    expect(verdict.allowed).toBe(false);
+  });
+});
+
+describe('bounded reading', () => {
+  const junk = (count: number, prefix: string) =>
+    Object.fromEntries(
+      Array.from({ length: count }, (_, i) => [`approval.twokey.dev/${prefix}-${String(i).padStart(3, '0')}`, `junk.${i}.x`]),
+    );
+
+  it('reads 500 approval annotations in bounded time and still admits the valid ones read first', async () => {
+    const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com' });
+    const started = performance.now();
+    const verdict = await createWith({ 'approval.twokey.dev/a-bob': await bob(), 'approval.twokey.dev/a-carol': carol, ...junk(500, 'z') });
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(verdict.allowed).toBe(true);
+    expect(verdict.approvals.filter((a) => a.status === 'not-read')).toHaveLength(502 - 50);
+  });
+
+  it('says so in the refusal when the valid ones are past the limit', async () => {
+    const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com' });
+    const verdict = await createWith({ ...junk(500, 'a'), 'approval.twokey.dev/z-bob': await bob(), 'approval.twokey.dev/z-carol': carol });
+    expect(verdict.allowed).toBe(false);
+    expect(verdict.message).toContain('approval.twokey.dev/z-carol: not read: only the first 50 approval annotations are read');
+  });
+});

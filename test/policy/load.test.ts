@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { parseDuration } from '../../src/policy/duration.ts';
+import { parsePolicy } from '../../src/policy/load.ts';
+
+const minimal = 'cluster: prod-eu-1\nissuers:\n  - issuer: https://change.example.com\n    jwksFile: jwks.json\n';
+const problems = (yaml: string) => {
+  try {
+    parsePolicy(yaml, '/etc/twokey', 'policy.yaml');
+    return '';
+  } catch (error) {
+    return (error as Error).message;
+  }
+};
+
+describe('policy file', () => {
+  it('applies the documented defaults', () => {
+    const policy = parsePolicy(minimal, '/etc/twokey');
+    expect(policy).toMatchObject({
+      cluster: 'prod-eu-1',
+      required: 2,
+      maxTtlSeconds: 86400,
+      clockSkewSeconds: 60,
+      maxApprovalAnnotations: 50,
+    });
+    expect([...policy.algorithms]).toEqual(['EdDSA', 'ES256']);
+    expect([...policy.exemptDeleters]).toEqual([
+      'system:serviceaccount:kube-system:namespace-controller',
+      'system:serviceaccount:kube-system:generic-garbage-collector',
+    ]);
+    expect(policy.issuers[0]?.jwks).toEqual({ kind: 'file', path: '/etc/twokey/jwks.json' });
+  });
+
+  it('reads every documented key', () => {
+    const policy = parsePolicy(
+      `${minimal}approvals: {required: 3, maxTtl: 2h, clockSkew: 30s, algorithms: [ES256]}\ncritical: {namespaces: [payments, checkout]}\nexemptDeleters: [system:serviceaccount:kube-system:namespace-controller]\n`,
+      '/etc',
+    );
+    expect(policy).toMatchObject({ required: 3, maxTtlSeconds: 7200, clockSkewSeconds: 30 });
+    expect([...policy.criticalNamespaces]).toEqual(['payments', 'checkout']);
+    expect([...policy.algorithms]).toEqual(['ES256']);
+    expect(policy.exemptDeleters.size).toBe(1);
+  });
+
+  it.each([
+    ['required below 2', `${minimal}approvals: {required: 1}`, 'approvals.required: must be >= 2'],
+    ['alg none', `${minimal}approvals: {algorithms: [none]}`, 'approvals.algorithms[0]: must be one of EdDSA'],
+    ['HMAC', `${minimal}approvals: {algorithms: [HS256]}`, 'approvals.algorithms[0]: must be one of'],
+    ['a misspelt key', `${minimal}aprovals: {required: 2}`, 'aprovals: unknown field'],
+    ['a misspelt nested key', `${minimal}approvals: {requried: 2}`, 'approvals.requried: unknown field'],
+    ['a bad duration', `${minimal}approvals: {maxTtl: 1 day}`, 'approvals.maxTtl: must be a duration'],
+    ['a TTL of a month', `${minimal}approvals: {maxTtl: 720h}`, 'approvals.maxTtl: must be at most 168h'],
+    ['no cluster', 'issuers: [{issuer: a, jwksFile: j}]', 'cluster'],
+    ['no issuers', 'cluster: x\nissuers: []', 'issuers: must not have fewer than 1 items'],
+    [
+      'both key sources',
+      'cluster: x\nissuers: [{issuer: a, jwksFile: j, jwksUrl: "https://x/j"}]',
+      'issuers[0]: set exactly one of jwksFile and jwksUrl',
+    ],
+    [
+      'a plain-http JWKS URL',
+      'cluster: x\nissuers: [{issuer: a, jwksUrl: "http://keys.example.com/j"}]',
+      'issuers[0].jwksUrl: must be https',
+    ],
+    [
+      'an issuer listed twice',
+      'cluster: x\nissuers: [{issuer: a, jwksFile: j}, {issuer: a, jwksFile: k}]',
+      'issuers[1].issuer: "a" is listed twice',
+    ],
+    ['a duplicate YAML key', 'cluster: x\ncluster: y\n', 'not valid YAML'],
+    ['not a map', '- a\n- b\n', 'not a valid twokey policy'],
+    ['an exempt deleter that is not an identity', `${minimal}exemptDeleters: ["a b"]`, 'exemptDeleters[0]'],
+  ])('refuses %s, naming the field', (_name, yaml, expected) => {
+    const message = problems(yaml);
+    expect(message).toContain('policy.yaml');
+    expect(message).toContain(expected);
+  });
+
+  it('allows http JWKS URLs on loopback only', () => {
+    expect(problems('cluster: x\nissuers: [{issuer: a, jwksUrl: "http://127.0.0.1:8080/j"}]')).toBe('');
+  });
+});
+
+describe('durations', () => {
+  it.each([
+    ['90s', 90],
+    ['15m', 900],
+    ['24h', 86400],
+    ['1h30m', 5400],
+    ['1x', undefined],
+    ['', undefined],
+    ['-5s', undefined],
+  ])('%s → %s', (text, seconds) => {
+    expect(parseDuration(text)).toBe(seconds);
+  });
+});
