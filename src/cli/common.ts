@@ -1,7 +1,7 @@
 /**
  * Shared pieces of the command-line tool: option parsers, exit codes, output.
  */
-import { InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { DIGEST_PATTERN } from '../decision/digest.ts';
 import { TwokeyError } from '../errors.ts';
 import { parseDuration } from '../policy/duration.ts';
@@ -36,4 +36,20 @@ export function out(line = ''): void {
 
 export function err(line: string): void {
   process.stderr.write(`${line}\n`);
+}
+
+export interface ClusterFlags {
+  kubeconfig?: string;
+  context?: string;
+}
+
+/** The kubectl-like options of commands that talk to a cluster. */
+export function withClusterOptions(command: Command): Command {
+  return command
+    .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
+    .option('--context <name>', 'kubeconfig context to use');
+}
+
+export function kubeConfigOptions(flags: ClusterFlags): { kubeconfig?: string; context?: string } {
+  return { ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}), ...(flags.context ? { context: flags.context } : {}) };
 }

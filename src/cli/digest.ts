@@ -1,12 +1,14 @@
 /**
- * `twokey digest`: the change digest of each gated object in a manifest.
+ * `twokey digest`: the change digest of each gated object in a manifest, computed locally or,
+ * with --server, by the cluster (server defaults and mutations included).
  */
 import { type Command, Option } from 'commander';
+import { ClusterClient, digestFromRefusal } from '../cluster/client.ts';
 import { ACTIONS, type Action, type ChangeTarget, deploySpec, digestOf } from '../decision/digest.ts';
 import { TwokeyError } from '../errors.ts';
-import { isJsonObject, qualifiedResource } from '../kubernetes/objects.ts';
-import { err, out } from './common.ts';
-import { type ManifestObject, readManifests } from './manifests.ts';
+import { isJsonObject, type JsonObject, qualifiedResource } from '../kubernetes/objects.ts';
+import { type ClusterFlags, err, kubeConfigOptions, out, withClusterOptions } from './common.ts';
+import { describeManifest, type ManifestObject, readManifests } from './manifests.ts';
 
 /** Deploys are what one approves for workloads; a Namespace is only ever deleted or unprotected. */
 export function defaultAction(m: ManifestObject): Action {
@@ -17,47 +19,70 @@ export function targetOf(m: ManifestObject): ChangeTarget {
   return { resource: qualifiedResource(m.resource), namespace: m.namespace, name: m.name };
 }
 
-/** The digest of a manifest object for an action; delete and unprotect need the live object's uid. */
-export function manifestDigest(m: ManifestObject, action: Action): string {
+/** The digest of an object for an action; delete and unprotect need the live object's uid. */
+export function objectDigest(m: ManifestObject, action: Action, object: JsonObject = m.object): string {
   const target = targetOf(m);
-  if (action === 'deploy') return digestOf({ ...target, action, spec: deploySpec(m.object) });
-  const metadata = isJsonObject(m.object.metadata) ? m.object.metadata : {};
+  if (action === 'deploy') return digestOf({ ...target, action, spec: deploySpec(object) });
+  const metadata = isJsonObject(object.metadata) ? object.metadata : {};
   const uid = typeof metadata.uid === 'string' ? metadata.uid : '';
   if (uid === '') {
     throw new TwokeyError(
       'ERR_MANIFEST_INVALID',
-      `${target.resource} ${target.namespace}/${target.name} has no metadata.uid: a ${action} digest binds the live object's uid (use the output of kubectl get -o yaml)`,
+      `${target.resource} ${target.namespace}/${target.name} has no metadata.uid: a ${action} digest binds the live object's uid (use --server, or the output of kubectl get -o yaml)`,
     );
   }
   return digestOf({ ...target, action, uid });
 }
 
-interface DigestFlags {
+/** The digest the webhook in the cluster computes for this change. */
+export async function serverDigest(client: ClusterClient, m: ManifestObject, action: Action): Promise<string> {
+  if (action !== 'deploy') {
+    const live = await client.read(m.resource, m.namespace, m.name);
+    if (!live) throw new TwokeyError('ERR_CLUSTER', `${describeManifest(m)} does not exist in the cluster`);
+    return objectDigest(m, action, live);
+  }
+  const outcome = await client.dryRunApply(m.resource, m.namespace, m.name, m.object);
+  if (outcome.kind === 'admitted') return objectDigest(m, action, outcome.object);
+  const digest = outcome.byTwokey ? digestFromRefusal(outcome.message) : undefined;
+  if (!digest) throw new TwokeyError('ERR_CLUSTER', `the dry run of ${describeManifest(m)} was refused: ${outcome.message}`);
+  return digest;
+}
+
+interface DigestFlags extends ClusterFlags {
   file: string;
   action?: Action;
-  namespace: string;
+  namespace?: string;
+  server?: boolean;
 }
 
 export function registerDigest(program: Command): void {
-  program
-    .command('digest')
-    .description('print the change digest of each gated object: sha256:<hex>  <resource> <namespace>/<name>')
-    .requiredOption('-f, --file <file>', 'manifest file (YAML or JSON, several documents allowed), or - for stdin')
-    .addOption(new Option('--action <action>', 'which change to digest (default: deploy; delete for Namespaces)').choices(ACTIONS))
-    .option('-n, --namespace <ns>', 'namespace for objects that do not name one', 'default')
-    .action(async (flags: DigestFlags) => {
-      const objects = await readManifests(flags.file, flags.namespace, (what) => err(`skipped: ${what}`));
-      if (objects.length === 0)
-        throw new TwokeyError('ERR_MANIFEST_INVALID', `${flags.file} holds no Deployment, StatefulSet, DaemonSet, CronJob or Namespace`);
-      for (const m of objects) {
-        const action = flags.action ?? defaultAction(m);
-        if (action === 'deploy' && m.resource.resource === 'namespaces') {
-          throw new TwokeyError(
-            'ERR_MANIFEST_INVALID',
-            `Namespace ${m.name}: a namespace is not deployed; use --action delete or unprotect`,
-          );
-        }
-        out(`${manifestDigest(m, action)}  ${qualifiedResource(m.resource)} ${m.namespace}/${m.name}`);
+  withClusterOptions(
+    program
+      .command('digest')
+      .description('print the change digest of each gated object: sha256:<hex>  <resource> <namespace>/<name>')
+      .requiredOption('-f, --file <file>', 'manifest file (YAML or JSON, several documents allowed), or - for stdin')
+      .addOption(new Option('--action <action>', 'which change to digest (default: deploy; delete for Namespaces)').choices(ACTIONS))
+      .option(
+        '-n, --namespace <ns>',
+        'namespace for objects that do not name one (default: "default", or the context namespace with --server)',
+      )
+      .option(
+        '--server',
+        "ask the cluster: a server-side dry run gives the digest the webhook computes, server defaults included; delete digests use the live object's uid",
+      ),
+  ).action(async (flags: DigestFlags) => {
+    const cluster = flags.server ? ClusterClient.connect(kubeConfigOptions(flags)) : undefined;
+    const namespace = flags.namespace ?? cluster?.namespace ?? 'default';
+    const objects = await readManifests(flags.file, namespace, (what) => err(`skipped: ${what}`));
+    if (objects.length === 0)
+      throw new TwokeyError('ERR_MANIFEST_INVALID', `${flags.file} holds no Deployment, StatefulSet, DaemonSet, CronJob or Namespace`);
+    for (const m of objects) {
+      const action = flags.action ?? defaultAction(m);
+      if (action === 'deploy' && m.resource.resource === 'namespaces') {
+        throw new TwokeyError('ERR_MANIFEST_INVALID', `Namespace ${m.name}: a namespace is not deployed; use --action delete or unprotect`);
       }
-    });
+      const digest = cluster ? await serverDigest(cluster.client, m, action) : objectDigest(m, action);
+      out(`${digest}  ${qualifiedResource(m.resource)} ${m.namespace}/${m.name}`);
+    }
+  });
 }

@@ -11,6 +11,7 @@ import { EXIT, err } from './common.ts';
 import { registerDemo } from './demo.ts';
 import { registerDigest } from './digest.ts';
 import { registerKeygen } from './keygen.ts';
+import { registerScan } from './scan.ts';
 import { registerServe } from './serve.ts';
 
 // src/cli and dist/cli are both two levels below package.json.
@@ -22,7 +23,8 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [registerServe, registerKeygen, registerDigest, registerApprove, registerCheck, registerDemo]) register(program);
+  for (const register of [registerServe, registerKeygen, registerDigest, registerApprove, registerCheck, registerScan, registerDemo])
+    register(program);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

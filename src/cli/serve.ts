@@ -3,10 +3,13 @@
  */
 import { relative } from 'node:path';
 import type { Command } from 'commander';
-import type { LevelWithSilent } from 'pino';
+import type { LevelWithSilent, Logger } from 'pino';
+import { connectCluster } from '../cluster/integration.ts';
+import { loadKubeConfig, runningInCluster } from '../cluster/kubeconfig.ts';
 import { DEV_CLUSTER, DEV_ISSUER, ensureDevState } from '../dev/state.ts';
 import { describeError } from '../errors.ts';
 import { createLogger, LOG_LEVELS } from '../server/logger.ts';
+import type { TwokeyMetrics } from '../server/metrics.ts';
 import { type RunningServer, startServer } from '../server/serve.ts';
 import { durationOption, err, portOption, usageError } from './common.ts';
 
@@ -17,6 +20,8 @@ interface ServeFlags {
   port: number;
   host?: string;
   kubeconfig?: string;
+  context?: string;
+  events: boolean;
   logLevel: LevelWithSilent;
   shutdownDelay: number;
   pollInterval: number;
@@ -34,7 +39,9 @@ export function registerServe(program: Command): void {
     .option('--tls-key <file>', 'serving key (PEM)')
     .option('--port <port>', 'HTTPS port', portOption, 8443)
     .option('--host <address>', 'address to listen on (default 0.0.0.0; 127.0.0.1 with --dev)')
-    .option('--kubeconfig <file>', 'kubeconfig for watching namespaces (in a pod the in-cluster config is used)')
+    .option('--kubeconfig <file>', 'kubeconfig for watching namespaces and recording Events (in a pod the in-cluster config is used)')
+    .option('--context <name>', 'kubeconfig context')
+    .option('--no-events', 'do not record Kubernetes Events about decisions')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join(', ')})`, 'info')
     .option('--shutdown-delay <duration>', 'on SIGTERM, report unready this long before closing, so endpoints drain', durationOption, 0)
     .option('--poll-interval <duration>', 'how often policy, JWKS and certificate files are checked for changes', durationOption, 5)
@@ -54,6 +61,18 @@ export function registerServe(program: Command): void {
       if (!policyPath) throw usageError('--config is required (or use --dev for a development setup)');
       const host = flags.host ?? (flags.dev ? '127.0.0.1' : '0.0.0.0');
       const logger = createLogger(flags.logLevel);
+      const useCluster = Boolean(flags.kubeconfig) || (runningInCluster() && !flags.dev);
+      const cluster = useCluster
+        ? async (context: { logger: Logger; metrics: TwokeyMetrics }) => {
+            const kc = loadKubeConfig({
+              ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
+              ...(flags.context ? { context: flags.context } : {}),
+            });
+            logger.info({ server: kc.getCurrentCluster()?.server }, 'watching namespaces through the Kubernetes API');
+            return connectCluster(kc, { ...context, events: flags.events });
+          }
+        : undefined;
+      if (!useCluster) logger.info('no cluster configured: namespaces are critical by the policy list and their own labels only');
       let server: RunningServer;
       try {
         server = await startServer({
@@ -63,6 +82,7 @@ export function registerServe(program: Command): void {
           port: flags.port,
           logger,
           pollIntervalMs: flags.pollInterval * 1000,
+          ...(cluster ? { cluster } : {}),
           ...(flags.bodyLimitMib ? { bodyLimit: flags.bodyLimitMib * 1024 * 1024 } : {}),
         });
       } catch (error) {

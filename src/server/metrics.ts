@@ -11,6 +11,9 @@ export interface TwokeyMetrics {
   readonly badRequests: Counter<'reason'>;
   readonly reloads: Counter<'kind' | 'result'>;
   readonly ready: Gauge;
+  readonly events: Counter<'result'>;
+  readonly namespaceWatch: Counter<'event'>;
+  readonly namespaces: Gauge;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): TwokeyMetrics {
@@ -52,6 +55,23 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Twoke
     ready: new Gauge({
       name: 'twokey_ready',
       help: '1 when the server is ready to judge (policy, keys and namespace cache loaded).',
+      registers: [registry],
+    }),
+    events: new Counter({
+      name: 'twokey_events_total',
+      help: 'Kubernetes Events about decisions, by result (sent|updated|deduplicated|dropped|failed). dropped: the queue was full.',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    namespaceWatch: new Counter({
+      name: 'twokey_namespace_watch_total',
+      help: 'Namespace watch lifecycle, by event (synced|error|restart).',
+      labelNames: ['event'],
+      registers: [registry],
+    }),
+    namespaces: new Gauge({
+      name: 'twokey_namespace_cache_size',
+      help: 'Namespaces in the cache, as seen through the watch.',
       registers: [registry],
     }),
   };

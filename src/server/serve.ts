@@ -13,13 +13,13 @@ import type { Verdict } from '../decision/verdict.ts';
 import { describeError } from '../errors.ts';
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
 import { buildApp, type ReadinessCheck } from './app.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, type TwokeyMetrics } from './metrics.ts';
 import { readTlsFiles, type TlsFiles, type TlsMaterial, watchTlsFiles } from './tls.ts';
 
 /** What a cluster connection adds to the server: namespace labels, readiness, events. */
 export interface ClusterIntegration extends ReadinessCheck {
   readonly namespaces: NamespaceView;
-  onDecision?(request: AdmissionRequest, verdict: Verdict): void;
+  readonly onDecision?: ((request: AdmissionRequest, verdict: Verdict) => void) | undefined;
   stop(): Promise<void> | void;
 }
 
@@ -31,7 +31,8 @@ export interface ServeOptions {
   readonly logger: Logger;
   readonly pollIntervalMs?: number;
   readonly bodyLimit?: number;
-  readonly cluster?: ClusterIntegration;
+  /** Connects to the cluster once metrics and logger exist; without it the server judges from the policy and objects alone. */
+  readonly cluster?: (context: { logger: Logger; metrics: TwokeyMetrics }) => Promise<ClusterIntegration>;
 }
 
 export interface RunningServer {
@@ -84,18 +85,25 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     logger.warn('no --tls-cert/--tls-key given: serving with a throwaway self-signed certificate for localhost');
   }
 
-  const cluster = options.cluster;
-  const app = buildApp({
-    config: store,
-    readiness: [store, ...(cluster ? [cluster] : [])],
-    ...(cluster ? { namespaces: cluster.namespaces } : {}),
-    ...(cluster?.onDecision ? { onDecision: cluster.onDecision.bind(cluster) } : {}),
-    logger,
-    metrics,
-    https: tls,
-    ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
-  });
-  await app.listen({ host: options.host, port: options.port });
+  const cluster = options.cluster ? await options.cluster({ logger, metrics }) : undefined;
+  let app: FastifyInstance;
+  try {
+    app = buildApp({
+      config: store,
+      readiness: [store, ...(cluster ? [cluster] : [])],
+      ...(cluster ? { namespaces: cluster.namespaces } : {}),
+      ...(cluster?.onDecision ? { onDecision: cluster.onDecision } : {}),
+      logger,
+      metrics,
+      https: tls,
+      ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
+    });
+    await app.listen({ host: options.host, port: options.port });
+  } catch (error) {
+    store.stop();
+    await cluster?.stop();
+    throw error;
+  }
   const port = (app.server.address() as AddressInfo).port;
 
   let tlsPoller: FilePoller | undefined;

@@ -1,0 +1,53 @@
+/**
+ * `twokey scan`: list critical workloads and namespaces, and report the workloads whose current
+ * spec no valid approvals cover (exit 1 when there are any).
+ */
+import { type Command, Option } from 'commander';
+import { ClusterClient } from '../cluster/client.ts';
+import { scanCluster } from '../cluster/scan.ts';
+import { loadSnapshot } from '../config/store.ts';
+import { type ClusterFlags, EXIT, err, kubeConfigOptions, out, withClusterOptions } from './common.ts';
+
+interface ScanFlags extends ClusterFlags {
+  config: string;
+  output: 'table' | 'json';
+}
+
+function table(rows: ReadonlyArray<Record<string, string>>, columns: ReadonlyArray<[string, string]>): string[] {
+  const widths = columns.map(([key, title]) => Math.max(title.length, ...rows.map((r) => (r[key] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(columns.map(([, title]) => title)), ...rows.map((r) => line(columns.map(([key]) => r[key] ?? '')))];
+}
+
+export function registerScan(program: Command): void {
+  withClusterOptions(
+    program
+      .command('scan')
+      .description('audit a cluster: critical workloads whose current spec has no valid approvals (exit 1 when any is found)')
+      .requiredOption('--config <policy>', "the policy file (the cluster's policy: its issuers, keys and critical namespaces)")
+      .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table')),
+  ).action(async (flags: ScanFlags) => {
+    const snapshot = await loadSnapshot(flags.config, (message) => err(`warning: ${message}`));
+    const { client } = ClusterClient.connect(kubeConfigOptions(flags));
+    const rows = await scanCluster(client, snapshot);
+    const unapproved = rows.filter((r) => r.status === 'unapproved');
+    if (flags.output === 'json') out(JSON.stringify(rows, null, 2));
+    else {
+      const columns: Array<[string, string]> = [
+        ['resource', 'RESOURCE'],
+        ['namespace', 'NAMESPACE'],
+        ['name', 'NAME'],
+        ['criticalBy', 'CRITICAL BY'],
+        ['status', 'STATUS'],
+        ['detail', 'DETAIL'],
+      ];
+      for (const line of table(rows as unknown as Array<Record<string, string>>, columns)) out(line);
+      err(`${rows.length} critical objects, ${unapproved.length} without valid approvals for their current spec`);
+    }
+    process.exitCode = unapproved.length > 0 ? EXIT.refused : EXIT.ok;
+  });
+}

@@ -1,0 +1,98 @@
+/**
+ * What the CLI asks a cluster: the live object, a server-side dry run of a change (whose
+ * refusal by twokey names the digest the webhook computed), who the caller is, and lists of
+ * workloads and namespaces for `twokey scan`.
+ */
+import { TwokeyError } from '../errors.ts';
+import { type GroupResource, isJsonObject, type JsonObject, NAMESPACES, typeOfResource, WORKLOADS } from '../kubernetes/objects.ts';
+import { type KubeConfigOptions, loadKubeConfig } from './kubeconfig.ts';
+import { KubeRest, listItems, type RestResponse, resourcePath, statusMessage } from './rest.ts';
+
+export const FIELD_MANAGER = 'twokey';
+
+export type DryRunOutcome =
+  | { readonly kind: 'admitted'; readonly object: JsonObject }
+  | { readonly kind: 'refused'; readonly code: number; readonly message: string; readonly byTwokey: boolean };
+
+/** The digest a twokey refusal names as the one to approve. */
+export function digestFromRefusal(message: string): string | undefined {
+  return /bound to digest (sha256:[0-9a-f]{64})/.exec(message)?.[1];
+}
+
+function refusal(response: RestResponse): DryRunOutcome {
+  const message = statusMessage(response);
+  return { kind: 'refused', code: response.status, message, byTwokey: /denied the request: twokey: /.test(message) };
+}
+
+export class ClusterClient {
+  readonly rest: KubeRest;
+
+  constructor(rest: KubeRest) {
+    this.rest = rest;
+  }
+
+  static connect(options: KubeConfigOptions): { client: ClusterClient; namespace: string } {
+    const kc = loadKubeConfig(options);
+    const context = kc.getContextObject(kc.getCurrentContext());
+    return { client: new ClusterClient(new KubeRest(kc)), namespace: context?.namespace ?? 'default' };
+  }
+
+  #unexpected(what: string, response: RestResponse): TwokeyError {
+    return new TwokeyError('ERR_CLUSTER', `${what}: ${statusMessage(response)} (HTTP ${response.status})`);
+  }
+
+  /** The live object, or undefined when it does not exist. */
+  async read(gr: GroupResource, namespace: string, name: string): Promise<JsonObject | undefined> {
+    const response = await this.rest.call('GET', resourcePath(gr, namespace, name));
+    if (response.status === 404) return undefined;
+    if (response.status !== 200 || !isJsonObject(response.body))
+      throw this.#unexpected(`cannot read ${gr.resource} ${namespace}/${name}`, response);
+    return response.body;
+  }
+
+  /** Server-side apply with dryRun=All: every admission step runs, nothing is stored. */
+  async dryRunApply(gr: GroupResource, namespace: string, name: string, object: JsonObject): Promise<DryRunOutcome> {
+    const response = await this.rest.call('PATCH', resourcePath(gr, namespace, name), {
+      query: { dryRun: 'All', fieldManager: FIELD_MANAGER, force: 'true' },
+      body: object,
+      contentType: 'application/apply-patch+yaml',
+    });
+    if (response.status >= 200 && response.status < 300 && isJsonObject(response.body)) return { kind: 'admitted', object: response.body };
+    if (response.status >= 400 && response.status < 500 && response.status !== 404) return refusal(response);
+    throw this.#unexpected(`dry run of ${gr.resource} ${namespace}/${name} failed`, response);
+  }
+
+  /** Lists a resource in all namespaces; items get their apiVersion and kind back. */
+  async list(gr: GroupResource): Promise<JsonObject[]> {
+    const type = typeOfResource(gr);
+    if (!type) throw new TypeError(`unknown resource ${gr.resource}`);
+    const response = await this.rest.call('GET', resourcePath(gr, ''));
+    if (response.status !== 200) throw this.#unexpected(`cannot list ${gr.resource}`, response);
+    const apiVersion = type.group ? `${type.group}/${type.version}` : type.version;
+    return listItems(response).map((item) => ({ apiVersion, kind: type.kind, ...item }));
+  }
+
+  async listWorkloads(): Promise<Array<{ resource: GroupResource; object: JsonObject }>> {
+    const lists = await Promise.all(WORKLOADS.map(async (w) => ({ w, items: await this.list(w) })));
+    return lists.flatMap(({ w, items }) => items.map((object) => ({ resource: { group: w.group, resource: w.resource }, object })));
+  }
+
+  async listNamespaces(): Promise<JsonObject[]> {
+    return this.list(NAMESPACES);
+  }
+
+  /** The user name the API sees for these credentials (SelfSubjectReview), if the server tells. */
+  async whoAmI(): Promise<string | undefined> {
+    try {
+      const response = await this.rest.call('POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', {
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+        timeoutMs: 10_000,
+      });
+      const status = isJsonObject(response.body) ? response.body.status : undefined;
+      const userInfo = isJsonObject(status) ? status.userInfo : undefined;
+      return isJsonObject(userInfo) && typeof userInfo.username === 'string' ? userInfo.username : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * Kubernetes Events about decisions, so `kubectl describe` and `kubectl get events` show who was
+ * refused and which change was admitted by whom. Events never delay an answer: they are queued
+ * after the response is sent, the queue is bounded (overflow is dropped and counted), repeats of
+ * the same decision are folded into one Event's count, and dry runs make none.
+ */
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { Verdict } from '../decision/verdict.ts';
+import { describeError } from '../errors.ts';
+import type { AdmissionRequest } from '../kubernetes/admission.ts';
+import { readMeta } from '../kubernetes/objects.ts';
+import type { TwokeyMetrics } from '../server/metrics.ts';
+import { type KubeRest, statusMessage } from './rest.ts';
+
+export interface EventRecorderOptions {
+  readonly logger: Logger;
+  readonly metrics?: TwokeyMetrics;
+  readonly queueLimit?: number;
+  /** Repeats of one decision within this window update one Event. */
+  readonly dedupeWindowMs?: number;
+  /** Shortest time between two count updates of one Event. */
+  readonly updateIntervalMs?: number;
+  readonly instance?: string;
+}
+
+interface CoreEvent {
+  metadata: { generateName: string; namespace: string };
+  involvedObject: { apiVersion: string; kind: string; name: string; namespace?: string; uid?: string };
+  reason: string;
+  message: string;
+  type: 'Normal' | 'Warning';
+  action: string;
+  source: { component: string; host: string };
+  reportingComponent: string;
+  reportingInstance: string;
+  firstTimestamp: string;
+  lastTimestamp: string;
+  count: number;
+}
+
+type Task =
+  | { kind: 'create'; key: string; event: CoreEvent }
+  | { kind: 'update'; key: string; namespace: string; name: string; count: number };
+
+interface Seen {
+  name?: string;
+  namespace: string;
+  count: number;
+  firstSeen: number;
+  lastSent: number;
+}
+
+const MESSAGE_LIMIT = 1024;
+
+export class EventRecorder {
+  readonly #rest: KubeRest;
+  readonly #options: Required<Omit<EventRecorderOptions, 'metrics'>> & { metrics?: TwokeyMetrics };
+  readonly #queue: Task[] = [];
+  readonly #seen = new Map<string, Seen>();
+  #draining: Promise<void> | undefined;
+
+  constructor(rest: KubeRest, options: EventRecorderOptions) {
+    this.#rest = rest;
+    this.#options = {
+      queueLimit: 500,
+      dedupeWindowMs: 10 * 60_000,
+      updateIntervalMs: 30_000,
+      instance: hostname(),
+      ...options,
+    };
+  }
+
+  /** Records a decision; returns at once. */
+  record(request: AdmissionRequest, verdict: Verdict): void {
+    if (request.dryRun) return;
+    const admittedWithApprovals = verdict.allowed && verdict.change !== undefined;
+    if (!admittedWithApprovals && verdict.allowed) return;
+    const subject = request.object ?? request.oldObject;
+    if (!subject) return;
+    let uid = '';
+    let metaName = '';
+    try {
+      ({ uid, name: metaName } = readMeta(subject));
+    } catch {
+      // A malformed object still gets its refusal recorded, without a uid.
+    }
+    const name = verdict.target?.name || metaName || request.name;
+    if (!name) return;
+    const isNamespace = request.resource.group === '' && request.resource.resource === 'namespaces';
+    const namespace = isNamespace ? '' : request.namespace;
+    const eventNamespace = namespace || 'default';
+    const reason = verdict.allowed ? 'ChangeApproved' : 'ChangeRefused';
+    const message = verdict.allowed
+      ? `twokey: ${verdict.summary.replace(/^admitted: /, '')} (digest ${verdict.digest})`
+      : (verdict.message ?? verdict.summary);
+    const key = [
+      reason,
+      request.resource.resource,
+      namespace,
+      name,
+      verdict.action ?? '',
+      verdict.digest ?? '',
+      verdict.change ?? '',
+      request.user.username,
+    ].join('\u0000');
+
+    const now = Date.now();
+    const seen = this.#seen.get(key);
+    if (seen && now - seen.firstSeen < this.#options.dedupeWindowMs) {
+      seen.count += 1;
+      if (seen.name && now - seen.lastSent >= this.#options.updateIntervalMs) {
+        seen.lastSent = now;
+        this.#enqueue({ kind: 'update', key, namespace: seen.namespace, name: seen.name, count: seen.count });
+      } else {
+        this.#options.metrics?.events.inc({ result: 'deduplicated' });
+      }
+      return;
+    }
+    this.#remember(key, { namespace: eventNamespace, count: 1, firstSeen: now, lastSent: now });
+    const time = new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const apiVersion = request.kind.group ? `${request.kind.group}/${request.kind.version}` : request.kind.version;
+    this.#enqueue({
+      kind: 'create',
+      key,
+      event: {
+        metadata: { generateName: `${name}.twokey.`, namespace: eventNamespace },
+        involvedObject: { apiVersion, kind: request.kind.kind, name, ...(namespace ? { namespace } : {}), ...(uid ? { uid } : {}) },
+        reason,
+        message: message.length > MESSAGE_LIMIT ? `${message.slice(0, MESSAGE_LIMIT - 1)}…` : message,
+        type: verdict.allowed ? 'Normal' : 'Warning',
+        action: verdict.action ? verdict.action[0]?.toUpperCase() + verdict.action.slice(1) : 'Judge',
+        source: { component: 'twokey', host: this.#options.instance },
+        reportingComponent: 'twokey',
+        reportingInstance: this.#options.instance,
+        firstTimestamp: time,
+        lastTimestamp: time,
+        count: 1,
+      },
+    });
+  }
+
+  #remember(key: string, seen: Seen): void {
+    this.#seen.set(key, seen);
+    if (this.#seen.size > 2000) {
+      const oldest = this.#seen.keys().next().value;
+      if (oldest !== undefined) this.#seen.delete(oldest);
+    }
+  }
+
+  #enqueue(task: Task): void {
+    if (this.#queue.length >= this.#options.queueLimit) {
+      this.#options.metrics?.events.inc({ result: 'dropped' });
+      if (task.kind === 'create') this.#seen.delete(task.key);
+      return;
+    }
+    this.#queue.push(task);
+    this.#draining ??= this.#drain().finally(() => {
+      this.#draining = undefined;
+    });
+  }
+
+  async #drain(): Promise<void> {
+    for (let task = this.#queue.shift(); task; task = this.#queue.shift()) {
+      try {
+        await this.#send(task);
+      } catch (error) {
+        this.#options.metrics?.events.inc({ result: 'failed' });
+        this.#options.logger.warn({ error: describeError(error) }, 'could not record a Kubernetes Event');
+      }
+    }
+  }
+
+  async #send(task: Task): Promise<void> {
+    if (task.kind === 'create') {
+      const response = await this.#rest.call('POST', `/api/v1/namespaces/${encodeURIComponent(task.event.metadata.namespace)}/events`, {
+        body: task.event,
+        timeoutMs: 5000,
+      });
+      if (response.status >= 300) throw new Error(statusMessage(response));
+      const created = response.body as { metadata?: { name?: string } };
+      const seen = this.#seen.get(task.key);
+      if (seen && created.metadata?.name) seen.name = created.metadata.name;
+      this.#options.metrics?.events.inc({ result: 'sent' });
+      return;
+    }
+    const response = await this.#rest.call(
+      'PATCH',
+      `/api/v1/namespaces/${encodeURIComponent(task.namespace)}/events/${encodeURIComponent(task.name)}`,
+      {
+        body: { count: task.count, lastTimestamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') },
+        contentType: 'application/merge-patch+json',
+        timeoutMs: 5000,
+      },
+    );
+    if (response.status >= 300) throw new Error(statusMessage(response));
+    this.#options.metrics?.events.inc({ result: 'updated' });
+  }
+
+  /** Waits for queued events, at most `timeoutMs`. */
+  async flush(timeoutMs = 2000): Promise<void> {
+    if (!this.#draining) return;
+    await Promise.race([this.#draining, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+  }
+}

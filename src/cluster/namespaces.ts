@@ -1,0 +1,97 @@
+/**
+ * The labels of every namespace, kept current by a watch. `/validate` asks it whether a
+ * workload's namespace is critical; until the first list has arrived it knows nothing, and a
+ * namespace it has not seen is "unknown", which the decision treats fail-closed.
+ */
+import { CoreV1Api, type KubeConfig, makeInformer, type V1Namespace } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { NamespaceState, NamespaceView } from '../decision/gate.ts';
+import { describeError } from '../errors.ts';
+import { hasCriticalLabel } from '../kubernetes/objects.ts';
+import type { ReadinessCheck } from '../server/app.ts';
+import type { TwokeyMetrics } from '../server/metrics.ts';
+
+export interface NamespaceCacheOptions {
+  readonly logger: Logger;
+  readonly metrics?: TwokeyMetrics;
+  /** First and longest wait before restarting a failed watch. */
+  readonly backoffMs?: { readonly initial: number; readonly max: number };
+}
+
+export class NamespaceCache implements NamespaceView, ReadinessCheck {
+  readonly #labels = new Map<string, Readonly<Record<string, string>>>();
+  readonly #informer: ReturnType<typeof makeInformer<V1Namespace>>;
+  readonly #options: NamespaceCacheOptions;
+  #synced = false;
+  #stopped = false;
+  #backoff: number;
+  #restart: NodeJS.Timeout | undefined;
+
+  constructor(kc: KubeConfig, options: NamespaceCacheOptions) {
+    this.#options = options;
+    this.#backoff = options.backoffMs?.initial ?? 1000;
+    const core = kc.makeApiClient(CoreV1Api);
+    this.#informer = makeInformer<V1Namespace>(kc, '/api/v1/namespaces', async () => {
+      const list = await core.listNamespace();
+      // Replace the state with the full list: a relist after 410 Gone also drops what was deleted meanwhile.
+      this.#labels.clear();
+      for (const ns of list.items) this.#set(ns);
+      if (!this.#synced) options.logger.info({ namespaces: this.#labels.size }, 'namespace cache synced');
+      this.#synced = true;
+      this.#backoff = options.backoffMs?.initial ?? 1000;
+      options.metrics?.namespaceWatch.inc({ event: 'synced' });
+      return list;
+    });
+    this.#informer.on('add', (ns) => this.#set(ns));
+    this.#informer.on('update', (ns) => this.#set(ns));
+    this.#informer.on('delete', (ns) => {
+      if (ns.metadata?.name) this.#labels.delete(ns.metadata.name);
+      this.#options.metrics?.namespaces.set(this.#labels.size);
+    });
+    this.#informer.on('error', (error) => this.#failed(error));
+  }
+
+  #set(ns: V1Namespace): void {
+    const name = ns.metadata?.name;
+    if (!name) return;
+    this.#labels.set(name, { ...(ns.metadata?.labels ?? {}) });
+    this.#options.metrics?.namespaces.set(this.#labels.size);
+  }
+
+  /** The watch stopped with an error: keep serving the last state and try again with backoff. */
+  #failed(error: unknown): void {
+    if (this.#stopped) return;
+    const delay = this.#backoff;
+    this.#backoff = Math.min(this.#backoff * 2, this.#options.backoffMs?.max ?? 30_000);
+    this.#options.metrics?.namespaceWatch.inc({ event: 'error' });
+    this.#options.logger.warn({ error: describeError(error), retryInMs: delay }, 'namespace watch failed; serving the last known labels');
+    clearTimeout(this.#restart);
+    this.#restart = setTimeout(() => {
+      this.#options.metrics?.namespaceWatch.inc({ event: 'restart' });
+      this.#informer.start().catch((e: unknown) => this.#failed(e));
+    }, delay);
+    this.#restart.unref();
+  }
+
+  async start(): Promise<void> {
+    this.#stopped = false;
+    await this.#informer.start().catch((error: unknown) => this.#failed(error));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#restart);
+    await this.#informer.stop();
+  }
+
+  criticality(namespace: string): NamespaceState {
+    if (!this.#synced) return 'unknown';
+    const labels = this.#labels.get(namespace);
+    if (labels === undefined) return 'unknown';
+    return hasCriticalLabel(labels) ? 'critical' : 'not-critical';
+  }
+
+  notReady(): string[] {
+    return this.#synced ? [] : ['the namespace cache has not synced with the Kubernetes API yet'];
+  }
+}

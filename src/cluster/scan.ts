@@ -1,0 +1,105 @@
+/**
+ * The audit: which critical workloads run a spec that no valid approvals cover. It finds what
+ * changed while the webhook was down or failing open, and what was labelled critical after it
+ * was deployed. Each workload's current spec is judged as a deploy, with the clock set to when
+ * the spec last changed, so the approvals must have been valid then.
+ */
+import type { ConfigSnapshot } from '../config/store.ts';
+import { decide } from '../decision/decide.ts';
+import { NO_CLUSTER_VIEW } from '../decision/gate.ts';
+import type { Verdict } from '../decision/verdict.ts';
+import { toAdmissionRequest } from '../kubernetes/admission.ts';
+import { hasCriticalLabel, isJsonObject, type JsonObject, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
+import { buildAdmissionReview } from '../kubernetes/review-builder.ts';
+import type { ClusterClient } from './client.ts';
+
+/** The identity scans judge as: it is nobody's approver. */
+export const SCAN_USER = 'system:twokey:scan';
+
+export interface ScanRow {
+  readonly resource: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly criticalBy: 'label' | 'namespace label' | 'policy list';
+  readonly status: 'approved' | 'unapproved' | 'protected';
+  readonly detail: string;
+  readonly digest?: string;
+  readonly change?: string;
+  readonly approvers?: readonly string[];
+  /** When the spec last changed, as the clock the approvals were judged at. */
+  readonly specChangedAt?: string;
+}
+
+/**
+ * When the spec last changed: the latest managedFields entry of the main resource that owns
+ * fields under spec, else the creation time.
+ */
+export function lastSpecChange(object: JsonObject): number | undefined {
+  const metadata = isJsonObject(object.metadata) ? object.metadata : {};
+  const times: number[] = [];
+  for (const entry of Array.isArray(metadata.managedFields) ? metadata.managedFields : []) {
+    if (!isJsonObject(entry) || entry.subresource || !isJsonObject(entry.fieldsV1) || !('f:spec' in entry.fieldsV1)) continue;
+    const time = typeof entry.time === 'string' ? Date.parse(entry.time) : Number.NaN;
+    if (!Number.isNaN(time)) times.push(time / 1000);
+  }
+  if (times.length > 0) return Math.max(...times);
+  const created = typeof metadata.creationTimestamp === 'string' ? Date.parse(metadata.creationTimestamp) : Number.NaN;
+  return Number.isNaN(created) ? undefined : created / 1000;
+}
+
+function unapprovedDetail(verdict: Verdict): string {
+  const found = verdict.summary.replace(/^refused: (?:[a-z]+ of \S+ \S+: )?/, '');
+  const reasons = verdict.approvals.filter((a) => a.status !== 'counted').map((a) => `${a.key} (${a.code})`);
+  return reasons.length > 0 ? `${found}; not counted: ${reasons.join(', ')}` : found;
+}
+
+export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapshot, now = Date.now() / 1000): Promise<ScanRow[]> {
+  const { policy } = snapshot;
+  const [namespaces, workloads] = await Promise.all([client.listNamespaces(), client.listWorkloads()]);
+  const rows: ScanRow[] = [];
+  const criticalNamespaces = new Map<string, ScanRow['criticalBy']>();
+  for (const ns of namespaces) {
+    const meta = readMeta(ns);
+    const by = hasCriticalLabel(meta.labels) ? 'namespace label' : policy.criticalNamespaces.has(meta.name) ? 'policy list' : undefined;
+    if (!by) continue;
+    criticalNamespaces.set(meta.name, by);
+    rows.push({
+      resource: 'namespaces',
+      namespace: '',
+      name: meta.name,
+      criticalBy: by === 'namespace label' ? 'label' : by,
+      status: 'protected',
+      detail: 'deletion and unlabelling need approvals',
+    });
+  }
+  for (const { resource, object } of workloads) {
+    const meta = readMeta(object);
+    const criticalBy = hasCriticalLabel(meta.labels) ? 'label' : criticalNamespaces.get(meta.namespace);
+    if (!criticalBy) continue;
+    const changedAt = lastSpecChange(object) ?? now;
+    const verdict = await decide(toAdmissionRequest(buildAdmissionReview({ operation: 'CREATE', object, username: SCAN_USER })), {
+      ...snapshot,
+      namespaces: NO_CLUSTER_VIEW,
+      forceCritical: true,
+      now: changedAt,
+    });
+    const base = {
+      resource: qualifiedResource(resource),
+      namespace: meta.namespace,
+      name: meta.name,
+      criticalBy,
+      specChangedAt: new Date(changedAt * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      ...(verdict.digest ? { digest: verdict.digest } : {}),
+      ...(verdict.change ? { change: verdict.change } : {}),
+      ...(verdict.approvers ? { approvers: verdict.approvers } : {}),
+    };
+    rows.push(
+      verdict.allowed
+        ? { ...base, status: 'approved', detail: `${verdict.change} approved by ${verdict.approvers?.join(', ')}` }
+        : { ...base, status: 'unapproved', detail: unapprovedDetail(verdict) },
+    );
+  }
+  return rows.sort(
+    (a, b) => a.resource.localeCompare(b.resource) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name),
+  );
+}

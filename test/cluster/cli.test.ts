@@ -1,0 +1,228 @@
+/**
+ * The CLI against a cluster: digest --server, check --server and scan, run as processes against
+ * the test API server, which calls a real twokey webhook for its dry runs.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deploySpec, digestOf } from '../../src/decision/digest.ts';
+import type { JsonObject } from '../../src/kubernetes/objects.ts';
+import { createLogger } from '../../src/server/logger.ts';
+import { type RunningServer, startServer } from '../../src/server/serve.ts';
+import { runCli } from '../support/cli.ts';
+import { FakeKube } from '../support/fake-kube.ts';
+import { SERVICE_NAME, type ServerFiles, serverFiles } from '../support/files.ts';
+import { approve, deployment, type Issuer, makeIssuer, withAnnotations } from '../support/world.ts';
+
+let kube: FakeKube;
+let files: ServerFiles;
+let issuer: Issuer;
+let server: RunningServer;
+let kubeconfig: string;
+let manifest: string;
+
+beforeAll(async () => {
+  kube = new FakeKube();
+  await kube.start();
+  issuer = await makeIssuer();
+  files = await serverFiles(issuer);
+  server = await startServer({
+    policyPath: files.policy,
+    tls: { certPath: files.cert, keyPath: files.key },
+    host: '127.0.0.1',
+    port: 0,
+    logger: createLogger('silent'),
+  });
+  kube.webhook = { base: `https://127.0.0.1:${server.port}`, caBundle: files.ca.certPem, serverName: SERVICE_NAME };
+  kube.putNamespace('payments', { 'twokey.dev/critical': 'true' });
+  kube.putNamespace('sandbox');
+  kubeconfig = await kube.writeKubeconfig(join(files.dir, 'kubeconfig'), 'payments');
+  await writeFile(join(files.dir, 'private.jwk.json'), JSON.stringify(issuer.privateJwk));
+  manifest = join(files.dir, 'api.yaml');
+  await writeFile(
+    manifest,
+    'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: api}}\n  template:\n    metadata: {labels: {app: api}}\n    spec:\n      containers: [{name: api, image: "registry.example.com/api:2.0.0"}]\n',
+  );
+});
+afterAll(async () => {
+  await server?.shutdown();
+  await kube?.stop();
+  await files?.cleanup();
+});
+
+const twokey = (...args: string[]) => runCli([...args, '--kubeconfig', kubeconfig]);
+
+describe('twokey digest --server', () => {
+  it('prints the digest the webhook computes, server defaults included, taken from its refusal', async () => {
+    const result = await twokey('digest', '--server', '-f', manifest);
+    expect(result.code, result.stderr).toBe(0);
+    const [digest, resource, where] = result.stdout.trim().split(/\s+/);
+    expect(resource).toBe('deployments.apps');
+    expect(where).toBe('payments/api');
+    const local = (await runCli(['digest', '-f', manifest, '-n', 'payments'])).stdout.split(' ')[0];
+    expect(digest).not.toBe(local);
+    const dryRuns = kube.requests.filter((r) => r.startsWith('PATCH /apis/apps/v1/namespaces/payments/deployments/api?dryRun=All'));
+    expect(dryRuns.length).toBeGreaterThan(0);
+    expect(kube.objects.size).toBe(0);
+  });
+
+  it('prints the digest of the dry-run result where nothing refuses, and the live uid for a delete', async () => {
+    const live = kube.putObject({ ...deployment({ name: 'worker', namespace: 'sandbox' }) });
+    const workerFile = join(files.dir, 'worker.json');
+    await writeFile(workerFile, JSON.stringify(deployment({ name: 'worker', namespace: 'sandbox' })));
+    const deploy = await twokey('digest', '--server', '-f', workerFile);
+    expect(deploy.stdout.split(' ')[0]).toBe(
+      digestOf({ action: 'deploy', resource: 'deployments.apps', namespace: 'sandbox', name: 'worker', spec: deploySpec(live) }),
+    );
+    const deleted = await twokey('digest', '--server', '--action', 'delete', '-f', workerFile);
+    const uid = (live.metadata as JsonObject).uid as string;
+    expect(deleted.stdout.split(' ')[0]).toBe(
+      digestOf({ action: 'delete', resource: 'deployments.apps', namespace: 'sandbox', name: 'worker', uid }),
+    );
+  });
+
+  it('exits 2 naming the object when the cluster cannot be reached', async () => {
+    const broken = join(files.dir, 'broken-kubeconfig');
+    await writeFile(broken, (await import('node:fs')).readFileSync(kubeconfig, 'utf8').replace(/127\.0\.0\.1:\d+/, '127.0.0.1:1'));
+    const result = await runCli(['digest', '--server', '-f', manifest, '--kubeconfig', broken]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/PATCH \/apis\/apps\/v1\/namespaces\/payments\/deployments\/api on 127\.0\.0\.1:1 failed/);
+  });
+});
+
+describe('twokey check --server', () => {
+  it('shows the cluster refusal without approvals, and admits with approvals bound to the server digest', async () => {
+    const refused = await twokey('check', '--server', '--config', files.policy, '-f', manifest);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(
+      /^Error from server \(Forbidden\): error when creating ".*api\.yaml": admission webhook "workloads\.twokey\.dev" denied the request: twokey: deploy of deployments\.apps payments\/api refused/,
+    );
+    expect(refused.stdout).toContain('"kubernetes-admin" (making this request)');
+
+    const digest = (await twokey('digest', '--server', '-f', manifest)).stdout.split(' ')[0] as string;
+    const tokens: string[] = [];
+    for (const approver of ['bob@example.com', 'carol@example.com']) {
+      const minted = await runCli([
+        'approve',
+        '--private-key',
+        join(files.dir, 'private.jwk.json'),
+        '--issuer',
+        issuer.issuer,
+        '--audience',
+        'prod-eu-1',
+        '--approver',
+        approver,
+        '--change',
+        'CHG42',
+        '-f',
+        manifest,
+        '-n',
+        'payments',
+        '--digest',
+        digest,
+      ]);
+      tokens.push(minted.stdout.trim());
+    }
+    const approved = join(files.dir, 'api-approved.yaml');
+    const text = (await import('node:fs'))
+      .readFileSync(manifest, 'utf8')
+      .replace(
+        '  name: api\n',
+        `  name: api\n  annotations:\n    approval.twokey.dev/bob: ${tokens[0]}\n    approval.twokey.dev/carol: ${tokens[1]}\n`,
+      );
+    await writeFile(approved, text);
+    const admitted = await twokey('check', '--server', '--config', files.policy, '-f', approved);
+    expect(admitted.code, admitted.stdout + admitted.stderr).toBe(0);
+    expect(admitted.stdout).toContain(
+      'deployments.apps payments/api: admitted (admitted: deploy of deployments.apps payments/api approved for CHG42 by bob@example.com, carol@example.com)',
+    );
+  });
+
+  it('judges a delete against the live object', async () => {
+    kube.putObject(deployment({ name: 'ledger', namespace: 'payments' }));
+    const file = join(files.dir, 'ledger.json');
+    await writeFile(file, JSON.stringify(deployment({ name: 'ledger', namespace: 'payments' })));
+    const result = await twokey('check', '--server', '--config', files.policy, '-f', file, '--operation', 'DELETE', '-o', 'json');
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout)[0]).toMatchObject({ object: 'deployments.apps payments/ledger', allowed: false, action: 'delete' });
+  });
+});
+
+describe('twokey scan', () => {
+  it('reports critical workloads whose current spec no valid approvals cover, and exits 1', async () => {
+    const covered = deployment({ name: 'covered', namespace: 'payments' });
+    const stored = kube.putObject(covered);
+    // Without managedFields, the spec last changed when the object was created.
+    const created = Date.parse((stored.metadata as JsonObject).creationTimestamp as string) / 1000;
+    const annotated = withAnnotations(stored, {
+      'approval.twokey.dev/bob': await approve(issuer, 'deploy', stored, {
+        approver: 'bob@example.com',
+        now: created - 60,
+        change: 'CHG7',
+      }),
+      'approval.twokey.dev/carol': await approve(issuer, 'deploy', stored, {
+        approver: 'carol@example.com',
+        now: created - 60,
+        change: 'CHG7',
+      }),
+    });
+    kube.putObject(annotated);
+    kube.putObject(deployment({ name: 'labelled-elsewhere', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'true' } }));
+    kube.putObject(deployment({ name: 'not-critical', namespace: 'sandbox' }));
+
+    const result = await twokey('scan', '--config', files.policy, '-o', 'json');
+    expect(result.code, result.stderr).toBe(1);
+    const rows = JSON.parse(result.stdout) as Array<Record<string, unknown>>;
+    const row = (name: string) => rows.find((r) => r.name === name);
+    expect(row('covered')).toMatchObject({
+      status: 'approved',
+      criticalBy: 'namespace label',
+      change: 'CHG7',
+      approvers: ['bob@example.com', 'carol@example.com'],
+    });
+    expect(row('ledger')).toMatchObject({ status: 'unapproved', criticalBy: 'namespace label' });
+    expect(row('labelled-elsewhere')).toMatchObject({ status: 'unapproved', criticalBy: 'label' });
+    expect(row('not-critical')).toBeUndefined();
+    expect(row('payments')).toMatchObject({ resource: 'namespaces', status: 'protected' });
+
+    const table = await twokey('scan', '--config', files.policy);
+    expect(table.stdout.split('\n')[0]).toMatch(/^RESOURCE\s+NAMESPACE\s+NAME\s+CRITICAL BY\s+STATUS\s+DETAIL$/);
+    expect(table.stdout).toMatch(/deployments\.apps\s+payments\s+ledger\s+namespace label\s+unapproved\s+0 of 2 required approvals/);
+  });
+
+  it('judges approvals at the time the spec last changed: expired since is fine, minted after is not', async () => {
+    const changedAt = Date.parse('2026-11-10T12:00:00Z') / 1000;
+    const base = deployment({ name: 'timed', namespace: 'payments' });
+    const stored = kube.putObject(base);
+    (stored.metadata as JsonObject).managedFields = [
+      {
+        manager: 'kubectl',
+        operation: 'Update',
+        apiVersion: 'apps/v1',
+        time: '2026-11-10T12:00:00Z',
+        fieldsType: 'FieldsV1',
+        fieldsV1: { 'f:spec': { 'f:template': {} } },
+      },
+      {
+        manager: 'kube-controller-manager',
+        operation: 'Update',
+        apiVersion: 'apps/v1',
+        time: '2026-11-20T00:00:00Z',
+        fieldsType: 'FieldsV1',
+        fieldsV1: { 'f:status': {} },
+        subresource: 'status',
+      },
+    ];
+    const approvalsAt = async (now: number) => ({
+      'approval.twokey.dev/bob': await approve(issuer, 'deploy', stored, { approver: 'bob@example.com', now, ttlSeconds: 3600 }),
+      'approval.twokey.dev/carol': await approve(issuer, 'deploy', stored, { approver: 'carol@example.com', now, ttlSeconds: 3600 }),
+    });
+    kube.putObject(withAnnotations(stored, await approvalsAt(changedAt - 600)));
+    let rows = JSON.parse((await twokey('scan', '--config', files.policy, '-o', 'json')).stdout) as Array<Record<string, unknown>>;
+    expect(rows.find((r) => r.name === 'timed')).toMatchObject({ status: 'approved', specChangedAt: '2026-11-10T12:00:00Z' });
+
+    kube.putObject(withAnnotations(stored, await approvalsAt(changedAt + 7200)));
+    rows = JSON.parse((await twokey('scan', '--config', files.policy, '-o', 'json')).stdout) as Array<Record<string, unknown>>;
+    expect(rows.find((r) => r.name === 'timed')).toMatchObject({ status: 'unapproved' });
+  });
+});

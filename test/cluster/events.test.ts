@@ -1,0 +1,140 @@
+/**
+ * Kubernetes Events about decisions: on refusals and approved admissions, never on dry runs,
+ * folded when a client retries, and never slowing an answer when the API is slow.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectCluster } from '../../src/cluster/integration.ts';
+import { loadKubeConfig } from '../../src/cluster/kubeconfig.ts';
+import type { JsonObject } from '../../src/kubernetes/objects.ts';
+import { callWebhook } from '../../src/kubernetes/webhook-client.ts';
+import { createLogger } from '../../src/server/logger.ts';
+import { type RunningServer, startServer } from '../../src/server/serve.ts';
+import { FakeKube } from '../support/fake-kube.ts';
+import { eventually, SERVICE_NAME, type ServerFiles, serverFiles } from '../support/files.ts';
+import {
+  admissionReview,
+  approve,
+  deployment,
+  type Issuer,
+  makeIssuer,
+  namespaceObject,
+  type ReviewOptions,
+  withAnnotations,
+} from '../support/world.ts';
+
+let kube: FakeKube;
+let files: ServerFiles;
+let issuer: Issuer;
+let server: RunningServer;
+
+beforeAll(async () => {
+  kube = new FakeKube();
+  await kube.start();
+  issuer = await makeIssuer();
+  files = await serverFiles(issuer);
+  for (const ns of ['default', 'payments', 'slow']) kube.putNamespace(ns);
+  const kubeconfig = await kube.writeKubeconfig(join(files.dir, 'kubeconfig'));
+  server = await startServer({
+    policyPath: files.policy,
+    tls: { certPath: files.cert, keyPath: files.key },
+    host: '127.0.0.1',
+    port: 0,
+    logger: createLogger('silent'),
+    cluster: (context) =>
+      connectCluster(loadKubeConfig({ kubeconfig }), { ...context, eventRecorder: { updateIntervalMs: 0, queueLimit: 3 } }),
+  });
+  await eventually(async () => (await server.app.inject('/readyz')).statusCode === 200);
+});
+afterAll(async () => {
+  await server.shutdown();
+  await kube.stop();
+  await files.cleanup();
+});
+
+const call = (options: ReviewOptions) =>
+  callWebhook(
+    {
+      url: `https://127.0.0.1:${server.port}/validate`,
+      serverName: SERVICE_NAME,
+      caBundle: files.ca.certPem,
+      webhookName: 'workloads.twokey.dev',
+    },
+    admissionReview(options),
+  );
+const eventsFor = (name: string) => kube.events.filter((e) => (e.involvedObject as JsonObject).name === name);
+
+describe('Events', () => {
+  it('records a refusal on the object, as a Warning', async () => {
+    const object = deployment({ name: 'refused-api', uid: 'uid-refused' });
+    expect((await call({ operation: 'CREATE', object, user: 'alice' })).kind).toBe('denied');
+    await eventually(() => eventsFor('refused-api').length === 1);
+    const [event] = eventsFor('refused-api');
+    expect(event).toMatchObject({
+      type: 'Warning',
+      reason: 'ChangeRefused',
+      action: 'Deploy',
+      involvedObject: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'refused-api', namespace: 'payments', uid: 'uid-refused' },
+      source: { component: 'twokey' },
+      count: 1,
+    });
+    expect(String(event?.message)).toMatch(/^twokey: deploy of deployments.apps payments\/refused-api refused/);
+    expect(event?.metadata).toMatchObject({ namespace: 'payments' });
+  });
+
+  it('records an admission that used approvals, naming the change and approvers', async () => {
+    const api = deployment({ name: 'approved-api' });
+    const now = Date.now() / 1000;
+    const object = withAnnotations(api, {
+      'approval.twokey.dev/bob': await approve(issuer, 'deploy', api, { approver: 'bob@example.com', now }),
+      'approval.twokey.dev/carol': await approve(issuer, 'deploy', api, { approver: 'carol@example.com', now }),
+    });
+    expect((await call({ operation: 'CREATE', object })).kind).toBe('allowed');
+    await eventually(() => eventsFor('approved-api').length === 1);
+    expect(eventsFor('approved-api')[0]).toMatchObject({ type: 'Normal', reason: 'ChangeApproved' });
+    expect(String(eventsFor('approved-api')[0]?.message)).toContain('approved for CHG0031337 by bob@example.com, carol@example.com');
+  });
+
+  it('records nothing for a dry run or an ungated request', async () => {
+    await call({ operation: 'CREATE', object: deployment({ name: 'dry-api' }), dryRun: true });
+    await call({ operation: 'CREATE', object: deployment({ name: 'plain-api', namespace: 'default' }) });
+    await call({ operation: 'CREATE', object: deployment({ name: 'marker' }) });
+    await eventually(() => eventsFor('marker').length === 1);
+    expect(eventsFor('dry-api')).toEqual([]);
+    expect(eventsFor('plain-api')).toEqual([]);
+  });
+
+  it('folds a retry loop into one Event whose count grows', async () => {
+    for (let i = 0; i < 10; i++) await call({ operation: 'CREATE', object: deployment({ name: 'retry-api' }), user: 'ci-bot' });
+    await eventually(() => Number(eventsFor('retry-api')[0]?.count ?? 0) >= 2);
+    expect(eventsFor('retry-api')).toHaveLength(1);
+  });
+
+  it('records a namespace deletion refusal in the default namespace', async () => {
+    const ns = namespaceObject('payments', { uid: 'uid-payments' });
+    expect((await call({ operation: 'DELETE', oldObject: ns })).kind).toBe('denied');
+    await eventually(() => kube.events.some((e) => (e.involvedObject as JsonObject).kind === 'Namespace'));
+    const event = kube.events.find((e) => (e.involvedObject as JsonObject).kind === 'Namespace');
+    expect(event).toMatchObject({
+      involvedObject: { apiVersion: 'v1', kind: 'Namespace', name: 'payments', uid: 'uid-payments' },
+      metadata: { namespace: 'default' },
+    });
+    expect(event?.involvedObject).not.toHaveProperty('namespace');
+  });
+
+  it('answers at once when the API is slow, and drops what does not fit the queue', async () => {
+    kube.eventDelayMs = 400;
+    try {
+      const started = Date.now();
+      const outcomes = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => call({ operation: 'CREATE', object: deployment({ name: `slow-${i}` }) })),
+      );
+      expect(outcomes.every((o) => o.kind === 'denied')).toBe(true);
+      expect(Date.now() - started).toBeLessThan(400);
+      const metrics = await server.app.inject('/metrics');
+      expect(metrics.body).toMatch(/twokey_events_total\{result="dropped"\} [1-9]/);
+    } finally {
+      kube.eventDelayMs = 0;
+    }
+  });
+});

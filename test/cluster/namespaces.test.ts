@@ -1,0 +1,152 @@
+/**
+ * The namespace watch behind /validate: labels added and removed while running, a dropped watch,
+ * a 410 relist, and fail-closed judgement before the cache knows a namespace.
+ */
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connectCluster } from '../../src/cluster/integration.ts';
+import { loadKubeConfig } from '../../src/cluster/kubeconfig.ts';
+import { NamespaceCache } from '../../src/cluster/namespaces.ts';
+import { callWebhook } from '../../src/kubernetes/webhook-client.ts';
+import { createLogger } from '../../src/server/logger.ts';
+import { type RunningServer, startServer } from '../../src/server/serve.ts';
+import { FakeKube } from '../support/fake-kube.ts';
+import { eventually, SERVICE_NAME, type ServerFiles, serverFiles } from '../support/files.ts';
+import { admissionReview, deployment, makeIssuer } from '../support/world.ts';
+
+const logger = createLogger('silent');
+let kube: FakeKube;
+let files: ServerFiles;
+let kubeconfig: string;
+
+beforeAll(async () => {
+  kube = new FakeKube();
+  await kube.start();
+  files = await serverFiles(await makeIssuer());
+  kubeconfig = await kube.writeKubeconfig(join(files.dir, 'kubeconfig'));
+});
+afterAll(async () => {
+  await kube.stop();
+  await files.cleanup();
+});
+
+const caches: NamespaceCache[] = [];
+afterEach(async () => {
+  for (const cache of caches.splice(0)) await cache.stop();
+});
+
+function cache(): NamespaceCache {
+  const c = new NamespaceCache(loadKubeConfig({ kubeconfig }), { logger, backoffMs: { initial: 50, max: 200 } });
+  caches.push(c);
+  return c;
+}
+
+describe('the namespace cache', () => {
+  it('knows nothing and is unready until the first list, then follows labels as they change', async () => {
+    kube.putNamespace('team-a');
+    const c = cache();
+    expect(c.notReady()).toEqual(['the namespace cache has not synced with the Kubernetes API yet']);
+    expect(c.criticality('team-a')).toBe('unknown');
+    await c.start();
+    await eventually(() => c.notReady().length === 0);
+    expect(c.criticality('team-a')).toBe('not-critical');
+    expect(c.criticality('never-seen')).toBe('unknown');
+
+    kube.putNamespace('team-a', { 'twokey.dev/critical': 'true' });
+    await eventually(() => c.criticality('team-a') === 'critical', 1000);
+    kube.putNamespace('team-a', {});
+    await eventually(() => c.criticality('team-a') === 'not-critical', 1000);
+    kube.bookmark();
+    kube.putNamespace('team-b', { 'twokey.dev/critical': 'true' });
+    await eventually(() => c.criticality('team-b') === 'critical', 1000);
+  });
+
+  it('keeps serving the last state while the watch is down, and catches up when it is back', async () => {
+    kube.putNamespace('team-c');
+    const c = cache();
+    await c.start();
+    await eventually(() => c.criticality('team-c') === 'not-critical');
+    kube.dropWatches();
+    expect(c.criticality('team-c')).toBe('not-critical');
+    kube.putNamespace('team-c', { 'twokey.dev/critical': 'true' });
+    await eventually(() => c.criticality('team-c') === 'critical', 3000);
+  });
+
+  it('relists after 410 Gone and drops what was deleted meanwhile', async () => {
+    kube.putNamespace('team-d', { 'twokey.dev/critical': 'true' });
+    kube.putNamespace('team-e');
+    const c = cache();
+    await c.start();
+    await eventually(() => c.criticality('team-d') === 'critical' && c.criticality('team-e') === 'not-critical');
+    const listsBefore = kube.requests.filter((r) => r === 'GET /api/v1/namespaces').length;
+    // History is compacted, and changes made meanwhile are only visible through a fresh list.
+    kube.dropWatches();
+    kube.deleteNamespace('team-d');
+    kube.putNamespace('team-e', { 'twokey.dev/critical': 'true' });
+    kube.expireWatches();
+    await eventually(() => c.criticality('team-e') === 'critical', 3000);
+    expect(c.criticality('team-d')).toBe('unknown');
+    expect(kube.requests.filter((r) => r === 'GET /api/v1/namespaces').length).toBeGreaterThan(listsBefore);
+  });
+
+  it('retries with backoff while the API is down, and becomes ready when it answers', async () => {
+    kube.failLists = 2;
+    const c = cache();
+    await c.start();
+    expect(c.notReady()).not.toEqual([]);
+    await eventually(() => c.notReady().length === 0, 3000);
+  });
+});
+
+describe('/validate with the cluster', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    kube.putNamespace('shop');
+    server = await startServer({
+      policyPath: files.policy,
+      tls: { certPath: files.cert, keyPath: files.key },
+      host: '127.0.0.1',
+      port: 0,
+      logger,
+      cluster: (context) =>
+        connectCluster(loadKubeConfig({ kubeconfig }), {
+          ...context,
+          events: false,
+          namespaceCache: { backoffMs: { initial: 50, max: 200 } },
+        }),
+    });
+    await eventually(() => server.store.current() !== undefined);
+  });
+  afterAll(async () => {
+    await server.shutdown();
+  });
+
+  const validate = (namespace: string) =>
+    callWebhook(
+      {
+        url: `https://127.0.0.1:${server.port}/validate`,
+        serverName: SERVICE_NAME,
+        caBundle: files.ca.certPem,
+        webhookName: 'labeled-workloads.twokey.dev',
+      },
+      admissionReview({ operation: 'CREATE', object: deployment({ namespace }) }),
+    );
+
+  it('refuses a workload within a second of its namespace being labelled critical, and admits it once unlabelled', async () => {
+    const readyz = () => server.app.inject('/readyz').then((r) => r.statusCode);
+    await eventually(async () => (await readyz()) === 200);
+    expect((await validate('shop')).kind).toBe('allowed');
+    kube.putNamespace('shop', { 'twokey.dev/critical': 'true' });
+    const labelled = Date.now();
+    await eventually(async () => (await validate('shop')).kind === 'denied', 1000);
+    expect(Date.now() - labelled).toBeLessThan(1000);
+    kube.putNamespace('shop', {});
+    await eventually(async () => (await validate('shop')).kind === 'allowed', 1000);
+  });
+
+  it('refuses, saying why, a workload in a namespace the cache has not seen', async () => {
+    const outcome = await validate('brand-new');
+    expect(outcome.kind).toBe('denied');
+    if (outcome.kind === 'denied') expect(outcome.message).toContain('does not know the labels of namespace "brand-new" yet');
+  });
+});
