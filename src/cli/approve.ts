@@ -8,7 +8,7 @@ import { ACTIONS, type Action } from '../decision/digest.ts';
 import { normalizeIdentity } from '../decision/identity.ts';
 import { TwokeyError } from '../errors.ts';
 import { mintApproval, parsePrivateJwk } from '../keys/signing.ts';
-import { digestOption, durationOption, out, usageError } from './common.ts';
+import { digestOption, durationOption, err, out, usageError } from './common.ts';
 import { defaultAction, objectDigest, targetOf } from './digest.ts';
 import { readManifests } from './manifests.ts';
 
@@ -53,6 +53,7 @@ export function registerApprove(program: Command): void {
       }
       if (flags.change.trim() === '') throw usageError('--change must not be empty');
       if (flags.ttl <= 0) throw usageError('--ttl must be longer than 0s');
+      if (flags.ttl > 24 * 3600) err(`note: the approval lives ${flags.ttl}s; a policy with the default approvals.maxTtl (24h) will not count it`);
       const objects = await readManifests(flags.file, flags.namespace);
       if (objects.length !== 1) {
         throw new TwokeyError(

@@ -55,7 +55,8 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
   });
 
   const quorum = tallyQuorum(candidates, user, ctx.policy.required);
-  const admittedChange = quorum.admitted?.change;
+  // The change the verdict is about: the admitted one, or the one closest to the quorum.
+  const decisiveChange = quorum.admitted?.change ?? quorum.tallies[0]?.change;
   const reports: ApprovalReport[] = read.map(({ key }) => {
     const rejection = rejected.get(key);
     if (rejection) return rejection;
@@ -86,13 +87,9 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
           detail: `approver ${quote(approver)} already counted (${standing.of})`,
         };
       default:
-        if (admittedChange !== undefined && change !== admittedChange) {
-          return {
-            ...base,
-            status: 'not-counted',
-            code: 'other-change',
-            detail: `approves change ${quote(change)}, not ${quote(admittedChange)}`,
-          };
+        if (decisiveChange !== undefined && change !== decisiveChange) {
+          const detail = `approves change ${quote(change)}, not ${quote(decisiveChange)}${quorum.admitted ? '' : ' (approvals of different change ids do not add up)'}`;
+          return { ...base, status: 'not-counted', code: 'other-change', detail };
         }
         return {
           ...base,

@@ -149,14 +149,22 @@ export function refusedVerdict(facts: QuorumFacts): Verdict {
   const found = best
     ? `${best.approvers.length} of ${required} required approvals (change ${quote(best.change)}${best.approvers.length ? `: ${best.approvers.map((a) => quote(a)).join(', ')}` : ''})`
     : `0 of ${required} required approvals`;
-  const notCounted = reports.filter((r) => r.status !== 'counted');
+  const notCounted = reports.filter((r) => r.status === 'not-counted');
+  const notRead = reports.filter((r) => r.status === 'not-read');
   const reasons = notCounted.length
     ? ` Not counted: ${notCounted.map((r) => `${r.key}: ${truncate(printable(r.detail), 200)}`).join('; ')}.`
+    : '';
+  // Unread annotations are summarised, so the message stays bounded however many there are.
+  const unread = notRead.length
+    ? ` ${notRead.length} more approval annotations were not read (only the first ${reports.length - notRead.length} are read), e.g. ${notRead
+        .slice(0, 3)
+        .map((r) => r.key)
+        .join(', ')}.`
     : '';
   const message =
     `twokey: ${describeTarget(action, target)} refused: ${found}. ` +
     `Needed: ${required} approvals of one change id from distinct approvers who are neither ${quote(user)} (making this request) nor the change's requester, ` +
-    `each signed by a trusted change system for cluster ${quote(cluster)} and bound to digest ${digest}.${reasons} ` +
+    `each signed by a trusted change system for cluster ${quote(cluster)} and bound to digest ${digest}.${reasons}${unread} ` +
     `To approve: twokey approve --action ${action} --digest ${digest} ..., then attach each token as annotation approval.twokey.dev/<approver>.`;
   return {
     allowed: false,

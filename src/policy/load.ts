@@ -107,11 +107,12 @@ export function policyFromDocument(document: unknown, baseDir: string, source = 
   if (maxTtlSeconds > 7 * 24 * 3600) problems.push('approvals.maxTtl: must be at most 168h (approvals are short-lived)');
   if (clockSkewSeconds > 600) problems.push('approvals.clockSkew: must be at most 10m');
 
-  const exemptDeleters = new Set<Identity>();
+  const exemptDeleters = new Set<string>();
   (doc.exemptDeleters ?? POLICY_DEFAULTS.exemptDeleters).forEach((name, index) => {
-    const identity = normalizeIdentity(name);
-    if (identity === undefined) problems.push(`exemptDeleters[${index}]: ${JSON.stringify(name)} is not a valid identity`);
-    else exemptDeleters.add(identity);
+    // Kept exactly as written (compared exactly), but it must be a plausible user name.
+    if (normalizeIdentity(name) === undefined || name !== name.trim()) {
+      problems.push(`exemptDeleters[${index}]: ${JSON.stringify(name)} is not a valid user name`);
+    } else exemptDeleters.add(name);
   });
 
   if (problems.length > 0) throw invalid(problems);

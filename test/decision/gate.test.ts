@@ -150,7 +150,7 @@ describe('requests that are never gated', () => {
     const g = gate({
       operation: 'DELETE',
       oldObject: namespaceObject('payments'),
-      user: 'System:ServiceAccount:kube-system:generic-garbage-collector',
+      user: 'system:serviceaccount:kube-system:generic-garbage-collector',
     });
     expect(g.gated).toBe(false);
   });

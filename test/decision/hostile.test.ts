@@ -80,8 +80,9 @@ const cases: HostileCase[] = [
   [
     'alg none, unsigned',
     () => rawToken(issuer, { header: header({ alg: 'none' }), payload: carolClaims(), signWith: { kind: 'none' } }),
-    'malformed',
+    'algorithm',
   ],
+  ['an empty signature', () => rawToken(issuer, { header: header(), payload: carolClaims(), signWith: { kind: 'none' } }), 'signature'],
   ['alg none, with the real signature', () => rawToken(issuer, { header: header({ alg: 'none' }), payload: carolClaims() }), 'algorithm'],
   [
     'HS256 signed with the public key',
@@ -564,6 +565,27 @@ describe('what is gated and what is not', () => {
     expect(verdict).toMatchObject({ allowed: true, action: undefined });
   });
 
+  it.each([
+    ['other case', 'System:ServiceAccount:kube-system:namespace-controller'],
+    ['full-width letters', 'ｓｙｓｔｅｍ:serviceaccount:kube-system:namespace-controller'],
+    ['a trailing space', 'system:serviceaccount:kube-system:namespace-controller '],
+  ])('does not take a look-alike of an exempt deleter (%s) for it', async (_name, user) => {
+    const workload = await decide(request({ operation: 'DELETE', oldObject: api, user }), ctx());
+    expect(workload).toMatchObject({ allowed: false, action: 'delete' });
+    const ns = namespaceObject('payments');
+    const namespace = await decide(request({ operation: 'DELETE', oldObject: ns, user }), ctx());
+    expect(namespace).toMatchObject({ allowed: false, action: 'delete' });
+  });
+
+  it('says why approvals for another change id did not count', async () => {
+    const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com', change: 'CHG9999999' });
+    const verdict = await createWith({ 'approval.twokey.dev/bob': await bob(), 'approval.twokey.dev/carol': carol });
+    expect(verdict.allowed).toBe(false);
+    expect(verdict.message).toContain(
+      'approval.twokey.dev/carol: approves change "CHG9999999", not "CHG0031337" (approvals of different change ids do not add up)',
+    );
+  });
+
   it('honours a policy without the default exempt deleters', async () => {
     const strict = await makeSnapshot([issuer], makePolicy({ exemptDeleters: [] }));
     const verdict = await decide(
@@ -593,6 +615,9 @@ describe('bounded reading', () => {
     const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com' });
     const verdict = await createWith({ ...junk(500, 'a'), 'approval.twokey.dev/z-bob': await bob(), 'approval.twokey.dev/z-carol': carol });
     expect(verdict.allowed).toBe(false);
-    expect(verdict.message).toContain('approval.twokey.dev/z-carol: not read: only the first 50 approval annotations are read');
+    expect(verdict.message).toContain(
+      '452 more approval annotations were not read (only the first 50 are read), e.g. approval.twokey.dev/a-050',
+    );
+    expect(verdict.message?.length).toBeLessThan(12_000);
   });
 });
