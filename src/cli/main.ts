@@ -11,6 +11,7 @@ import { EXIT, err } from './common.ts';
 import { registerDemo } from './demo.ts';
 import { registerDigest } from './digest.ts';
 import { registerKeygen } from './keygen.ts';
+import { registerProbe } from './probe.ts';
 import { registerScan } from './scan.ts';
 import { registerServe } from './serve.ts';
 
@@ -23,7 +24,16 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [registerServe, registerKeygen, registerDigest, registerApprove, registerCheck, registerScan, registerDemo])
+  for (const register of [
+    registerServe,
+    registerKeygen,
+    registerDigest,
+    registerApprove,
+    registerCheck,
+    registerScan,
+    registerProbe,
+    registerDemo,
+  ])
     register(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -26,6 +26,7 @@ interface ServeFlags {
   shutdownDelay: number;
   pollInterval: number;
   bodyLimitMib?: number;
+  metricsPort?: number;
   dev?: boolean;
   stateDir: string;
 }
@@ -45,6 +46,7 @@ export function registerServe(program: Command): void {
     .option('--log-level <level>', `log level (${LOG_LEVELS.join(', ')})`, 'info')
     .option('--shutdown-delay <duration>', 'on SIGTERM, report unready this long before closing, so endpoints drain', durationOption, 0)
     .option('--poll-interval <duration>', 'how often policy, JWKS and certificate files are checked for changes', durationOption, 5)
+    .option('--metrics-port <port>', 'also serve GET /metrics over plain HTTP on this port', portOption)
     .option('--body-limit-mib <n>', 'largest review body accepted, in MiB (default 16)', (v) => Number.parseInt(v, 10))
     .option('--dev', 'development mode: make or reuse a policy, certificate and change-system key in --state-dir and serve on loopback')
     .option('--state-dir <dir>', 'state folder for --dev', '.twokey-dev')
@@ -83,6 +85,7 @@ export function registerServe(program: Command): void {
           logger,
           pollIntervalMs: flags.pollInterval * 1000,
           ...(cluster ? { cluster } : {}),
+          ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
           ...(flags.bodyLimitMib ? { bodyLimit: flags.bodyLimitMib * 1024 * 1024 } : {}),
         });
       } catch (error) {

@@ -4,7 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ConfigStore } from '../config/store.ts';
 import type { FilePoller } from '../config/watch.ts';
@@ -31,6 +31,8 @@ export interface ServeOptions {
   readonly logger: Logger;
   readonly pollIntervalMs?: number;
   readonly bodyLimit?: number;
+  /** Also serve GET /metrics over plain HTTP on this port, for scrapers that do not speak the webhook's TLS. */
+  readonly metricsPort?: number;
   /** Connects to the cluster once metrics and logger exist; without it the server judges from the policy and objects alone. */
   readonly cluster?: (context: { logger: Logger; metrics: TwokeyMetrics }) => Promise<ClusterIntegration>;
 }
@@ -40,6 +42,7 @@ export interface RunningServer {
   readonly store: ConfigStore;
   readonly url: string;
   readonly port: number;
+  readonly metricsUrl?: string;
   /** The CA a client must trust when the server made its own certificate. */
   readonly generatedCa?: string;
   /** Stops reporting ready, waits `drainMs`, then closes after in-flight reviews finish. */
@@ -106,6 +109,16 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   }
   const port = (app.server.address() as AddressInfo).port;
 
+  let metricsApp: FastifyInstance | undefined;
+  if (options.metricsPort !== undefined) {
+    metricsApp = Fastify({ logger: false });
+    metricsApp.get('/metrics', async (_request, reply) =>
+      reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
+    );
+    metricsApp.get('/healthz', async () => ({ status: 'ok' }));
+    await metricsApp.listen({ host: options.host, port: options.metricsPort });
+  }
+
   let tlsPoller: FilePoller | undefined;
   if (options.tls) {
     tlsPoller = await watchTlsFiles(app.server as unknown as TlsServer, options.tls, pollIntervalMs, {
@@ -120,19 +133,23 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     });
   }
 
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  // Where a local client reaches the listeners (a wildcard address is reached on loopback).
+  const bracketed = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const host = bracketed === '0.0.0.0' || bracketed === '[::]' ? '127.0.0.1' : bracketed;
   let shuttingDown: Promise<void> | undefined;
   return {
     app,
     store,
     port,
-    url: `https://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`,
+    url: `https://${host}:${port}`,
     ...(generatedCa ? { generatedCa } : {}),
+    ...(metricsApp ? { metricsUrl: `http://${host}:${(metricsApp.server.address() as AddressInfo).port}/metrics` } : {}),
     shutdown(drainMs = 0) {
       shuttingDown ??= (async () => {
         app.markDraining();
         if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
         await app.close();
+        await metricsApp?.close();
         tlsPoller?.stop();
         store.stop();
         await cluster?.stop();

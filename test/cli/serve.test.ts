@@ -79,6 +79,32 @@ describe('twokey serve', () => {
       };
       expect((await callWebhook(endpoint, admissionReview({ operation: 'CREATE', object: deployment() }))).kind).toBe('denied');
 
+      await writeFile(join(files.dir, 'ca.crt'), files.ca.certPem);
+      const probe = await runCli([
+        'probe',
+        '--url',
+        `https://127.0.0.1:${served.port}`,
+        '--server-name',
+        SERVICE_NAME,
+        '--ca-file',
+        join(files.dir, 'ca.crt'),
+      ]);
+      expect(probe.code, probe.stdout).toBe(0);
+      expect(probe.stdout).toBe(
+        'ok   POST /validate admits a Deployment that is not critical\nok   POST /validate/critical refuses a critical Deployment without approvals\n',
+      );
+      const wrongName = await runCli([
+        'probe',
+        '--url',
+        `https://127.0.0.1:${served.port}`,
+        '--server-name',
+        'other.twokey.svc',
+        '--ca-file',
+        join(files.dir, 'ca.crt'),
+      ]);
+      expect(wrongName.code).toBe(1);
+      expect(wrongName.stdout).toMatch(/^FAIL POST \/validate admits a Deployment that is not critical: got failed calling webhook/);
+
       const before = await peerSerial(served.port, files.ca.certPem);
       const next = await issueServingCertificate(files.ca, { dns: [SERVICE_NAME] }, 2);
       await writeFile(files.key, next.keyPem);

@@ -1,9 +1,10 @@
 /**
  * Vitest global setup: compile the CLI once, so CLI tests run the `twokey` command exactly as
- * installed (bin/twokey.js → dist/).
+ * installed (bin/twokey.js → dist/), and unpack helm and kubectl for the chart tests.
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { ensureTools } from './tools.ts';
 
 export default function setup(): void {
   const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -15,4 +16,5 @@ export default function setup(): void {
       stdio: 'inherit',
     },
   );
+  ensureTools();
 }

@@ -1,0 +1,74 @@
+{{/* Names. */}}
+{{- define "twokey.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "twokey.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "twokey.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "twokey.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: twokey
+{{- end -}}
+
+{{- define "twokey.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "twokey.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "twokey.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "twokey.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "twokey.priorityClassName" -}}
+{{- default (printf "%s-webhook" (include "twokey.fullname" .)) .Values.priorityClass.name -}}
+{{- end -}}
+
+{{- define "twokey.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the serving certificate. */}}
+{{- define "twokey.tlsSecretName" -}}
+{{- if eq .Values.tls.mode "secret" -}}
+{{- required "tls.secret.name is required when tls.mode is secret" .Values.tls.secret.name -}}
+{{- else -}}
+{{- printf "%s-tls" (include "twokey.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The service's DNS name: what kube-apiserver checks the certificate against. */}}
+{{- define "twokey.serviceHost" -}}
+{{- printf "%s.%s.svc" (include "twokey.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{/* Namespaces never sent to the webhook: the cluster's own and twokey's, always. */}}
+{{- define "twokey.excludedNamespaces" -}}
+{{- concat (list "kube-system" .Release.Namespace) .Values.webhook.excludeNamespaces | uniq | toJson -}}
+{{- end -}}
+
+{{/* Where each issuer's JWKS is mounted in the pod. */}}
+{{- define "twokey.jwksPath" -}}
+{{- printf "/etc/twokey/issuers/issuer-%d.json" . -}}
+{{- end -}}

@@ -1,0 +1,281 @@
+/**
+ * The Helm chart, rendered by the real helm binary over several value sets: lint, schema-valid
+ * Kubernetes objects, the safety properties of the webhook configuration, a policy the server
+ * loads, and plain manifests that match the chart.
+ */
+import { X509Certificate } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isJsonObject, type JsonObject } from '../../src/kubernetes/objects.ts';
+import { parsePolicy } from '../../src/policy/load.ts';
+import { CHART, helm, MANIFESTS, parseObjects, render, renderManifests } from '../support/chart.ts';
+
+const valueSets = ['defaults', ...readdirSync(join(CHART, 'ci')).filter((f) => f.endsWith('-values.yaml'))];
+const renderSet = (set: string) => render(set === 'defaults' ? {} : { valuesFile: join(CHART, 'ci', set) });
+
+const kindOf = (objects: JsonObject[], kind: string) => objects.filter((o) => o.kind === kind);
+const one = (objects: JsonObject[], kind: string): JsonObject => {
+  const found = kindOf(objects, kind);
+  expect(found, `exactly one ${kind}`).toHaveLength(1);
+  return found[0] as JsonObject;
+};
+const at = (value: unknown, ...path: Array<string | number>): unknown =>
+  path.reduce<unknown>((v, key) => (isJsonObject(v) || Array.isArray(v) ? (v as Record<string | number, unknown>)[key] : undefined), value);
+
+/** Kubernetes OpenAPI validation of a rendered object, by apiVersion and kind. */
+async function validateObject(object: JsonObject): Promise<void> {
+  const [group, version] = String(object.apiVersion).includes('/') ? String(object.apiVersion).split('/') : ['', String(object.apiVersion)];
+  const kind = String(object.kind);
+  const packages: Record<string, string> = {
+    'cert-manager.io': `@kubernetes-models/cert-manager/cert-manager.io/${version}/${kind}`,
+    'monitoring.coreos.com': `@kubernetes-models/prometheus-operator/monitoring.coreos.com/${version}/${kind}`,
+  };
+  const module = packages[group as string] ?? `kubernetes-models/${group ? `${group}/` : ''}${version}/${kind}`;
+  const loaded = (await import(module)) as Record<string, new (data: unknown) => { validate(): void }>;
+  const Model = loaded[kind];
+  if (!Model) throw new Error(`no model for ${object.apiVersion} ${kind}`);
+  new Model(object).validate();
+}
+
+describe.each(valueSets)('the chart with %s', (set) => {
+  const objects = renderSet(set);
+  const vwc = one(objects, 'ValidatingWebhookConfiguration');
+  const webhooks = at(vwc, 'webhooks') as JsonObject[];
+  const deployment = one(objects, 'Deployment');
+  const pod = at(deployment, 'spec', 'template', 'spec') as JsonObject;
+  const container = (at(pod, 'containers') as JsonObject[])[0] as JsonObject;
+  const release = 'twokey';
+
+  it('passes helm lint', () => {
+    expect(helm(['lint', CHART, ...(set === 'defaults' ? [] : ['--values', join(CHART, 'ci', set)])])).toContain('0 chart(s) failed');
+  });
+
+  it('renders objects valid against the Kubernetes (and cert-manager, prometheus-operator) schemas', async () => {
+    expect(objects.length).toBeGreaterThan(10);
+    for (const object of objects) await validateObject(object);
+  });
+
+  it('never sends twokey its own namespace or kube-system, whatever the values', () => {
+    for (const webhook of webhooks) {
+      const expressions = at(webhook, 'namespaceSelector', 'matchExpressions') as JsonObject[];
+      const byName = expressions.find((e) => e.key === 'kubernetes.io/metadata.name') as JsonObject;
+      const values = byName.values as string[];
+      if (byName.operator === 'NotIn') expect(values).toEqual(expect.arrayContaining(['kube-system', release]));
+      else {
+        expect(byName.operator).toBe('In');
+        expect(values).not.toContain('kube-system');
+        expect(values).not.toContain(release);
+      }
+    }
+  });
+
+  it('fails closed, is safe for dry runs, answers within 5 seconds, speaks v1', () => {
+    for (const webhook of webhooks) {
+      expect(webhook.name).toMatch(/^[a-z-]+\.twokey\.dev$/);
+      expect(webhook.failurePolicy).toBe('Fail');
+      expect(['None', 'NoneOnDryRun']).toContain(webhook.sideEffects);
+      expect(webhook.timeoutSeconds).toBeLessThanOrEqual(5);
+      expect(webhook.admissionReviewVersions).toEqual(['v1']);
+      expect(webhook.matchPolicy).toBe('Equivalent');
+      expect(at(webhook, 'clientConfig', 'service', 'name')).toBe(at(one(objects, 'Service'), 'metadata', 'name'));
+      expect(at(webhook, 'clientConfig', 'service', 'port')).toBe(443);
+    }
+  });
+
+  it('routes each entry to the right path and selects namespaces as the contract says', () => {
+    const byName = Object.fromEntries(webhooks.map((w) => [w.name, w]));
+    const path = (name: string) => at(byName[name], 'clientConfig', 'service', 'path');
+    expect(path('workloads.twokey.dev')).toBe('/validate/critical');
+    expect(at(byName['workloads.twokey.dev'], 'namespaceSelector', 'matchExpressions', 0)).toEqual({
+      key: 'twokey.dev/critical',
+      operator: 'In',
+      values: ['true'],
+    });
+    expect(path('labeled-workloads.twokey.dev')).toBe('/validate');
+    expect(at(byName['labeled-workloads.twokey.dev'], 'objectSelector')).toEqual({ matchLabels: { 'twokey.dev/critical': 'true' } });
+    // The namespace entry must select by object (which also matches the old object), so removing the label is seen.
+    expect(path('namespaces.twokey.dev')).toBe('/validate');
+    expect(at(byName['namespaces.twokey.dev'], 'objectSelector')).toEqual({ matchLabels: { 'twokey.dev/critical': 'true' } });
+    expect(at(byName['namespaces.twokey.dev'], 'rules')).toEqual([
+      { apiGroups: [''], apiVersions: ['v1'], resources: ['namespaces'], operations: ['UPDATE', 'DELETE'], scope: 'Cluster' },
+    ]);
+    const workloadRules = at(byName['workloads.twokey.dev'], 'rules') as JsonObject[];
+    expect(workloadRules.flatMap((r) => r.resources as string[]).sort()).toEqual(['cronjobs', 'daemonsets', 'deployments', 'statefulsets']);
+    for (const rule of workloadRules) expect(rule.operations).toEqual(['CREATE', 'UPDATE', 'DELETE']);
+    const listed = (at(one(objects, 'ConfigMap'), 'data', 'policy.yaml') as string).includes('namespaces: []') ? [] : ['listed'];
+    expect(Boolean(byName['listed-namespaces.twokey.dev'])).toBe(listed.length > 0);
+    if (byName['listed-namespaces.twokey.dev']) expect(path('listed-namespaces.twokey.dev')).toBe('/validate/critical');
+  });
+
+  it('sets the CA bundle (or has cert-manager inject it) for the certificate the pods serve', () => {
+    const mode = (at(vwc, 'metadata', 'annotations', 'cert-manager.io/inject-ca-from') as string | undefined) ? 'certManager' : 'bundle';
+    if (mode === 'certManager') {
+      const [namespace, name] = (at(vwc, 'metadata', 'annotations', 'cert-manager.io/inject-ca-from') as string).split('/');
+      const certificate = kindOf(objects, 'Certificate').find((c) => at(c, 'metadata', 'name') === name);
+      expect(namespace).toBe(release);
+      expect(at(certificate, 'spec', 'dnsNames')).toContain(`${release}.${release}.svc`);
+      const tlsVolume = (pod.volumes as JsonObject[]).find((v) => v.name === 'tls');
+      expect(at(certificate, 'spec', 'secretName')).toBe(at(tlsVolume, 'secret', 'secretName'));
+      for (const webhook of webhooks) expect(at(webhook, 'clientConfig', 'caBundle')).toBeUndefined();
+      return;
+    }
+    const bundles = new Set(webhooks.map((w) => at(w, 'clientConfig', 'caBundle')));
+    expect(bundles.size).toBe(1);
+    const bundle = Buffer.from([...bundles][0] as string, 'base64').toString();
+    expect(bundle).toContain('BEGIN CERTIFICATE');
+    const secret = kindOf(objects, 'Secret').find((s) => s.type === 'kubernetes.io/tls');
+    if (secret) {
+      // The chart made the certificate: it must chain to the bundle and name the service.
+      const ca = new X509Certificate(bundle);
+      const cert = new X509Certificate(Buffer.from(at(secret, 'data', 'tls.crt') as string, 'base64'));
+      expect(cert.verify(ca.publicKey)).toBe(true);
+      expect(cert.checkHost(`${release}.${release}.svc`)).toBe(`${release}.${release}.svc`);
+      expect(Buffer.from(at(secret, 'data', 'ca.crt') as string, 'base64').toString()).toBe(bundle);
+    }
+  });
+
+  it('leaves no webhook behind on uninstall: the configuration is an ordinary release object', () => {
+    const annotations = (at(vwc, 'metadata', 'annotations') ?? {}) as Record<string, string>;
+    expect(annotations['helm.sh/resource-policy']).toBeUndefined();
+    expect(annotations['helm.sh/hook']).toBeUndefined();
+  });
+
+  it('runs hardened, spread, probed pods that drain on shutdown', () => {
+    expect(at(pod, 'securityContext')).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(container.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      privileged: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(at(container, 'readinessProbe', 'httpGet')).toMatchObject({ path: '/readyz', scheme: 'HTTPS' });
+    expect(at(container, 'livenessProbe', 'httpGet')).toMatchObject({ path: '/healthz', scheme: 'HTTPS' });
+    expect(at(container, 'resources', 'requests')).toBeDefined();
+    expect(at(container, 'resources', 'limits')).toBeDefined();
+    expect(container.args).toEqual(
+      expect.arrayContaining(['serve', '--config=/etc/twokey/policy/policy.yaml', '--tls-cert=/etc/twokey/tls/tls.crt']),
+    );
+    expect((container.args as string[]).some((a) => /^--shutdown-delay=\d+s$/.test(a))).toBe(true);
+    expect(pod.priorityClassName).toBeTruthy();
+    for (const mount of container.volumeMounts as JsonObject[]) expect(mount.subPath).toBeUndefined();
+    if (set === 'defaults') {
+      expect(at(deployment, 'spec', 'replicas')).toBe(3);
+      expect((pod.topologySpreadConstraints as JsonObject[]).map((c) => c.topologyKey)).toEqual([
+        'kubernetes.io/hostname',
+        'topology.kubernetes.io/zone',
+      ]);
+      expect(at(one(objects, 'PodDisruptionBudget'), 'spec', 'maxUnavailable')).toBe(1);
+    }
+  });
+
+  it('admits traffic only to the webhook and metrics ports', () => {
+    const policy = one(objects, 'NetworkPolicy');
+    expect(at(policy, 'spec', 'policyTypes')).toEqual(['Ingress']);
+    const ports = (at(policy, 'spec', 'ingress') as JsonObject[]).flatMap((rule) => (rule.ports as JsonObject[]).map((p) => p.port));
+    expect(ports.sort()).toEqual([8443, 9090]);
+  });
+
+  it('grants the server only what it needs', () => {
+    const role = kindOf(objects, 'ClusterRole').find((r) => at(r, 'metadata', 'name') === release);
+    expect(at(role, 'rules')).toEqual([
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+    ]);
+  });
+
+  it('renders a policy the server loads, with every issuer key file mounted', () => {
+    const text = at(one(objects, 'ConfigMap'), 'data', 'policy.yaml') as string;
+    const policy = parsePolicy(text, '/etc/twokey/policy', 'rendered policy');
+    const mounted = new Set(
+      (
+        ((at(pod, 'volumes') as JsonObject[]).find((v) => v.name === 'issuers')?.projected as JsonObject | undefined)?.sources as
+          | JsonObject[]
+          | undefined
+      )?.flatMap((source) => ((at(source, 'secret', 'items') as JsonObject[]) ?? []).map((item) => `/etc/twokey/issuers/${item.path}`)) ??
+        [],
+    );
+    for (const issuer of policy.issuers) {
+      if (issuer.jwks.kind === 'file') expect(mounted).toContain(issuer.jwks.path);
+    }
+  });
+
+  it('guards twokey itself with a ValidatingAdmissionPolicy bound to its namespace', () => {
+    const vap = one(objects, 'ValidatingAdmissionPolicy');
+    const rules = at(vap, 'spec', 'matchConstraints', 'resourceRules') as JsonObject[];
+    const guarded = (resource: string) =>
+      rules.find((r) => (r.resources as string[]).includes(resource))?.resourceNames as string[] | undefined;
+    expect(guarded('validatingwebhookconfigurations')).toEqual([at(vwc, 'metadata', 'name')]);
+    expect(guarded('deployments')).toEqual([at(deployment, 'metadata', 'name')]);
+    expect(guarded('deployments/scale')).toEqual([at(deployment, 'metadata', 'name')]);
+    expect(guarded('configmaps')).toEqual([at(one(objects, 'ConfigMap'), 'metadata', 'name')]);
+    expect(guarded('namespaces')).toEqual([release]);
+    expect(at(one(objects, 'ValidatingAdmissionPolicyBinding'), 'spec')).toMatchObject({
+      policyName: at(vap, 'metadata', 'name'),
+      validationActions: ['Deny'],
+      matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': release } } },
+    });
+  });
+
+  it('ships a helm test that probes the webhook', () => {
+    const test = kindOf(objects, 'Pod').find((p) => at(p, 'metadata', 'annotations', 'helm.sh/hook') === 'test');
+    expect(at(test, 'spec', 'containers', 0, 'args')).toEqual([
+      'probe',
+      `--url=https://${release}.${release}.svc:443`,
+      '--ca-file=/etc/twokey/tls/ca.crt',
+    ]);
+  });
+});
+
+describe('chart values', () => {
+  it('keeps the generated certificate across upgrades only through the Secret (helm template makes a new one each time)', () => {
+    const first = renderSet('defaults');
+    const second = renderSet('defaults');
+    const bundle = (objects: JsonObject[]) => at(one(objects, 'ValidatingWebhookConfiguration'), 'webhooks', 0, 'clientConfig', 'caBundle');
+    expect(bundle(first)).not.toBe(bundle(second));
+    const template = readFileSync(join(CHART, 'templates', 'webhook.yaml'), 'utf8');
+    expect(template).toMatch(/lookup "v1" "Secret" \.Release\.Namespace \$secretName/);
+  });
+
+  it.each([
+    ['an unknown value', ['frobnicate=true'], "additional properties 'frobnicate' not allowed"],
+    ['one approval', ['policy.approvals.required=1'], 'minimum: got 1, want 2'],
+    ['failing open by typo', ['webhook.failurePolicy=Ignor'], 'failurePolicy'],
+    ['a 60s timeout', ['webhook.timeoutSeconds=60'], 'maximum'],
+    ['HMAC approvals', ['policy.approvals.algorithms={HS256}'], 'algorithms'],
+    [
+      'an issuer with two key sources',
+      [
+        'issuers[0].issuer=https://x',
+        'issuers[0].jwksUrl=https://x/j',
+        'issuers[0].existingSecret.name=a',
+        'issuers[0].existingSecret.key=b',
+      ],
+      'oneOf',
+    ],
+    ['secret TLS without a CA bundle', ['tls.mode=secret', 'tls.secret.name=x'], 'tls.secret.caBundle is required'],
+  ])('refuses %s', (_name, set, message) => {
+    expect(() => render({ set })).toThrow(message);
+  });
+
+  it('excludes extra namespaces given in values, and never lists an excluded one as critical', () => {
+    const objects = render({ set: ['webhook.excludeNamespaces={ops}', 'policy.critical.namespaces={payments,ops,kube-system}'] });
+    const webhooks = at(one(objects, 'ValidatingWebhookConfiguration'), 'webhooks') as JsonObject[];
+    const listed = webhooks.find((w) => w.name === 'listed-namespaces.twokey.dev');
+    expect(at(listed, 'namespaceSelector', 'matchExpressions', 1, 'values')).toEqual(['payments']);
+    const labelled = webhooks.find((w) => w.name === 'labeled-workloads.twokey.dev');
+    expect(at(labelled, 'namespaceSelector', 'matchExpressions', 1, 'values')).toEqual(['kube-system', 'twokey', 'ops', 'payments']);
+  });
+});
+
+describe('plain manifests', () => {
+  it('equal the chart rendered with its defaults (certificate from cert-manager)', () => {
+    expect(readFileSync(MANIFESTS, 'utf8')).toBe(renderManifests());
+  });
+
+  it('carry no private key', () => {
+    const objects = parseObjects(readFileSync(MANIFESTS, 'utf8'));
+    expect(kindOf(objects, 'Secret')).toEqual([]);
+    expect(readFileSync(MANIFESTS, 'utf8')).not.toContain('PRIVATE KEY');
+  });
+});
