@@ -53,7 +53,8 @@ export function registerApprove(program: Command): void {
       }
       if (flags.change.trim() === '') throw usageError('--change must not be empty');
       if (flags.ttl <= 0) throw usageError('--ttl must be longer than 0s');
-      if (flags.ttl > 24 * 3600) err(`note: the approval lives ${flags.ttl}s; a policy with the default approvals.maxTtl (24h) will not count it`);
+      if (flags.ttl > 24 * 3600)
+        err(`note: the approval lives ${flags.ttl}s; a policy with the default approvals.maxTtl (24h) will not count it`);
       const objects = await readManifests(flags.file, flags.namespace);
       if (objects.length !== 1) {
         throw new TwokeyError(

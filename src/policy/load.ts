@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Compile } from 'typebox/compile';
 import { parse as parseYaml } from 'yaml';
-import { type Identity, normalizeIdentity } from '../decision/identity.ts';
+import { normalizeIdentity } from '../decision/identity.ts';
 import { TwokeyError } from '../errors.ts';
 import { parseDuration } from './duration.ts';
 import { type IssuerPolicy, POLICY_DEFAULTS, type Policy } from './policy.ts';

@@ -1,7 +1,6 @@
 /**
  * The policy in force: the validated, normalised form of the policy file.
  */
-import { type Identity, normalizeIdentity } from '../decision/identity.ts';
 
 export interface IssuerPolicy {
   readonly issuer: string;
