@@ -191,22 +191,36 @@ function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: Expect
   };
 }
 
+interface TokenParts {
+  readonly header: string;
+  readonly payload: string;
+  readonly signature: string;
+}
+
+function splitToken(token: string): TokenParts {
+  const segments = token.trim().split('.');
+  if (segments.length !== 3) reject('malformed', `has ${segments.length} segments, a compact JWS has 3`);
+  // An empty signature is left for the header checks to name (alg "none" tokens have one).
+  if (!segments.every((segment, i) => (i === 2 && segment === '') || (SEGMENT.test(segment) && segment.length % 4 !== 1))) {
+    reject('malformed', 'is not base64url-encoded compact JWS');
+  }
+  const [header, payload, signature] = segments as [string, string, string];
+  return { header, payload, signature };
+}
+
 /** Judges one approval token against the change it must be bound to. Never throws on bad input. */
 export async function evaluateApproval(token: string, expected: ExpectedBinding, ctx: ApprovalContext): Promise<ApprovalOutcome> {
   try {
     if (token.length > ctx.policy.maxTokenBytes || Buffer.byteLength(token, 'utf8') > ctx.policy.maxTokenBytes) {
       reject('too-large', `token is larger than ${ctx.policy.maxTokenBytes} bytes`);
     }
-    const segments = token.trim().split('.');
-    if (segments.length !== 3) reject('malformed', `has ${segments.length} segments, a compact JWS has 3`);
-    const [headerPart, payloadPart, signaturePart] = segments as [string, string, string];
-    // An empty signature is left for the header checks to name (alg "none" tokens have one).
-    if (!segments.every((segment, i) => (i === 2 && segment === '') || (SEGMENT.test(segment) && segment.length % 4 !== 1))) {
-      reject('malformed', 'is not base64url-encoded compact JWS');
-    }
-    const header = decodeSegment(headerPart, 'header');
+    // A token these keys verified before skips decoding and the signature, never the checks below.
+    const cached = ctx.keys.verified.get(token, ctx.now);
+    const parts = cached ? undefined : splitToken(token);
+    const header = cached?.header ?? decodeSegment((parts as TokenParts).header, 'header');
     const { alg, kid } = checkHeader(header, ctx.policy);
-    const payload = decodeSegment(payloadPart, 'payload');
+    const payload = cached?.payload ?? decodeSegment((parts as TokenParts).payload, 'payload');
+    // Header and claims depend on the policy, the clock and the request: checked on every use.
     const approval = checkClaims(payload, ctx, expected);
     const key = ctx.keys.find(approval.issuer, kid);
     if (key === undefined) {
@@ -219,10 +233,14 @@ export async function evaluateApproval(token: string, expected: ExpectedBinding,
     }
     const cryptoKey = key?.byAlgorithm.get(alg);
     if (cryptoKey === undefined) return reject('algorithm', `key ${quote(kid)} cannot verify alg ${quote(alg)}`);
-    try {
-      await compactVerify(`${headerPart}.${payloadPart}.${signaturePart}`, cryptoKey, { algorithms: [alg] });
-    } catch {
-      reject('signature', `signature does not verify with key ${quote(kid)}`);
+    if (cached?.key !== cryptoKey) {
+      const { header: h, payload: p, signature } = parts ?? splitToken(token);
+      try {
+        await compactVerify(`${h}.${p}.${signature}`, cryptoKey, { algorithms: [alg] });
+      } catch {
+        reject('signature', `signature does not verify with key ${quote(kid)}`);
+      }
+      ctx.keys.verified.set(token, { header, payload, key: cryptoKey, expiresAt: approval.expiresAt + ctx.policy.clockSkewSeconds });
     }
     return { ok: true, approval };
   } catch (error) {

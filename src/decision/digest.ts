@@ -46,10 +46,35 @@ export function subjectJson(subject: ChangeSubject): JsonObject {
   return subject.action === 'deploy' ? { ...base, spec: subject.spec } : { ...base, uid: subject.uid };
 }
 
+/**
+ * Digests of recent subjects, by their JSON text. Equal JSON text means equal values in the same
+ * order, hence the same canonical form: a memo, not an approximation. JSON.stringify is native
+ * and several times cheaper than canonicalising and hashing, and retried or re-sent reviews of
+ * the same object are the common case. Bounded by entries and by bytes.
+ */
+const memo = new Map<string, string>();
+let memoBytes = 0;
+const MEMO_ENTRIES = 512;
+const MEMO_BYTES = 4 * 1024 * 1024;
+
 export function digestOf(subject: ChangeSubject): string {
-  const canonical = canonicalize(subjectJson(subject));
+  const json = subjectJson(subject);
+  const text = JSON.stringify(json);
+  const known = memo.get(text);
+  if (known !== undefined) return known;
+  const canonical = canonicalize(json);
   if (canonical === undefined) throw new TypeError('change subject cannot be canonicalized');
-  return `sha256:${createHash('sha256').update(canonical, 'utf8').digest('hex')}`;
+  const digest = `sha256:${createHash('sha256').update(canonical, 'utf8').digest('hex')}`;
+  if (text.length <= MEMO_BYTES / 8) {
+    memo.set(text, digest);
+    memoBytes += text.length;
+    for (const [oldest] of memo) {
+      if (memo.size <= MEMO_ENTRIES && memoBytes <= MEMO_BYTES) break;
+      memo.delete(oldest);
+      memoBytes -= oldest.length;
+    }
+  }
+  return digest;
 }
 
 /**

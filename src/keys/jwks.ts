@@ -5,6 +5,7 @@
 import { type CryptoKey, importJWK, type JWK } from 'jose';
 import { TwokeyError } from '../errors.ts';
 import { isJsonObject } from '../kubernetes/objects.ts';
+import { VerifiedTokens } from './verified.ts';
 
 export interface TrustedKey {
   readonly issuer: string;
@@ -85,6 +86,8 @@ export async function importJwks(issuer: string, document: unknown, source: stri
 /** All trusted issuers' keys, as one immutable snapshot. */
 export class KeyRing {
   readonly #issuers: ReadonlyMap<string, IssuerKeySet>;
+  /** Tokens these keys have verified; a new key ring starts empty. */
+  readonly verified = new VerifiedTokens();
 
   constructor(sets: Iterable<IssuerKeySet>) {
     this.#issuers = new Map([...sets].map((set) => [set.issuer, set]));

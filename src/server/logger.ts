@@ -6,7 +6,7 @@ import { type LevelWithSilent, type Logger, pino } from 'pino';
 
 export const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-export function createLogger(level: LevelWithSilent = 'info', destination?: NodeJS.WritableStream): Logger {
+export function createLogger(level: LevelWithSilent = 'info', destination?: NodeJS.WritableStream | pino.DestinationStream): Logger {
   const options = {
     level,
     base: { service: 'twokey' },
