@@ -15,9 +15,9 @@ import { type ApprovalReport, admittedVerdict, cannotJudgeVerdict, notGatedVerdi
 export type DecisionContext = ApprovalContext & GateContext;
 
 export async function decide(request: AdmissionRequest, ctx: DecisionContext): Promise<Verdict> {
-  let gate: ReturnType<typeof gateRequest>;
+  let gate: Awaited<ReturnType<typeof gateRequest>>;
   try {
-    gate = gateRequest(request, ctx);
+    gate = await gateRequest(request, ctx);
   } catch (error) {
     if (error instanceof CannotJudge) return cannotJudgeVerdict(error.message);
     return cannotJudgeVerdict(`internal error (${error instanceof Error ? error.message : String(error)})`);

@@ -46,6 +46,13 @@ export function subjectJson(subject: ChangeSubject): JsonObject {
   return subject.action === 'deploy' ? { ...base, spec: subject.spec } : { ...base, uid: subject.uid };
 }
 
+/** "sha256:" + hex SHA-256 of the RFC 8785 canonical form of a JSON value. */
+export function canonicalDigest(value: unknown): string {
+  const canonical = canonicalize(value);
+  if (canonical === undefined) throw new TypeError('change subject cannot be canonicalized');
+  return `sha256:${createHash('sha256').update(canonical, 'utf8').digest('hex')}`;
+}
+
 /**
  * Digests of recent subjects, by their JSON text. Equal JSON text means equal values in the same
  * order, hence the same canonical form: a memo, not an approximation. JSON.stringify is native
@@ -57,36 +64,72 @@ let memoBytes = 0;
 const MEMO_ENTRIES = 512;
 const MEMO_BYTES = 4 * 1024 * 1024;
 
+function remember(text: string, digest: string): void {
+  if (text.length > MEMO_BYTES / 8) return;
+  memo.set(text, digest);
+  memoBytes += text.length;
+  for (const [oldest] of memo) {
+    if (memo.size <= MEMO_ENTRIES && memoBytes <= MEMO_BYTES) break;
+    memo.delete(oldest);
+    memoBytes -= oldest.length;
+  }
+}
+
 export function digestOf(subject: ChangeSubject): string {
   const json = subjectJson(subject);
   const text = JSON.stringify(json);
   const known = memo.get(text);
   if (known !== undefined) return known;
-  const canonical = canonicalize(json);
-  if (canonical === undefined) throw new TypeError('change subject cannot be canonicalized');
-  const digest = `sha256:${createHash('sha256').update(canonical, 'utf8').digest('hex')}`;
-  if (text.length <= MEMO_BYTES / 8) {
-    memo.set(text, digest);
-    memoBytes += text.length;
-    for (const [oldest] of memo) {
-      if (memo.size <= MEMO_ENTRIES && memoBytes <= MEMO_BYTES) break;
-      memo.delete(oldest);
-      memoBytes -= oldest.length;
-    }
-  }
+  const digest = canonicalDigest(json);
+  remember(text, digest);
   return digest;
+}
+
+/** Subjects larger than this (as JSON text) are canonicalised off the event loop. */
+export const LARGE_SUBJECT_CHARS = 64 * 1024;
+
+/** Canonicalises and hashes a subject's JSON text on another thread; see digest-worker.ts. */
+export type OffThreadDigester = (subjectText: string) => Promise<string>;
+
+/**
+ * The deploy digest, computed off the event loop when the subject is large, so a multi-megabyte
+ * spec does not stall every other review. Same value as digestOf.
+ */
+export async function deployDigest(target: ChangeTarget, spec: unknown, offThread?: OffThreadDigester): Promise<string> {
+  const subject: ChangeSubject = { ...target, action: 'deploy', spec };
+  if (!offThread) return digestOf(subject);
+  const text = JSON.stringify(subjectJson(subject));
+  const known = memo.get(text);
+  if (known !== undefined) return known;
+  if (text.length <= LARGE_SUBJECT_CHARS) {
+    const digest = canonicalDigest(JSON.parse(text));
+    remember(text, digest);
+    return digest;
+  }
+  return offThread(text);
 }
 
 /**
  * The deploy digest of `object` when an UPDATE changes it, or undefined when it does not. Equal
- * specs (the common case: metadata-only updates, scaling) are recognised without canonicalising;
- * unequal ones are compared by digest, since values such as -0 and 0 differ structurally but
- * canonicalise alike.
+ * specs (the common case: metadata-only updates, scaling) are recognised without canonicalising:
+ * by equal JSON text for large specs, structurally for small ones. Unequal ones are compared by
+ * digest, since values such as -0 and 0 differ structurally but canonicalise alike.
  */
-export function changedDeployDigest(target: ChangeTarget, object: JsonObject, oldObject: JsonObject): string | undefined {
+export async function changedDeployDigest(
+  target: ChangeTarget,
+  object: JsonObject,
+  oldObject: JsonObject,
+  offThread?: OffThreadDigester,
+): Promise<string | undefined> {
   const spec = deploySpec(object);
   const oldSpec = deploySpec(oldObject);
-  if (isDeepStrictEqual(spec, oldSpec)) return undefined;
-  const digest = digestOf({ ...target, action: 'deploy', spec });
-  return digest === digestOf({ ...target, action: 'deploy', spec: oldSpec }) ? undefined : digest;
+  if (offThread) {
+    const text = JSON.stringify(spec);
+    if (text === JSON.stringify(oldSpec)) return undefined;
+    if (text.length <= LARGE_SUBJECT_CHARS && isDeepStrictEqual(spec, oldSpec)) return undefined;
+  } else if (isDeepStrictEqual(spec, oldSpec)) {
+    return undefined;
+  }
+  const [digest, oldDigest] = await Promise.all([deployDigest(target, spec, offThread), deployDigest(target, oldSpec, offThread)]);
+  return digest === oldDigest ? undefined : digest;
 }

@@ -13,7 +13,15 @@ import {
   readMeta,
 } from '../kubernetes/objects.ts';
 import { isExemptDeleter, type Policy } from '../policy/policy.ts';
-import { type Action, type ChangeTarget, changedDeployDigest, deploySpec, digestOf } from './digest.ts';
+import {
+  type Action,
+  type ChangeTarget,
+  changedDeployDigest,
+  deployDigest,
+  deploySpec,
+  digestOf,
+  type OffThreadDigester,
+} from './digest.ts';
 import { quote } from './text.ts';
 
 /** A namespace's criticality as known from outside the object (the cluster's namespace labels). */
@@ -33,6 +41,8 @@ export interface GateContext {
   readonly namespaces: NamespaceView;
   /** Set on /validate/critical: the apiserver's namespaceSelector already found the namespace critical. */
   readonly forceCritical: boolean;
+  /** Computes large digests off the event loop (the server has one); the value is the same without it. */
+  readonly offThread?: OffThreadDigester;
 }
 
 export type Gate =
@@ -93,12 +103,18 @@ function requireUid(old: ObjectMeta, action: Action): string {
   return old.uid;
 }
 
-function deployGate(target: ChangeTarget, object: JsonObject, from: ObjectMeta, digest?: string): Gate {
+async function deployGate(
+  target: ChangeTarget,
+  object: JsonObject,
+  from: ObjectMeta,
+  offThread: OffThreadDigester | undefined,
+  digest?: string,
+): Promise<Gate> {
   return {
     gated: true,
     action: 'deploy',
     target,
-    digest: digest ?? digestOf({ ...target, action: 'deploy', spec: deploySpec(object) }),
+    digest: digest ?? (await deployDigest(target, deploySpec(object), offThread)),
     approvalsFrom: from,
   };
 }
@@ -139,7 +155,11 @@ function gateNamespace(request: AdmissionRequest, ctx: GateContext): Gate {
   }
 }
 
-function gateWorkload(request: AdmissionRequest, namespaceCritical: boolean): Gate {
+async function gateWorkload(
+  request: AdmissionRequest,
+  namespaceCritical: boolean,
+  offThread: OffThreadDigester | undefined,
+): Promise<Gate> {
   const critical = (m: ObjectMeta) => namespaceCritical || hasCriticalLabel(m.labels);
   const resource = qualifiedResource(request.resource);
   switch (request.operation) {
@@ -150,7 +170,7 @@ function gateWorkload(request: AdmissionRequest, namespaceCritical: boolean): Ga
         namespace: checkNamespace(request, object),
         name: targetName(request, object),
       };
-      return critical(object) ? deployGate(target, object.object, object) : notGated('the workload is not critical');
+      return critical(object) ? deployGate(target, object.object, object, offThread) : notGated('the workload is not critical');
     }
     case 'UPDATE': {
       const object = meta(request.object, 'object', 'UPDATE');
@@ -162,10 +182,10 @@ function gateWorkload(request: AdmissionRequest, namespaceCritical: boolean): Ga
       };
       if (critical(old) && !critical(object)) return uidGate('unprotect', target, old, object);
       if (!critical(object)) return notGated('the workload is not critical');
-      const digest = changedDeployDigest(target, object.object, old.object);
+      const digest = await changedDeployDigest(target, object.object, old.object, offThread);
       return digest === undefined
         ? notGated('the deploy digest is unchanged (metadata or scale only)')
-        : deployGate(target, object.object, object, digest);
+        : deployGate(target, object.object, object, offThread, digest);
     }
     case 'DELETE': {
       const old = meta(request.oldObject, 'oldObject', 'DELETE');
@@ -186,7 +206,7 @@ function sameGate(a: Gate, b: Gate): boolean {
   return a.action === b.action && a.digest === b.digest;
 }
 
-export function gateRequest(request: AdmissionRequest, ctx: GateContext): Gate {
+export async function gateRequest(request: AdmissionRequest, ctx: GateContext): Promise<Gate> {
   if (request.subResource !== '') return notGated(`the ${request.subResource} subresource is not gated`);
   const kind = classifyResource(request.resource);
   if (kind === undefined) return notGated(`${qualifiedResource(request.resource)} is not gated`);
@@ -198,10 +218,10 @@ export function gateRequest(request: AdmissionRequest, ctx: GateContext): Gate {
   const namespace = request.namespace;
   const state: NamespaceState =
     ctx.forceCritical || ctx.policy.criticalNamespaces.has(namespace) ? 'critical' : ctx.namespaces.criticality(namespace);
-  if (state !== 'unknown') return gateWorkload(request, state === 'critical');
+  if (state !== 'unknown') return gateWorkload(request, state === 'critical', ctx.offThread);
   // The namespace's labels are not known yet: judge only when the answer does not depend on them.
-  const ifCritical = gateWorkload(request, true);
-  const ifNot = gateWorkload(request, false);
+  const ifCritical = await gateWorkload(request, true, ctx.offThread);
+  const ifNot = await gateWorkload(request, false, ctx.offThread);
   if (sameGate(ifCritical, ifNot)) return ifNot;
   throw new CannotJudge(
     `twokey does not know the labels of namespace ${quote(namespace)} yet (its namespace cache has not seen it), so it cannot tell whether this workload is critical; retry in a moment`,

@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import { Compile } from 'typebox/compile';
 import type { ConfigSnapshot } from '../config/store.ts';
 import { decide } from '../decision/decide.ts';
+import type { OffThreadDigester } from '../decision/digest.ts';
 import { type NamespaceView, NO_CLUSTER_VIEW } from '../decision/gate.ts';
 import { cannotJudgeVerdict, type Verdict } from '../decision/verdict.ts';
 import { describeError } from '../errors.ts';
@@ -54,6 +55,8 @@ export interface TwokeyAppOptions {
   readonly bodyLimit?: number;
   /** Seconds since the epoch; injectable for tests. */
   readonly clock?: () => number;
+  /** Computes digests of large objects off the event loop. */
+  readonly offThread?: OffThreadDigester;
   /** Called after the answer is sent, for every judged review. */
   readonly onDecision?: (request: AdmissionRequest, verdict: Verdict) => void;
 }
@@ -180,6 +183,7 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
             namespaces,
             forceCritical,
             now: clock(),
+            ...(options.offThread ? { offThread: options.offThread } : {}),
           });
         } catch (error) {
           // decide() does not throw; this is the last line that keeps an error from admitting.

@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ConfigStore } from '../config/store.ts';
 import type { FilePoller } from '../config/watch.ts';
+import { DigestWorker } from '../decision/digest-worker.ts';
 import type { NamespaceView } from '../decision/gate.ts';
 import type { Verdict } from '../decision/verdict.ts';
 import { describeError } from '../errors.ts';
@@ -89,6 +90,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   }
 
   const cluster = options.cluster ? await options.cluster({ logger, metrics }) : undefined;
+  // Large specs are canonicalised on a worker thread, started now so the first large review does not wait for it.
+  const digestWorker = new DigestWorker();
+  digestWorker.warm();
   let app: FastifyInstance;
   try {
     app = buildApp({
@@ -99,12 +103,14 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       logger,
       metrics,
       https: tls,
+      offThread: digestWorker.digest,
       ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
     });
     await app.listen({ host: options.host, port: options.port });
   } catch (error) {
     store.stop();
     await cluster?.stop();
+    await digestWorker.close();
     throw error;
   }
   const port = (app.server.address() as AddressInfo).port;
@@ -152,6 +158,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         await metricsApp?.close();
         tlsPoller?.stop();
         store.stop();
+        await digestWorker.close();
         await cluster?.stop();
       })();
       return shuttingDown;

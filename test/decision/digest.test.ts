@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { changedDeployDigest, deploySpec, digestOf } from '../../src/decision/digest.ts';
+import { changedDeployDigest, deployDigest, deploySpec, digestOf, LARGE_SUBJECT_CHARS } from '../../src/decision/digest.ts';
+import { DigestWorker } from '../../src/decision/digest-worker.ts';
 import { deployment } from '../support/world.ts';
 
 const sha = (text: string) => `sha256:${createHash('sha256').update(text, 'utf8').digest('hex')}`;
@@ -42,19 +43,60 @@ describe('change digests (contract section 3)', () => {
     );
   });
 
-  it('sees an UPDATE as a deploy only when the deploy digest changes', () => {
+  it('sees an UPDATE as a deploy only when the deploy digest changes', async () => {
     const target = { resource: 'deployments.apps', namespace: 'payments', name: 'api' };
-    expect(changedDeployDigest(target, deployment({ replicas: 9 }), deployment())).toBeUndefined();
+    expect(await changedDeployDigest(target, deployment({ replicas: 9 }), deployment())).toBeUndefined();
     const reordered = deployment();
     const spec = reordered.spec as Record<string, unknown>;
     reordered.spec = Object.fromEntries(Object.entries(spec).reverse());
-    expect(changedDeployDigest(target, reordered, deployment())).toBeUndefined();
+    expect(await changedDeployDigest(target, reordered, deployment())).toBeUndefined();
     const negativeZero = deployment();
     (negativeZero.spec as Record<string, unknown>).minReadySeconds = -0;
     const zero = deployment();
     (zero.spec as Record<string, unknown>).minReadySeconds = 0;
-    expect(changedDeployDigest(target, negativeZero, zero)).toBeUndefined();
+    expect(await changedDeployDigest(target, negativeZero, zero)).toBeUndefined();
     const changed = deployment({ image: 'other:2' });
-    expect(changedDeployDigest(target, changed, deployment())).toBe(digestOf({ ...target, action: 'deploy', spec: deploySpec(changed) }));
+    expect(await changedDeployDigest(target, changed, deployment())).toBe(
+      digestOf({ ...target, action: 'deploy', spec: deploySpec(changed) }),
+    );
+  });
+
+  it('computes large digests on a worker thread, to the same value', async () => {
+    const target = { resource: 'deployments.apps', namespace: 'payments', name: 'api' };
+    const big = deployment({ annotations: {} });
+    (big.spec as Record<string, unknown>).blob = 'é'.repeat(LARGE_SUBJECT_CHARS);
+    const worker = new DigestWorker();
+    let calls = 0;
+    const counting = (text: string) => {
+      calls += 1;
+      return worker.digest(text);
+    };
+    try {
+      const offThread = await deployDigest(target, deploySpec(big), counting);
+      expect(offThread).toBe(digestOf({ ...target, action: 'deploy', spec: deploySpec(big) }));
+      expect(calls).toBe(1);
+      const small = deployment();
+      expect(await deployDigest(target, deploySpec(small), counting)).toBe(
+        digestOf({ ...target, action: 'deploy', spec: deploySpec(small) }),
+      );
+      expect(calls).toBe(1);
+      // Large UPDATEs: the same spec is recognised by its text, a changed one is digested off the loop.
+      expect(await changedDeployDigest(target, big, structuredClone(big), counting)).toBeUndefined();
+      const changed = structuredClone(big);
+      (changed.spec as Record<string, unknown>).minReadySeconds = 5;
+      expect(await changedDeployDigest(target, changed, big, counting)).toBe(
+        digestOf({ ...target, action: 'deploy', spec: deploySpec(changed) }),
+      );
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it('falls back to this thread when the worker is gone', async () => {
+    const worker = new DigestWorker();
+    const subject = { action: 'deploy', resource: 'r', namespace: 'n', name: 'x', spec: { a: 1 } };
+    const pending = worker.digest(JSON.stringify(subject));
+    await worker.close();
+    expect(await pending).toBe(digestOf({ action: 'deploy', resource: 'r', namespace: 'n', name: 'x', spec: { a: 1 } }));
   });
 });

@@ -8,7 +8,10 @@ import type { JsonObject } from '../../src/kubernetes/objects.ts';
 import { deployment, makePolicy, namespaceObject, type ReviewOptions, request, withLabels } from '../support/world.ts';
 
 const policy = makePolicy();
-const gate = (options: ReviewOptions, extra: { forceCritical?: boolean; namespaces?: Record<string, NamespaceState> } = {}): Gate =>
+const gate = (
+  options: ReviewOptions,
+  extra: { forceCritical?: boolean; namespaces?: Record<string, NamespaceState> } = {},
+): Promise<Gate> =>
   gateRequest(request(options), {
     policy,
     forceCritical: extra.forceCritical ?? false,
@@ -21,26 +24,26 @@ function workload(kind: string, apiVersion: string, labels: Record<string, strin
   return { apiVersion, kind, metadata: { name: 'w', namespace, uid: 'uid-w', labels }, spec: { template: { spec: { containers: [] } } } };
 }
 
-describe('critical workloads', () => {
+describe('critical workloads', async () => {
   it.each([
     ['Deployment', 'apps/v1', 'deployments.apps'],
     ['StatefulSet', 'apps/v1', 'statefulsets.apps'],
     ['DaemonSet', 'apps/v1', 'daemonsets.apps'],
     ['CronJob', 'batch/v1', 'cronjobs.batch'],
-  ])('gates a labelled %s: deploy on CREATE, delete on DELETE, bound to %s', (kind, apiVersion, resource) => {
+  ])('gates a labelled %s: deploy on CREATE, delete on DELETE, bound to %s', async (kind, apiVersion, resource) => {
     const object = workload(kind, apiVersion, critical);
-    const created = gate({ operation: 'CREATE', object });
+    const created = await gate({ operation: 'CREATE', object });
     expect(created).toMatchObject({ gated: true, action: 'deploy', target: { resource, namespace: 'team-a', name: 'w' } });
     if (created.gated)
       expect(created.digest).toBe(digestOf({ action: 'deploy', resource, namespace: 'team-a', name: 'w', spec: deploySpec(object) }));
-    const deleted = gate({ operation: 'DELETE', oldObject: object });
+    const deleted = await gate({ operation: 'DELETE', oldObject: object });
     expect(deleted).toMatchObject({ gated: true, action: 'delete' });
     if (deleted.gated) expect(deleted.digest).toBe(digestOf({ action: 'delete', resource, namespace: 'team-a', name: 'w', uid: 'uid-w' }));
   });
 
-  it('does not gate a labelled object of another kind', () => {
+  it('does not gate a labelled object of another kind', async () => {
     const configMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'payments', labels: critical } };
-    const g = gate({
+    const g = await gate({
       operation: 'DELETE',
       oldObject: configMap,
       resource: { group: '', version: 'v1', resource: 'configmaps', kind: 'ConfigMap' },
@@ -48,41 +51,45 @@ describe('critical workloads', () => {
     expect(g.gated).toBe(false);
   });
 
-  it('takes a workload as critical when its namespace is listed in the policy', () => {
-    expect(action(gate({ operation: 'CREATE', object: deployment({ namespace: 'payments' }) }))).toBe('deploy');
-    expect(action(gate({ operation: 'CREATE', object: deployment({ namespace: 'team-a' }) }))).toBe('none');
+  it('takes a workload as critical when its namespace is listed in the policy', async () => {
+    expect(action(await gate({ operation: 'CREATE', object: deployment({ namespace: 'payments' }) }))).toBe('deploy');
+    expect(action(await gate({ operation: 'CREATE', object: deployment({ namespace: 'team-a' }) }))).toBe('none');
   });
 
-  it('takes a workload as critical when its namespace is critical in the cluster view', () => {
+  it('takes a workload as critical when its namespace is critical in the cluster view', async () => {
     const object = deployment({ namespace: 'team-a' });
-    expect(action(gate({ operation: 'CREATE', object }, { namespaces: { 'team-a': 'critical' } }))).toBe('deploy');
+    expect(action(await gate({ operation: 'CREATE', object }, { namespaces: { 'team-a': 'critical' } }))).toBe('deploy');
   });
 
-  it('takes every workload as critical on /validate/critical', () => {
-    expect(action(gate({ operation: 'CREATE', object: deployment({ namespace: 'team-a' }) }, { forceCritical: true }))).toBe('deploy');
+  it('takes every workload as critical on /validate/critical', async () => {
+    expect(action(await gate({ operation: 'CREATE', object: deployment({ namespace: 'team-a' }) }, { forceCritical: true }))).toBe(
+      'deploy',
+    );
   });
 
-  it('treats a label value other than "true" as not critical', () => {
-    expect(action(gate({ operation: 'CREATE', object: workload('Deployment', 'apps/v1', { 'twokey.dev/critical': 'yes' }) }))).toBe('none');
-  });
-
-  it('gates an UPDATE that adds the label and changes the spec as a deploy', () => {
-    const old = deployment({ namespace: 'team-a' });
-    const object = withLabels(deployment({ namespace: 'team-a', image: 'x:2' }), critical);
-    expect(action(gate({ operation: 'UPDATE', object, oldObject: old }))).toBe('deploy');
-    expect(action(gate({ operation: 'UPDATE', object: withLabels(old, critical), oldObject: old }))).toBe('none');
-  });
-
-  it('does not take removing a workload label as unprotect while the namespace stays critical', () => {
-    const old = deployment({ namespace: 'payments', labels: critical });
-    expect(action(gate({ operation: 'UPDATE', object: withLabels(old, { 'twokey.dev/critical': undefined }), oldObject: old }))).toBe(
+  it('treats a label value other than "true" as not critical', async () => {
+    expect(action(await gate({ operation: 'CREATE', object: workload('Deployment', 'apps/v1', { 'twokey.dev/critical': 'yes' }) }))).toBe(
       'none',
     );
   });
 
-  it('binds an unprotect to the old object uid', () => {
+  it('gates an UPDATE that adds the label and changes the spec as a deploy', async () => {
+    const old = deployment({ namespace: 'team-a' });
+    const object = withLabels(deployment({ namespace: 'team-a', image: 'x:2' }), critical);
+    expect(action(await gate({ operation: 'UPDATE', object, oldObject: old }))).toBe('deploy');
+    expect(action(await gate({ operation: 'UPDATE', object: withLabels(old, critical), oldObject: old }))).toBe('none');
+  });
+
+  it('does not take removing a workload label as unprotect while the namespace stays critical', async () => {
+    const old = deployment({ namespace: 'payments', labels: critical });
+    expect(action(await gate({ operation: 'UPDATE', object: withLabels(old, { 'twokey.dev/critical': undefined }), oldObject: old }))).toBe(
+      'none',
+    );
+  });
+
+  it('binds an unprotect to the old object uid', async () => {
     const old = deployment({ namespace: 'team-a', labels: critical, uid: 'uid-old' });
-    const g = gate({ operation: 'UPDATE', object: withLabels(old, { 'twokey.dev/critical': undefined }), oldObject: old });
+    const g = await gate({ operation: 'UPDATE', object: withLabels(old, { 'twokey.dev/critical': undefined }), oldObject: old });
     expect(g).toMatchObject({ gated: true, action: 'unprotect' });
     if (g.gated)
       expect(g.digest).toBe(
@@ -91,45 +98,45 @@ describe('critical workloads', () => {
   });
 });
 
-describe('namespaces', () => {
+describe('namespaces', async () => {
   const labelled = namespaceObject('team-a', { labels: critical });
 
-  it('does not gate creating a critical namespace', () => {
-    expect(action(gate({ operation: 'CREATE', object: labelled }))).toBe('none');
+  it('does not gate creating a critical namespace', async () => {
+    expect(action(await gate({ operation: 'CREATE', object: labelled }))).toBe('none');
   });
 
-  it('gates deleting a labelled namespace, with namespace "" in the subject', () => {
-    const g = gate({ operation: 'DELETE', oldObject: labelled });
+  it('gates deleting a labelled namespace, with namespace "" in the subject', async () => {
+    const g = await gate({ operation: 'DELETE', oldObject: labelled });
     expect(g).toMatchObject({ gated: true, action: 'delete', target: { resource: 'namespaces', namespace: '', name: 'team-a' } });
   });
 
-  it('gates deleting a namespace listed in the policy, label or not', () => {
-    expect(action(gate({ operation: 'DELETE', oldObject: namespaceObject('payments') }))).toBe('delete');
-    expect(action(gate({ operation: 'DELETE', oldObject: namespaceObject('scratch') }))).toBe('none');
+  it('gates deleting a namespace listed in the policy, label or not', async () => {
+    expect(action(await gate({ operation: 'DELETE', oldObject: namespaceObject('payments') }))).toBe('delete');
+    expect(action(await gate({ operation: 'DELETE', oldObject: namespaceObject('scratch') }))).toBe('none');
   });
 
-  it('gates removing the label as unprotect, and not an update that keeps it', () => {
+  it('gates removing the label as unprotect, and not an update that keeps it', async () => {
     expect(
-      action(gate({ operation: 'UPDATE', object: withLabels(labelled, { 'twokey.dev/critical': undefined }), oldObject: labelled })),
+      action(await gate({ operation: 'UPDATE', object: withLabels(labelled, { 'twokey.dev/critical': undefined }), oldObject: labelled })),
     ).toBe('unprotect');
-    expect(action(gate({ operation: 'UPDATE', object: withLabels(labelled, { owner: 'x' }), oldObject: labelled }))).toBe('none');
+    expect(action(await gate({ operation: 'UPDATE', object: withLabels(labelled, { owner: 'x' }), oldObject: labelled }))).toBe('none');
   });
 
-  it('does not take removing the label of a listed namespace as unprotect (it stays critical)', () => {
+  it('does not take removing the label of a listed namespace as unprotect (it stays critical)', async () => {
     const payments = namespaceObject('payments', { labels: critical });
-    expect(action(gate({ operation: 'UPDATE', object: namespaceObject('payments'), oldObject: payments }))).toBe('none');
+    expect(action(await gate({ operation: 'UPDATE', object: namespaceObject('payments'), oldObject: payments }))).toBe('none');
   });
 
-  it('does not gate the status and finalize subresources', () => {
-    expect(action(gate({ operation: 'UPDATE', object: labelled, oldObject: labelled, subResource: 'finalize' }))).toBe('none');
-    expect(action(gate({ operation: 'UPDATE', object: labelled, oldObject: labelled, subResource: 'status' }))).toBe('none');
+  it('does not gate the status and finalize subresources', async () => {
+    expect(action(await gate({ operation: 'UPDATE', object: labelled, oldObject: labelled, subResource: 'finalize' }))).toBe('none');
+    expect(action(await gate({ operation: 'UPDATE', object: labelled, oldObject: labelled, subResource: 'status' }))).toBe('none');
   });
 });
 
-describe('requests that are never gated', () => {
-  it('does not gate the scale subresource', () => {
+describe('requests that are never gated', async () => {
+  it('does not gate the scale subresource', async () => {
     const scale = { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'api', namespace: 'payments' }, spec: { replicas: 5 } };
-    const g = gate({
+    const g = await gate({
       operation: 'UPDATE',
       object: scale,
       oldObject: scale,
@@ -139,15 +146,21 @@ describe('requests that are never gated', () => {
     expect(g.gated).toBe(false);
   });
 
-  it('does not gate CONNECT', () => {
+  it('does not gate CONNECT', async () => {
     const options = { apiVersion: 'v1', kind: 'PodExecOptions', metadata: { name: 'p', namespace: 'payments' } };
     expect(
-      gate({ operation: 'CONNECT', object: options, resource: { group: 'apps', version: 'v1', resource: 'deployments', kind: 'X' } }).gated,
+      (
+        await gate({
+          operation: 'CONNECT',
+          object: options,
+          resource: { group: 'apps', version: 'v1', resource: 'deployments', kind: 'X' },
+        })
+      ).gated,
     ).toBe(false);
   });
 
-  it('admits exempt deleters of namespaces too', () => {
-    const g = gate({
+  it('admits exempt deleters of namespaces too', async () => {
+    const g = await gate({
       operation: 'DELETE',
       oldObject: namespaceObject('payments'),
       user: 'system:serviceaccount:kube-system:generic-garbage-collector',
@@ -156,48 +169,54 @@ describe('requests that are never gated', () => {
   });
 });
 
-describe('what cannot be judged is refused', () => {
-  const judge = (options: ReviewOptions, extra?: Parameters<typeof gate>[1]) => () => gate(options, extra);
+describe('what cannot be judged is refused', async () => {
+  const judge = (options: ReviewOptions, extra?: Parameters<typeof gate>[1]) => gate(options, extra);
 
-  it('when the namespace is unknown to the cluster view and the answer depends on it', () => {
+  it('when the namespace is unknown to the cluster view and the answer depends on it', async () => {
     const unknown = { 'team-a': 'unknown' as const };
-    expect(judge({ operation: 'CREATE', object: deployment({ namespace: 'team-a' }) }, { namespaces: unknown })).toThrow(CannotJudge);
-    expect(judge({ operation: 'CREATE', object: deployment({ namespace: 'team-a' }) }, { namespaces: unknown })).toThrow(
+    await expect(judge({ operation: 'CREATE', object: deployment({ namespace: 'team-a' }) }, { namespaces: unknown })).rejects.toThrow(
+      CannotJudge,
+    );
+    await expect(judge({ operation: 'CREATE', object: deployment({ namespace: 'team-a' }) }, { namespaces: unknown })).rejects.toThrow(
       /does not know the labels of namespace "team-a"/,
     );
   });
 
-  it('but not when the object settles it', () => {
+  it('but not when the object settles it', async () => {
     const unknown = { 'team-a': 'unknown' as const };
     expect(
-      action(gate({ operation: 'CREATE', object: deployment({ namespace: 'team-a', labels: critical }) }, { namespaces: unknown })),
+      action(await gate({ operation: 'CREATE', object: deployment({ namespace: 'team-a', labels: critical }) }, { namespaces: unknown })),
     ).toBe('deploy');
     const old = deployment({ namespace: 'team-a' });
-    expect(action(gate({ operation: 'UPDATE', object: withLabels(old, { a: 'b' }), oldObject: old }, { namespaces: unknown }))).toBe(
+    expect(action(await gate({ operation: 'UPDATE', object: withLabels(old, { a: 'b' }), oldObject: old }, { namespaces: unknown }))).toBe(
       'none',
     );
   });
 
-  it('when a DELETE carries no oldObject', () => {
-    expect(judge({ operation: 'DELETE', object: deployment() })).toThrow(/no oldObject/);
+  it('when a DELETE carries no oldObject', async () => {
+    await expect(judge({ operation: 'DELETE', object: deployment() })).rejects.toThrow(/no oldObject/);
   });
 
-  it('when labels are not strings', () => {
+  it('when labels are not strings', async () => {
     const broken = deployment({ namespace: 'team-a' });
     (broken.metadata as JsonObject).labels = { 'twokey.dev/critical': true };
-    expect(judge({ operation: 'CREATE', object: broken })).toThrow(/metadata.labels\["twokey.dev\/critical"\] is not a string/);
+    await expect(judge({ operation: 'CREATE', object: broken })).rejects.toThrow(
+      /metadata.labels\["twokey.dev\/critical"\] is not a string/,
+    );
   });
 
-  it('when the object names another namespace than the request', () => {
+  it('when the object names another namespace than the request', async () => {
     const object = deployment({ namespace: 'payments' });
     const review = request({ operation: 'CREATE', object });
     const forged = { ...review, namespace: 'team-a' };
-    expect(() => gateRequest(forged, { policy, forceCritical: true, namespaces: NO_CLUSTER_VIEW })).toThrow(/differs from the request/);
+    await expect(gateRequest(forged, { policy, forceCritical: true, namespaces: NO_CLUSTER_VIEW })).rejects.toThrow(
+      /differs from the request/,
+    );
   });
 
-  it('when a delete target has no uid', () => {
+  it('when a delete target has no uid', async () => {
     const object = deployment();
     (object.metadata as JsonObject).uid = undefined;
-    expect(judge({ operation: 'DELETE', oldObject: object })).toThrow(/no metadata.uid/);
+    await expect(judge({ operation: 'DELETE', oldObject: object })).rejects.toThrow(/no metadata.uid/);
   });
 });

@@ -37,6 +37,7 @@ beforeAll(async () => {
     port: 0,
     logger: createLogger('silent'),
     pollIntervalMs: 100,
+    metricsPort: 0,
   });
 });
 
@@ -148,6 +149,21 @@ describe('over HTTPS, as kube-apiserver calls it', () => {
     const metrics = await get('/metrics');
     expect(metrics.body).toContain('twokey_admission_reviews_total');
     expect(metrics.body).toContain('process_resident_memory_bytes');
+  });
+
+  it('also serves metrics over plain HTTP on the metrics port', async () => {
+    expect(server.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    const response = await fetch(server.metricsUrl as string);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain('twokey_admission_reviews_total');
+  });
+
+  it('answers a 3 MiB review, digesting it off the event loop', async () => {
+    const big = deployment({ name: 'huge' });
+    (big.spec as Record<string, unknown>).blob = 'x'.repeat(3 * 1024 * 1024);
+    const outcome = await call({ operation: 'CREATE', object: big });
+    expect(outcome.kind).toBe('denied');
+    if (outcome.kind === 'denied') expect(outcome.message).toMatch(/bound to digest sha256:[0-9a-f]{64}/);
   });
 
   it('answers many reviews on kept-alive connections in parallel', async () => {
