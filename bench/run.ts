@@ -241,6 +241,20 @@ interface Sample {
   eventLoopMaxMs?: number;
 }
 
+/** Closed-loop load at saturation: `connections` clients, each sending as soon as it is answered. */
+function saturate(server: Server, c: Case, seconds: number): Promise<autocannon.Result> {
+  return autocannon({
+    url: `https://127.0.0.1:${server.port}/validate?timeout=10s`,
+    connections,
+    duration: seconds,
+    timeout: 10,
+    headers: { 'content-type': 'application/json', accept: 'application/json, */*' },
+    servername: SERVER_NAME,
+    tlsOptions: { ca: ca.certPem },
+    requests: [{ method: 'POST', setupRequest: (req: autocannon.Request) => ({ ...req, body: c.body(0) }) }],
+  });
+}
+
 async function measure(server: Server, c: Case): Promise<Sample> {
   await checkVerdict(server, c);
   let peak = rssMb(server.child.pid as number);
@@ -270,25 +284,8 @@ async function measure(server: Server, c: Case): Promise<Sample> {
       };
     }
     // Warm up (JIT, TLS sessions, caches sized) before anything is recorded.
-    await autocannon({
-      url: `https://127.0.0.1:${server.port}/validate?timeout=10s`,
-      connections,
-      duration: Math.min(1, durationS / 2),
-      headers: { 'content-type': 'application/json' },
-      servername: SERVER_NAME,
-      tlsOptions: { ca: ca.certPem },
-      requests: [{ method: 'POST', setupRequest: (req: autocannon.Request) => ({ ...req, body: c.body(0) }) }],
-    });
-    const saturation = await autocannon({
-      url: `https://127.0.0.1:${server.port}/validate?timeout=10s`,
-      connections,
-      duration: durationS,
-      timeout: 10,
-      headers: { 'content-type': 'application/json', accept: 'application/json, */*' },
-      servername: SERVER_NAME,
-      tlsOptions: { ca: ca.certPem },
-      requests: [{ method: 'POST', setupRequest: (req: autocannon.Request) => ({ ...req, body: c.body(0) }) }],
-    });
+    await saturate(server, c, Math.min(1, durationS / 2));
+    const saturation = await saturate(server, c, durationS);
     const atRate = await fixedRate({
       url: `https://127.0.0.1:${server.port}/validate`,
       ca: ca.certPem,

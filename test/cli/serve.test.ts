@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueServingCertificate } from '../../src/dev/certificates.ts';
 import { callWebhook } from '../../src/kubernetes/webhook-client.ts';
 import { runCli, startCli } from '../support/cli.ts';
-import { eventually, SERVICE_NAME, type ServerFiles, serverFiles } from '../support/files.ts';
+import { endpointOf, eventually, SERVICE_NAME, type ServerFiles, serverFiles } from '../support/files.ts';
 import { admissionReview, deployment, makeIssuer } from '../support/world.ts';
 
 interface Served {
@@ -71,12 +71,7 @@ describe('twokey serve', () => {
       '1s',
     ]);
     try {
-      const endpoint = {
-        url: `https://127.0.0.1:${served.port}/validate`,
-        serverName: SERVICE_NAME,
-        caBundle: files.ca.certPem,
-        webhookName: 'workloads.twokey.dev',
-      };
+      const endpoint = endpointOf(served, files);
       expect((await callWebhook(endpoint, admissionReview({ operation: 'CREATE', object: deployment() }))).kind).toBe('denied');
 
       await writeFile(join(files.dir, 'ca.crt'), files.ca.certPem);

@@ -7,11 +7,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploySpec, digestOf } from '../../src/decision/digest.ts';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
-import { createLogger } from '../../src/server/logger.ts';
-import { type RunningServer, startServer } from '../../src/server/serve.ts';
+import type { RunningServer } from '../../src/server/serve.ts';
 import { runCli } from '../support/cli.ts';
 import { FakeKube } from '../support/fake-kube.ts';
-import { SERVICE_NAME, type ServerFiles, serverFiles } from '../support/files.ts';
+import { SERVICE_NAME, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';
 import { approve, deployment, type Issuer, makeIssuer, withAnnotations } from '../support/world.ts';
 
 let kube: FakeKube;
@@ -26,13 +25,7 @@ beforeAll(async () => {
   await kube.start();
   issuer = await makeIssuer();
   files = await serverFiles(issuer);
-  server = await startServer({
-    policyPath: files.policy,
-    tls: { certPath: files.cert, keyPath: files.key },
-    host: '127.0.0.1',
-    port: 0,
-    logger: createLogger('silent'),
-  });
+  server = await serveFiles(files);
   kube.webhook = { base: `https://127.0.0.1:${server.port}`, caBundle: files.ca.certPem, serverName: SERVICE_NAME };
   kube.putNamespace('payments', { 'twokey.dev/critical': 'true' });
   kube.putNamespace('sandbox');

@@ -8,10 +8,9 @@ import { connectCluster } from '../../src/cluster/integration.ts';
 import { loadKubeConfig } from '../../src/cluster/kubeconfig.ts';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
 import { callWebhook } from '../../src/kubernetes/webhook-client.ts';
-import { createLogger } from '../../src/server/logger.ts';
-import { type RunningServer, startServer } from '../../src/server/serve.ts';
+import type { RunningServer } from '../../src/server/serve.ts';
 import { FakeKube } from '../support/fake-kube.ts';
-import { eventually, SERVICE_NAME, type ServerFiles, serverFiles } from '../support/files.ts';
+import { endpointOf, eventually, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';
 import {
   admissionReview,
   approve,
@@ -35,12 +34,7 @@ beforeAll(async () => {
   files = await serverFiles(issuer);
   for (const ns of ['default', 'payments', 'slow']) kube.putNamespace(ns);
   const kubeconfig = await kube.writeKubeconfig(join(files.dir, 'kubeconfig'));
-  server = await startServer({
-    policyPath: files.policy,
-    tls: { certPath: files.cert, keyPath: files.key },
-    host: '127.0.0.1',
-    port: 0,
-    logger: createLogger('silent'),
+  server = await serveFiles(files, {
     cluster: (context) =>
       connectCluster(loadKubeConfig({ kubeconfig }), { ...context, eventRecorder: { updateIntervalMs: 0, queueLimit: 3 } }),
   });
@@ -52,16 +46,7 @@ afterAll(async () => {
   await files.cleanup();
 });
 
-const call = (options: ReviewOptions) =>
-  callWebhook(
-    {
-      url: `https://127.0.0.1:${server.port}/validate`,
-      serverName: SERVICE_NAME,
-      caBundle: files.ca.certPem,
-      webhookName: 'workloads.twokey.dev',
-    },
-    admissionReview(options),
-  );
+const call = (options: ReviewOptions) => callWebhook(endpointOf(server, files), admissionReview(options));
 const eventsFor = (name: string) => kube.events.filter((e) => (e.involvedObject as JsonObject).name === name);
 
 describe('Events', () => {

@@ -9,9 +9,9 @@ import { loadKubeConfig } from '../../src/cluster/kubeconfig.ts';
 import { NamespaceCache } from '../../src/cluster/namespaces.ts';
 import { callWebhook } from '../../src/kubernetes/webhook-client.ts';
 import { createLogger } from '../../src/server/logger.ts';
-import { type RunningServer, startServer } from '../../src/server/serve.ts';
+import type { RunningServer } from '../../src/server/serve.ts';
 import { FakeKube } from '../support/fake-kube.ts';
-import { eventually, SERVICE_NAME, type ServerFiles, serverFiles } from '../support/files.ts';
+import { endpointOf, eventually, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';
 import { admissionReview, deployment, makeIssuer } from '../support/world.ts';
 
 const logger = createLogger('silent');
@@ -102,12 +102,7 @@ describe('/validate with the cluster', () => {
   let server: RunningServer;
   beforeAll(async () => {
     kube.putNamespace('shop');
-    server = await startServer({
-      policyPath: files.policy,
-      tls: { certPath: files.cert, keyPath: files.key },
-      host: '127.0.0.1',
-      port: 0,
-      logger,
+    server = await serveFiles(files, {
       cluster: (context) =>
         connectCluster(loadKubeConfig({ kubeconfig }), {
           ...context,
@@ -123,12 +118,7 @@ describe('/validate with the cluster', () => {
 
   const validate = (namespace: string) =>
     callWebhook(
-      {
-        url: `https://127.0.0.1:${server.port}/validate`,
-        serverName: SERVICE_NAME,
-        caBundle: files.ca.certPem,
-        webhookName: 'labeled-workloads.twokey.dev',
-      },
+      endpointOf(server, files, '/validate', 'labeled-workloads.twokey.dev'),
       admissionReview({ operation: 'CREATE', object: deployment({ namespace }) }),
     );
 

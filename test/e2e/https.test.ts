@@ -7,9 +7,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
 import { callWebhook, kubectlLines, type WebhookOutcome } from '../../src/kubernetes/webhook-client.ts';
-import { createLogger } from '../../src/server/logger.ts';
-import { type RunningServer, startServer } from '../../src/server/serve.ts';
-import { SERVICE_NAME, type ServerFiles, serverFiles } from '../support/files.ts';
+import type { RunningServer } from '../../src/server/serve.ts';
+import { endpointOf, SERVICE_NAME, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';
 import {
   admissionReview,
   approve,
@@ -30,15 +29,7 @@ let server: RunningServer;
 beforeAll(async () => {
   issuer = await makeIssuer();
   files = await serverFiles(issuer);
-  server = await startServer({
-    policyPath: files.policy,
-    tls: { certPath: files.cert, keyPath: files.key },
-    host: '127.0.0.1',
-    port: 0,
-    logger: createLogger('silent'),
-    pollIntervalMs: 100,
-    metricsPort: 0,
-  });
+  server = await serveFiles(files, { pollIntervalMs: 100, metricsPort: 0 });
 });
 
 afterAll(async () => {
@@ -47,10 +38,7 @@ afterAll(async () => {
 });
 
 const endpoint = (path = '/validate', overrides: Partial<Parameters<typeof callWebhook>[0]> = {}) => ({
-  url: `https://127.0.0.1:${server.port}${path}`,
-  serverName: SERVICE_NAME,
-  caBundle: files.ca.certPem,
-  webhookName: 'workloads.twokey.dev',
+  ...endpointOf(server, files, path),
   ...overrides,
 });
 const call = (options: ReviewOptions, path?: string): Promise<WebhookOutcome> => callWebhook(endpoint(path), admissionReview(options));

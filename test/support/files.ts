@@ -5,6 +5,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CertificateAuthority, createCertificateAuthority, issueServingCertificate } from '../../src/dev/certificates.ts';
+import type { WebhookEndpoint } from '../../src/kubernetes/webhook-client.ts';
+import { createLogger } from '../../src/server/logger.ts';
+import { type RunningServer, type ServeOptions, startServer } from '../../src/server/serve.ts';
 import type { Issuer } from './world.ts';
 
 export const SERVICE_NAME = 'twokey.twokey.svc';
@@ -59,4 +62,26 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** Starts the server as `twokey serve` would, on loopback, from these files. */
+export function serveFiles(files: ServerFiles, extra: Partial<ServeOptions> = {}): Promise<RunningServer> {
+  return startServer({
+    policyPath: files.policy,
+    tls: { certPath: files.cert, keyPath: files.key },
+    host: '127.0.0.1',
+    port: 0,
+    logger: createLogger('silent'),
+    ...extra,
+  });
+}
+
+/** How kube-apiserver would reach that server: by the service name its certificate carries. */
+export function endpointOf(
+  server: { readonly port: number },
+  files: ServerFiles,
+  path = '/validate',
+  webhookName = 'workloads.twokey.dev',
+): WebhookEndpoint {
+  return { url: `https://127.0.0.1:${server.port}${path}`, serverName: SERVICE_NAME, caBundle: files.ca.certPem, webhookName };
 }
