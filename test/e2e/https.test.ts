@@ -1,9 +1,3 @@
-/**
- * End to end over real HTTPS: `startServer` as `twokey serve` runs it, called by a client that
- * behaves as kube-apiserver does (headers, ?timeout=, TLS verified against a CA bundle for the
- * service's DNS name, HTTP/1.1) and that validates each answer as the apiserver does.
- */
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
 import { callWebhook, kubectlLines, type WebhookOutcome } from '../../src/kubernetes/webhook-client.ts';
@@ -13,14 +7,13 @@ import {
   admissionReview,
   approve,
   deployment,
+  fixture,
   type Issuer,
   makeIssuer,
   namespaceObject,
   type ReviewOptions,
   withAnnotations,
 } from '../support/world.ts';
-
-const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../../../shared/fixtures/admission/${name}`, import.meta.url), 'utf8'));
 
 let issuer: Issuer;
 let files: ServerFiles;

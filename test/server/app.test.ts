@@ -1,17 +1,20 @@
-/**
- * The HTTP transport, through fastify's inject: parsing, the answer's shape, errors, health,
- * metrics and logs.
- */
-import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigSnapshot } from '../../src/config/store.ts';
 import { buildApp } from '../../src/server/app.ts';
 import { createLogger } from '../../src/server/logger.ts';
 import { createMetrics } from '../../src/server/metrics.ts';
-import { admissionReview, approve, deployment, type Issuer, makeIssuer, makeSnapshot, NOW, withAnnotations } from '../support/world.ts';
-
-const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../../../shared/fixtures/admission/${name}`, import.meta.url), 'utf8'));
+import {
+  admissionReview,
+  approve,
+  deployment,
+  fixture,
+  type Issuer,
+  makeIssuer,
+  makeSnapshot,
+  NOW,
+  withAnnotations,
+} from '../support/world.ts';
 
 let issuer: Issuer;
 let snapshot: ConfigSnapshot;

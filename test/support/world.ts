@@ -2,6 +2,7 @@
  * A small world for tests: an issuer with keys, a policy, objects shaped as kube-apiserver sends
  * them, and approvals minted for them.
  */
+import { readFileSync } from 'node:fs';
 import type { JWK } from 'jose';
 import type { ConfigSnapshot } from '../../src/config/store.ts';
 import type { ExpectedBinding } from '../../src/decision/approval.ts';
@@ -221,4 +222,14 @@ export async function approve(issuer: Issuer, action: Action, object: JsonObject
     ...(options.requester !== undefined ? { requester: options.requester } : {}),
     now: options.now ?? NOW - 60,
   });
+}
+
+/** A captured AdmissionReview sample from test/fixtures/admission (see SOURCES.md there). */
+export interface FixtureReview {
+  [key: string]: unknown;
+  request: { uid: string; [key: string]: unknown };
+}
+
+export function fixture(name: string): FixtureReview {
+  return JSON.parse(readFileSync(new URL(`../fixtures/admission/${name}`, import.meta.url), 'utf8'));
 }
