@@ -24,20 +24,28 @@ if (!isMainThread && parentPort) {
 }
 
 /** One worker thread, started on first use (or by warm()), restarted if it dies. */
+interface PendingJob {
+  readonly text: string;
+  readonly resolve: (digest: string) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** One worker thread, started on first use (or by warm()), restarted if it dies. */
 export class DigestWorker {
   #worker: Worker | undefined;
   #next = 0;
-  readonly #pending = new Map<number, { text: string; resolve: (digest: string) => void }>();
+  readonly #pending = new Map<number, PendingJob>();
 
   /** Starts the thread ahead of the first large review. */
   warm(): void {
     this.#ensure();
   }
 
+  /** Resolves to the digest, or rejects when the subject cannot be canonicalised (e.g. a lone surrogate). */
   readonly digest: OffThreadDigester = (text) =>
-    new Promise<string>((resolve) => {
+    new Promise<string>((resolve, reject) => {
       const id = this.#next++;
-      this.#pending.set(id, { text, resolve });
+      this.#pending.set(id, { text, resolve, reject });
       this.#ensure().postMessage({ id, text } satisfies Job);
     });
 
@@ -50,24 +58,25 @@ export class DigestWorker {
       const job = this.#pending.get(message.id);
       if (!job) return;
       this.#pending.delete(message.id);
-      job.resolve(message.digest ?? this.#fallback(job.text));
+      if (message.digest !== undefined) job.resolve(message.digest);
+      else job.reject(new Error(message.error ?? 'the change subject cannot be canonicalized'));
     });
     const fail = () => {
-      this.#worker = undefined;
+      if (this.#worker === worker) this.#worker = undefined;
+      // The thread is gone: finish its jobs here, so no verdict is lost to a worker problem.
       for (const [id, job] of this.#pending) {
         this.#pending.delete(id);
-        job.resolve(this.#fallback(job.text));
+        try {
+          job.resolve(canonicalDigest(JSON.parse(job.text)));
+        } catch (error) {
+          job.reject(error instanceof Error ? error : new Error(String(error)));
+        }
       }
     };
     worker.on('error', fail);
     worker.on('exit', fail);
     this.#worker = worker;
     return worker;
-  }
-
-  /** The same digest on this thread: never lose a verdict to a worker problem. */
-  #fallback(text: string): string {
-    return canonicalDigest(JSON.parse(text));
   }
 
   async close(): Promise<void> {

@@ -98,6 +98,15 @@ function checkNamespace(request: AdmissionRequest, ...metas: ObjectMeta[]): stri
   return request.namespace;
 }
 
+/** A spec that cannot be canonicalised (RFC 8785 refuses lone surrogates, non-finite numbers) cannot be judged. */
+async function judgeable<T>(digest: Promise<T>): Promise<T> {
+  try {
+    return await digest;
+  } catch (error) {
+    throw new CannotJudge(`its spec cannot be digested (${error instanceof Error ? error.message : String(error)})`);
+  }
+}
+
 function requireUid(old: ObjectMeta, action: Action): string {
   if (old.uid === '') throw new CannotJudge(`the object has no metadata.uid, so a ${action} approval cannot be bound to it`);
   return old.uid;
@@ -114,7 +123,7 @@ async function deployGate(
     gated: true,
     action: 'deploy',
     target,
-    digest: digest ?? (await deployDigest(target, deploySpec(object), offThread)),
+    digest: digest ?? (await judgeable(deployDigest(target, deploySpec(object), offThread))),
     approvalsFrom: from,
   };
 }
@@ -182,7 +191,7 @@ async function gateWorkload(
       };
       if (critical(old) && !critical(object)) return uidGate('unprotect', target, old, object);
       if (!critical(object)) return notGated('the workload is not critical');
-      const digest = await changedDeployDigest(target, object.object, old.object, offThread);
+      const digest = await judgeable(changedDeployDigest(target, object.object, old.object, offThread));
       return digest === undefined
         ? notGated('the deploy digest is unchanged (metadata or scale only)')
         : deployGate(target, object.object, object, offThread, digest);

@@ -92,11 +92,18 @@ describe('change digests (contract section 3)', () => {
     }
   });
 
-  it('falls back to this thread when the worker is gone', async () => {
+  it('finishes pending jobs on this thread when the worker dies, and reports subjects it cannot digest', async () => {
     const worker = new DigestWorker();
     const subject = { action: 'deploy', resource: 'r', namespace: 'n', name: 'x', spec: { a: 1 } };
-    const pending = worker.digest(JSON.stringify(subject));
+    worker.warm();
+    // Many jobs, then the thread dies under them: every one still gets its digest.
+    const pending = Array.from({ length: 200 }, () => worker.digest(JSON.stringify(subject)));
     await worker.close();
-    expect(await pending).toBe(digestOf({ action: 'deploy', resource: 'r', namespace: 'n', name: 'x', spec: { a: 1 } }));
+    const expected = digestOf({ action: 'deploy', resource: 'r', namespace: 'n', name: 'x', spec: { a: 1 } });
+    expect(await Promise.all(pending)).toEqual(Array(200).fill(expected));
+    // A lone surrogate cannot be canonicalised: the job is rejected, nothing throws elsewhere.
+    const broken = JSON.stringify({ ...subject, spec: { a: '\ud800' } });
+    await expect(worker.digest(broken)).rejects.toThrow(/surrogate/i);
+    await worker.close();
   });
 });

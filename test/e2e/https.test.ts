@@ -147,6 +147,16 @@ describe('over HTTPS, as kube-apiserver calls it', () => {
     if (outcome.kind === 'denied') expect(outcome.message).toMatch(/bound to digest sha256:[0-9a-f]{64}/);
   });
 
+  it('refuses a large object it cannot digest, and keeps serving', async () => {
+    const broken = deployment({ name: 'broken' });
+    (broken.spec as Record<string, unknown>).blob = `${'x'.repeat(100_000)}\ud800`;
+    const outcome = await call({ operation: 'CREATE', object: broken });
+    expect(outcome.kind).toBe('denied');
+    if (outcome.kind === 'denied')
+      expect(outcome.message).toMatch(/cannot judge this request: its spec cannot be digested \(Lone surrogate/i);
+    expect((await call({ operation: 'CREATE', object: deployment() })).kind).toBe('denied');
+  });
+
   it('answers many reviews on kept-alive connections in parallel', async () => {
     const reviews = Array.from({ length: 40 }, (_, i) => ({
       operation: 'CREATE' as const,
