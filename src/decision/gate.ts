@@ -2,6 +2,7 @@
  * Which requests are gated, as which action, bound to which digest (contract section 2).
  * Everything here is synchronous and pure; a request that cannot be judged throws CannotJudge.
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
 import {
   classifyResource,
@@ -150,7 +151,7 @@ function gateNamespace(request: AdmissionRequest, ctx: GateContext): Gate {
       const old = meta(request.oldObject, 'oldObject', 'UPDATE');
       const name = targetName(request, object, old);
       if (!critical(old, name)) return notGated('the namespace is not critical');
-      if (critical(object, name)) return notGated('the namespace stays critical');
+      if (critical(object, name) && !handsOverDeletion(old, object)) return notGated('the namespace stays critical');
       return uidGate('unprotect', { resource, namespace: '', name }, old, object);
     }
     case 'DELETE': {
@@ -189,7 +190,7 @@ async function gateWorkload(
         namespace: checkNamespace(request, object, old),
         name: targetName(request, object, old),
       };
-      if (critical(old) && !critical(object)) return uidGate('unprotect', target, old, object);
+      if (critical(old) && (!critical(object) || handsOverDeletion(old, object))) return uidGate('unprotect', target, old, object);
       if (!critical(object)) return notGated('the workload is not critical');
       const digest = await judgeable(changedDeployDigest(target, object.object, old.object, offThread));
       return digest === undefined
@@ -210,6 +211,16 @@ async function gateWorkload(
   }
 }
 
+/**
+ * Whether an UPDATE gives the object new or changed owners. The garbage collector deletes an
+ * object whose owner is gone, and its deletes are exempt; adding an owner (even one that does not
+ * exist) would delete a critical object without approvals, so it is gated as unprotect.
+ * Removing owners only takes deletion away from the garbage collector and is not gated.
+ */
+function handsOverDeletion(old: ObjectMeta, object: ObjectMeta): boolean {
+  return object.ownerReferences.some((owner) => !old.ownerReferences.some((known) => isDeepStrictEqual(known, owner)));
+}
+
 function sameGate(a: Gate, b: Gate): boolean {
   if (!a.gated || !b.gated) return a.gated === b.gated;
   return a.action === b.action && a.digest === b.digest;
@@ -219,14 +230,26 @@ export async function gateRequest(request: AdmissionRequest, ctx: GateContext): 
   if (request.subResource !== '') return notGated(`the ${request.subResource} subresource is not gated`);
   const kind = classifyResource(request.resource);
   if (kind === undefined) return notGated(`${qualifiedResource(request.resource)} is not gated`);
-  if (request.operation === 'DELETE' && isExemptDeleter(ctx.policy, request.user.username)) {
-    return notGated('deletes by this user are exempt (cluster cleanup)');
-  }
-  if (kind === 'namespace') return gateNamespace(request, ctx);
+  const exemptDelete = request.operation === 'DELETE' && isExemptDeleter(ctx.policy, request.user.username);
+  if (kind === 'namespace')
+    return exemptDelete ? notGated('deletes by this user are exempt (cluster cleanup)') : gateNamespace(request, ctx);
 
   const namespace = request.namespace;
-  const state: NamespaceState =
-    ctx.forceCritical || ctx.policy.criticalNamespaces.has(namespace) ? 'critical' : ctx.namespaces.criticality(namespace);
+  const byRouteOrPolicy = ctx.forceCritical || ctx.policy.criticalNamespaces.has(namespace);
+  const state: NamespaceState = byRouteOrPolicy ? 'critical' : ctx.namespaces.criticality(namespace);
+  if (exemptDelete) {
+    // The cluster's cleanup is exempt so that an approved namespace deletion never hangs. A
+    // workload critical by its own label in a namespace that is not critical was never covered by
+    // such an approval (its namespace, or its owner, was deleted ungated): it needs its own.
+    const labelled = request.oldObject !== null && hasCriticalLabel(meta(request.oldObject, 'oldObject', 'DELETE').labels);
+    if (!labelled || state === 'critical') return notGated('deletes by this user are exempt (cluster cleanup)');
+  }
+  if (state === 'critical' && !byRouteOrPolicy) {
+    // The namespace watch can lag the apiserver, whose own view routes critical namespaces to
+    // /validate/critical: when the two may disagree, a request is gated if either view gates it.
+    const ifCritical = await gateWorkload(request, true, ctx.offThread);
+    return ifCritical.gated ? ifCritical : gateWorkload(request, false, ctx.offThread);
+  }
   if (state !== 'unknown') return gateWorkload(request, state === 'critical', ctx.offThread);
   // The namespace's labels are not known yet: judge only when the answer does not depend on them.
   const ifCritical = await gateWorkload(request, true, ctx.offThread);

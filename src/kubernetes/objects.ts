@@ -73,6 +73,8 @@ export interface ObjectMeta {
   readonly uid: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly annotations: Readonly<Record<string, string>>;
+  /** The owners whose deletion makes the garbage collector delete this object. */
+  readonly ownerReferences: readonly unknown[];
 }
 
 export class MalformedObjectError extends Error {
@@ -99,11 +101,17 @@ function optionalString(value: unknown, field: string): string {
   return value;
 }
 
+function ownerReferences(value: unknown): unknown[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new MalformedObjectError('metadata.ownerReferences is not a list');
+  return value;
+}
+
 /** Reads and validates `metadata`; throws MalformedObjectError naming the bad field. */
 export function readMeta(object: JsonObject): ObjectMeta {
   const metadata = object.metadata;
   if (metadata === undefined || metadata === null) {
-    return { name: '', namespace: '', uid: '', labels: {}, annotations: {} };
+    return { name: '', namespace: '', uid: '', labels: {}, annotations: {}, ownerReferences: [] };
   }
   if (!isJsonObject(metadata)) throw new MalformedObjectError('metadata is not an object');
   return {
@@ -112,6 +120,7 @@ export function readMeta(object: JsonObject): ObjectMeta {
     uid: optionalString(metadata.uid, 'metadata.uid'),
     labels: stringMap(metadata.labels, 'metadata.labels'),
     annotations: stringMap(metadata.annotations, 'metadata.annotations'),
+    ownerReferences: ownerReferences(metadata.ownerReferences),
   };
 }
 

@@ -586,6 +586,76 @@ describe('what is gated and what is not', () => {
     );
   });
 
+  const owner = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-of-nothing', blockOwnerDeletion: true };
+  const withOwners = (object: JsonObject, owners: unknown[]) => {
+    const copy = structuredClone(object);
+    (copy.metadata as JsonObject).ownerReferences = owners;
+    return copy;
+  };
+
+  it('gates giving a critical workload an owner (the garbage collector would delete it) as unprotect', async () => {
+    const owned = withOwners(api, [owner]);
+    const refused = await decide(request({ operation: 'UPDATE', object: owned, oldObject: api }), ctx());
+    expect(refused).toMatchObject({ allowed: false, action: 'unprotect' });
+    const approvals = {
+      'approval.twokey.dev/bob': await approve(issuer, 'unprotect', api, { approver: 'bob@example.com' }),
+      'approval.twokey.dev/carol': await approve(issuer, 'unprotect', api, { approver: 'carol@example.com' }),
+    };
+    const admitted = await decide(request({ operation: 'UPDATE', object: withAnnotations(owned, approvals), oldObject: api }), ctx());
+    expect(admitted).toMatchObject({ allowed: true, action: 'unprotect' });
+    // Changing an existing owner is a new owner; removing owners is not gated.
+    const changed = withOwners(api, [{ ...owner, uid: 'uid-of-another' }]);
+    expect((await decide(request({ operation: 'UPDATE', object: changed, oldObject: owned }), ctx())).action).toBe('unprotect');
+    expect(await decide(request({ operation: 'UPDATE', object: api, oldObject: owned }), ctx())).toMatchObject({
+      allowed: true,
+      action: undefined,
+    });
+  });
+
+  it('gates giving a critical namespace an owner as unprotect', async () => {
+    const ns = namespaceObject('team-a', { labels: { 'twokey.dev/critical': 'true' } });
+    const verdict = await decide(request({ operation: 'UPDATE', object: withOwners(ns, [owner]), oldObject: ns }), ctx());
+    expect(verdict).toMatchObject({ allowed: false, action: 'unprotect' });
+  });
+
+  it.each(['system:serviceaccount:kube-system:namespace-controller', 'system:serviceaccount:kube-system:generic-garbage-collector'])(
+    'gates %s deleting a workload labelled critical in a namespace that is not critical',
+    async (user) => {
+      const labelled = deployment({ namespace: 'team-a', labels: { 'twokey.dev/critical': 'true' } });
+      const refused = await decide(request({ operation: 'DELETE', oldObject: labelled, user, noName: true }), ctx());
+      expect(refused).toMatchObject({ allowed: false, action: 'delete' });
+      const approvals = {
+        'approval.twokey.dev/bob': await approve(issuer, 'delete', labelled, { approver: 'bob@example.com' }),
+        'approval.twokey.dev/carol': await approve(issuer, 'delete', labelled, { approver: 'carol@example.com' }),
+      };
+      const admitted = await decide(
+        request({ operation: 'DELETE', oldObject: withAnnotations(labelled, approvals), user, noName: true }),
+        ctx(),
+      );
+      expect(admitted).toMatchObject({ allowed: true, action: 'delete' });
+      // In a critical namespace, whose own deletion was gated, the cleanup stays exempt.
+      const inCritical = deployment({ namespace: 'payments', labels: { 'twokey.dev/critical': 'true' } });
+      expect(await decide(request({ operation: 'DELETE', oldObject: inCritical, user, noName: true }), ctx())).toMatchObject({
+        allowed: true,
+        action: undefined,
+      });
+    },
+  );
+
+  it('gates by the stricter view when the namespace watch still says critical', async () => {
+    const labelled = deployment({ namespace: 'team-a', labels: { 'twokey.dev/critical': 'true' } });
+    const unlabelled = withLabels(labelled, { 'twokey.dev/critical': undefined });
+    const watchSaysCritical = { criticality: () => 'critical' as const };
+    const verdict = await decide(
+      request({ operation: 'UPDATE', object: unlabelled, oldObject: labelled }),
+      ctx({ namespaces: watchSaysCritical }),
+    );
+    expect(verdict).toMatchObject({ allowed: false, action: 'unprotect' });
+    // On /validate/critical the apiserver itself vouches for the namespace: the label stays irrelevant.
+    const routed = await decide(request({ operation: 'UPDATE', object: unlabelled, oldObject: labelled }), ctx({ forceCritical: true }));
+    expect(routed).toMatchObject({ allowed: true, action: undefined });
+  });
+
   it('honours a policy without the default exempt deleters', async () => {
     const strict = await makeSnapshot([issuer], makePolicy({ exemptDeleters: [] }));
     const verdict = await decide(
