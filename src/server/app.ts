@@ -34,6 +34,7 @@ import { qualifiedResource } from '../kubernetes/objects.ts';
 import { createMetrics, type TwokeyMetrics } from './metrics.ts';
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
+export const DEFAULT_MAX_CONNECTIONS = 1024;
 
 /** Something that must be loaded before the server can judge. */
 export interface ReadinessCheck {
@@ -53,6 +54,8 @@ export interface TwokeyAppOptions {
   readonly metrics?: TwokeyMetrics;
   readonly https?: { key: string | Buffer; cert: string | Buffer };
   readonly bodyLimit?: number;
+  /** Open connections accepted at once (kube-apiserver keeps a small pool per instance). */
+  readonly maxConnections?: number;
   /** Seconds since the epoch; injectable for tests. */
   readonly clock?: () => number;
   /** Computes digests of large objects off the event loop. */
@@ -111,7 +114,11 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
     // One decision line per review replaces fastify's per-request lines.
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // A review that reaches a closing server is still judged (an HTTP 503 would refuse it).
+    return503OnClosing: false,
+    // kube-apiserver waits at most 30s for an answer; a client that takes longer to send a
+    // review is not an apiserver, and must not hold a connection or memory.
+    requestTimeout: 30_000,
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     schemaErrorFormatter: (errors) => new Error(describeSchemaIssues(errors as SchemaIssue[])),
   };
@@ -122,6 +129,7 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
       } as FastifyHttpsOptions<HttpsServer>)
     : Fastify(serverOptions)) as unknown as FastifyInstance;
 
+  app.server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   app.decorate('twokeyMetrics', metrics);
   app.decorate('markDraining', () => {
     draining = true;
@@ -159,6 +167,12 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
     });
     request.log.warn({ status, error: message }, 'bad admission request');
     return reply.code(status).send(statusBody(status, status === 413 ? 'RequestEntityTooLarge' : 'BadRequest', message));
+  });
+
+  // While draining, every answer closes its connection, so the apiserver's next review opens one
+  // to a pod that is staying.
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
   });
 
   app.setNotFoundHandler((request, reply) => {

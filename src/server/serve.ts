@@ -24,6 +24,9 @@ export interface ClusterIntegration extends ReadinessCheck {
   stop(): Promise<void> | void;
 }
 
+/** How long in-flight reviews may take to finish after the server stops accepting new ones. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
 export interface ServeOptions {
   readonly policyPath: string;
   readonly tls?: TlsFiles;
@@ -154,7 +157,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       shuttingDown ??= (async () => {
         app.markDraining();
         if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
+        // In-flight reviews finish; a connection still open after the grace period is cut.
+        const grace = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
         await app.close();
+        clearTimeout(grace);
         await metricsApp?.close();
         tlsPoller?.stop();
         store.stop();

@@ -225,8 +225,13 @@ describe('health, readiness and metrics', () => {
     expect(unready.json().reasons).toEqual(notReady);
     notReady = [];
     expect((await server.inject('/readyz')).statusCode).toBe(200);
+    expect((await post(server, admissionReview({ operation: 'CREATE', object: deployment() }))).headers.connection).not.toBe('close');
     server.markDraining();
     expect((await server.inject('/readyz')).json()).toEqual({ status: 'not ready', reasons: ['shutting down'] });
+    // Draining: reviews are still judged, and each answer closes its connection.
+    const drained = await post(server, admissionReview({ operation: 'CREATE', object: deployment() }));
+    expect(drained.statusCode).toBe(200);
+    expect(drained.headers.connection).toBe('close');
   });
 
   it('counts reviews by verdict, action and dry run, and bad requests', async () => {
