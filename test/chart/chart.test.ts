@@ -210,6 +210,10 @@ describe.each(valueSets)('the chart with %s', (set) => {
     expect(guarded('deployments/scale')).toEqual([at(deployment, 'metadata', 'name')]);
     expect(guarded('configmaps')).toEqual([at(one(objects, 'ConfigMap'), 'metadata', 'name')]);
     expect(guarded('namespaces')).toEqual([release]);
+    // Updates of the namespace too: an owner added to it would have the garbage collector delete it.
+    expect(rules.find((r) => (r.resources as string[]).includes('namespaces'))?.operations).toEqual(['UPDATE', 'DELETE']);
+    const cleanup = (at(vap, 'spec', 'variables') as JsonObject[]).find((v) => v.name === 'clusterCleanup');
+    expect(cleanup?.expression).toContain("request.operation == 'DELETE' || has(oldObject.metadata.deletionTimestamp)");
     expect(at(one(objects, 'ValidatingAdmissionPolicyBinding'), 'spec')).toMatchObject({
       policyName: at(vap, 'metadata', 'name'),
       validationActions: ['Deny'],
