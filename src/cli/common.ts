@@ -25,6 +25,13 @@ export function portOption(value: string): number {
   return port;
 }
 
+export function positiveIntegerOption(value: string): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(number) || number < 1)
+    throw new InvalidArgumentError('expected a positive whole number');
+  return number;
+}
+
 export function digestOption(value: string): string {
   if (!DIGEST_PATTERN.test(value)) throw new InvalidArgumentError('expected sha256: followed by 64 lowercase hex digits');
   return value;

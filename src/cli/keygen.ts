@@ -3,7 +3,7 @@
  * JWKS the webhook trusts.
  */
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { generateIssuerKey, KEYGEN_ALGORITHMS, type KeygenAlgorithm } from '../keys/signing.ts';
 import { err, out, usageError } from './common.ts';
@@ -33,8 +33,11 @@ export function registerKeygen(program: Command): void {
       }
       if (flags.privateKey === flags.jwks) throw usageError('--private-key and --jwks must be different files');
       const pair = await generateIssuerKey(flags.alg, flags.kid);
-      await writeFile(flags.privateKey, `${JSON.stringify({ ...pair.privateJwk }, null, 2)}\n`, { mode: 0o600 });
-      await writeFile(flags.jwks, `${JSON.stringify(pair.jwks, null, 2)}\n`);
+      // Without --force an existing file is never replaced (wx); with it, the key file is made private again.
+      const flag = flags.force ? 'w' : 'wx';
+      await writeFile(flags.privateKey, `${JSON.stringify({ ...pair.privateJwk }, null, 2)}\n`, { mode: 0o600, flag });
+      await chmod(flags.privateKey, 0o600);
+      await writeFile(flags.jwks, `${JSON.stringify(pair.jwks, null, 2)}\n`, { flag });
       err(`wrote ${flags.privateKey} (private, keep it in the change system) and ${flags.jwks} (public)`);
       err('add the issuer to the policy:');
       out('issuers:');

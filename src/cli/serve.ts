@@ -11,7 +11,7 @@ import { describeError } from '../errors.ts';
 import { createLogger, LOG_LEVELS } from '../server/logger.ts';
 import type { TwokeyMetrics } from '../server/metrics.ts';
 import { type RunningServer, startServer } from '../server/serve.ts';
-import { durationOption, err, portOption, usageError } from './common.ts';
+import { durationOption, err, portOption, positiveIntegerOption, usageError } from './common.ts';
 
 interface ServeFlags {
   config?: string;
@@ -47,7 +47,7 @@ export function registerServe(program: Command): void {
     .option('--shutdown-delay <duration>', 'on SIGTERM, report unready this long before closing, so endpoints drain', durationOption, 0)
     .option('--poll-interval <duration>', 'how often policy, JWKS and certificate files are checked for changes', durationOption, 5)
     .option('--metrics-port <port>', 'also serve GET /metrics over plain HTTP on this port', portOption)
-    .option('--body-limit-mib <n>', 'largest review body accepted, in MiB (default 16)', (v) => Number.parseInt(v, 10))
+    .option('--body-limit-mib <n>', 'largest review body accepted, in MiB (default 16)', positiveIntegerOption)
     .option('--dev', 'development mode: make or reuse a policy, certificate and change-system key in --state-dir and serve on loopback')
     .option('--state-dir <dir>', 'state folder for --dev', '.twokey-dev')
     .action(async (flags: ServeFlags) => {

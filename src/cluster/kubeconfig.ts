@@ -31,8 +31,3 @@ export function loadKubeConfig(options: KubeConfigOptions = {}): KubeConfig {
     throw new TwokeyError('ERR_CLUSTER', 'the kubeconfig names no current cluster (set --context or a current-context)');
   return kc;
 }
-
-/** The namespace of the current context, as kubectl uses it by default. */
-export function contextNamespace(kc: KubeConfig): string {
-  return kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
-}

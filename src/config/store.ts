@@ -130,8 +130,7 @@ export class ConfigStore {
     for (const issuer of this.#policy?.issuers ?? []) {
       if (issuer.jwks.kind !== 'file' || issuer.jwks.path !== path) continue;
       try {
-        this.#keySets.set(sourceKey(issuer), await loadIssuerKeys(issuer));
-        this.#publish();
+        this.#replaceKeys(sourceKey(issuer), await loadIssuerKeys(issuer));
         this.#options.observer?.reloaded('jwks', path);
       } catch (error) {
         this.#options.observer?.failed('jwks', path, error);
@@ -172,8 +171,7 @@ export class ConfigStore {
     try {
       const set = await loadIssuerKeys(issuer);
       if (this.#policy?.issuers.some((i) => sourceKey(i) === key)) {
-        this.#keySets.set(key, set);
-        this.#publish();
+        this.#replaceKeys(key, set);
         this.#options.observer?.reloaded('jwks', describeSource(issuer));
       }
     } catch (error) {
@@ -190,6 +188,13 @@ export class ConfigStore {
     const timer = setTimeout(() => void this.#serialize(() => this.#fetchUrl(issuer)), delay);
     timer.unref();
     this.#refreshTimers.set(key, timer);
+  }
+
+  /** Installs a freshly loaded key set; the same keys again keep the current key ring (and what it verified). */
+  #replaceKeys(key: string, set: IssuerKeySet): void {
+    if (this.#keySets.get(key)?.fingerprint === set.fingerprint) return;
+    this.#keySets.set(key, set);
+    this.#publish();
   }
 
   #publish(): void {

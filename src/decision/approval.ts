@@ -233,7 +233,8 @@ export async function evaluateApproval(token: string, expected: ExpectedBinding,
     }
     const cryptoKey = key?.byAlgorithm.get(alg);
     if (cryptoKey === undefined) return reject('algorithm', `key ${quote(kid)} cannot verify alg ${quote(alg)}`);
-    if (cached?.key !== cryptoKey) {
+    if (!cached || cached.key !== cryptoKey) {
+      // (A remembered token always names the same key: the cache belongs to one immutable key ring.)
       const { header: h, payload: p, signature } = parts ?? splitToken(token);
       try {
         await compactVerify(`${h}.${p}.${signature}`, cryptoKey, { algorithms: [alg] });

@@ -55,12 +55,13 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
   });
 
   const quorum = tallyQuorum(candidates, user, ctx.policy.required);
+  const candidateByKey = new Map(candidates.map((c) => [c.key, c]));
   // The change the verdict is about: the admitted one, or the one closest to the quorum.
   const decisiveChange = quorum.admitted?.change ?? quorum.tallies[0]?.change;
   const reports: ApprovalReport[] = read.map(({ key }) => {
     const rejection = rejected.get(key);
     if (rejection) return rejection;
-    const candidate = candidates.find((c) => c.key === key) as Candidate;
+    const candidate = candidateByKey.get(key) as Candidate;
     const standing = quorum.standing.get(key);
     const { approver, change, expiresAt } = candidate.approval;
     const base = { key, approver, change, expiresAt };

@@ -19,6 +19,8 @@ export interface IssuerKeySet {
   readonly keys: ReadonlyMap<string, TrustedKey>;
   /** Keys present in the document but unusable for approvals, with the reason. */
   readonly skipped: readonly string[];
+  /** The keys as published, to tell a refresh that changed nothing. */
+  readonly fingerprint: string;
 }
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'] as const;
@@ -80,7 +82,7 @@ export async function importJwks(issuer: string, document: unknown, source: stri
     if (byAlgorithm.size > 0) keys.set(jwk.kid, { issuer, kid: jwk.kid, byAlgorithm });
   }
   if (keys.size === 0) throw invalid(`no usable verification key${skipped.length ? ` (${skipped.join('; ')})` : ''}`);
-  return { issuer, keys, skipped };
+  return { issuer, keys, skipped, fingerprint: JSON.stringify(document.keys) };
 }
 
 /** All trusted issuers' keys, as one immutable snapshot. */

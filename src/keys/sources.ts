@@ -55,8 +55,18 @@ export async function fetchJwks(issuer: string, url: URL, timeoutMs = JWKS_FETCH
     await response.body?.cancel();
     throw new TwokeyError('ERR_JWKS_FETCH', `JWKS ${url.href} is larger than ${MAX_JWKS_BYTES} bytes`);
   }
-  const body = await response.text();
-  if (body.length > MAX_JWKS_BYTES) throw new TwokeyError('ERR_JWKS_FETCH', `JWKS ${url.href} is larger than ${MAX_JWKS_BYTES} bytes`);
+  // Read at most the limit, whatever the server declared (or did not).
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body ?? []) {
+    size += chunk.byteLength;
+    if (size > MAX_JWKS_BYTES) {
+      await response.body?.cancel().catch(() => {});
+      throw new TwokeyError('ERR_JWKS_FETCH', `JWKS ${url.href} is larger than ${MAX_JWKS_BYTES} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  const body = Buffer.concat(chunks).toString('utf8');
   let document: unknown;
   try {
     document = JSON.parse(body);

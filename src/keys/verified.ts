@@ -2,9 +2,10 @@
  * Tokens whose signature has verified, remembered by their exact text so that a retried or
  * re-sent approval is not parsed and verified again. Only what does not depend on time, policy or
  * the request is remembered (the decoded header and payload, and the key that verified them):
- * every claim is checked again on each use, so a remembered token is never used past its exp,
- * and one whose key has since left the key ring is verified afresh. Only tokens signed by a
- * trusted key get in, so junk cannot crowd it; it is bounded by entries and by bytes.
+ * every claim is checked again on each use, so a remembered token is never used past its exp.
+ * The cache belongs to one key ring, and a key ring never changes: new keys make a new, empty
+ * cache (a refresh that brings the same keys keeps the key ring). Only tokens signed by a trusted
+ * key get in, so junk cannot crowd it; it is bounded by entries and by bytes.
  */
 import type { CryptoKey } from 'jose';
 import type { JsonObject } from '../kubernetes/objects.ts';

@@ -53,9 +53,9 @@ export function typeOfResource(gr: GroupResource): { group: string; version: str
 export type GatedResourceKind = 'workload' | 'namespace';
 
 export function classifyResource(gr: GroupResource): GatedResourceKind | undefined {
-  if (gr.group === NAMESPACES.group && gr.resource === NAMESPACES.resource) return 'namespace';
-  if (WORKLOADS.some((w) => w.group === gr.group && w.resource === gr.resource)) return 'workload';
-  return undefined;
+  const type = typeOfResource(gr);
+  if (type === undefined) return undefined;
+  return type === NAMESPACES ? 'namespace' : 'workload';
 }
 
 /** Maps a manifest's apiVersion/kind to its resource, for objects read from files. */

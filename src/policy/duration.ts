@@ -7,11 +7,3 @@ export function parseDuration(text: string): number | undefined {
   const [, h = '0', m = '0', s = '0'] = match;
   return Number(h) * 3600 + Number(m) * 60 + Number(s);
 }
-
-export function formatDuration(seconds: number): string {
-  const h = Math.floor(seconds / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  const s = Math.round(seconds % 60);
-  const parts = [h ? `${h}h` : '', m ? `${m}m` : '', s || (!h && !m) ? `${s}s` : ''];
-  return parts.join('');
-}

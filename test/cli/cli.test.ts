@@ -39,6 +39,12 @@ describe('help and usage', () => {
     expect(result.stdout).toContain(`Usage: twokey ${command}`);
   });
 
+  it('exits 2 on a malformed number', async () => {
+    const result = await runCli(['serve', '--config', 'x.yaml', '--body-limit-mib', 'lots']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('expected a positive whole number');
+  });
+
   it('exits 2 on unknown commands, unknown options and missing options, naming them', async () => {
     expect((await runCli(['launch'])).code).toBe(2);
     const unknown = await runCli(['digest', '-f', 'x', '--frobnicate']);
@@ -78,6 +84,22 @@ describe('the change system flow: keygen, digest, approve, check', () => {
     expect(jwks.keys).toHaveLength(1);
     expect(jwks.keys[0]).not.toHaveProperty('d');
     expect((await stat(path('private.jwk.json'))).mode & 0o777).toBe(0o600);
+  });
+
+  it('keygen --force replaces a key and leaves it readable by its owner only', async () => {
+    await writeFile(path('loose.jwk.json'), 'old', { mode: 0o644 });
+    const result = await runCli([
+      'keygen',
+      '--issuer',
+      'i',
+      '--force',
+      '--private-key',
+      path('loose.jwk.json'),
+      '--jwks',
+      path('loose.jwks.json'),
+    ]);
+    expect(result.code).toBe(0);
+    expect((await stat(path('loose.jwk.json'))).mode & 0o777).toBe(0o600);
   });
 
   it('keygen refuses to overwrite a key, and makes ES256 keys on request', async () => {

@@ -112,7 +112,9 @@ describe('JWKS URLs', () => {
     server = createServer((_req, res) => {
       fetches += 1;
       const [status, body] = answer();
-      res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+      // Written in two parts: chunked, without a content-length.
+      res.writeHead(status, { 'content-type': 'application/json' }).write(body.slice(0, body.length >> 1));
+      res.end(body.slice(body.length >> 1));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return () => new Promise<void>((resolve) => server.close(() => resolve()));
@@ -163,6 +165,22 @@ describe('JWKS URLs', () => {
     await new Promise((resolve) => setTimeout(resolve, 150));
     store.requestRefresh(issuer.issuer);
     await eventually(() => store.current()?.keys.find(issuer.issuer, 'k2') !== undefined);
+  });
+
+  it('keeps the key ring (and the tokens it verified) when a refresh brings the same keys', async () => {
+    const { store } = await urlStore(() => [200, JSON.stringify(issuer.jwks)]);
+    const ring = store.current()?.keys;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    store.requestRefresh(issuer.issuer);
+    await eventually(() => fetches === 2);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(store.current()?.keys).toBe(ring);
+  });
+
+  it('refuses a JWKS larger than 1 MiB even without a content-length', async () => {
+    const { store, events } = await urlStore(() => [200, JSON.stringify({ keys: [{ kty: 'oct', pad: 'x'.repeat(2 * 1024 * 1024) }] })]);
+    expect(store.notReady()).not.toEqual([]);
+    expect(events[0]).toMatch(/larger than 1048576 bytes/);
   });
 
   it('limits refetches on request to one per interval', async () => {
