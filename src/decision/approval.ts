@@ -56,6 +56,8 @@ export type ApprovalOutcome =
       readonly ok: false;
       readonly code: RejectionCode;
       readonly detail: string;
+      /** The trusted issuer whose JWKS lacks the token's kid (worth a refetch: keys may have rotated). */
+      readonly unknownKidOf?: string;
     };
 
 export interface ApprovalContext {
@@ -67,9 +69,11 @@ export interface ApprovalContext {
 
 class Rejection extends Error {
   readonly code: RejectionCode;
-  constructor(code: RejectionCode, detail: string) {
+  readonly unknownKidOf: string | undefined;
+  constructor(code: RejectionCode, detail: string, unknownKidOf?: string) {
     super(detail);
     this.code = code;
+    this.unknownKidOf = unknownKidOf;
   }
 }
 
@@ -224,12 +228,10 @@ export async function evaluateApproval(token: string, expected: ExpectedBinding,
     const approval = checkClaims(payload, ctx, expected);
     const key = ctx.keys.find(approval.issuer, kid);
     if (key === undefined) {
-      reject(
-        'kid',
-        ctx.keys.has(approval.issuer)
-          ? `kid ${quote(kid)} is not in the JWKS of ${quote(approval.issuer)}`
-          : `no JWKS of ${quote(approval.issuer)} is loaded yet`,
-      );
+      const detail = ctx.keys.has(approval.issuer)
+        ? `kid ${quote(kid)} is not in the JWKS of ${quote(approval.issuer)}`
+        : `no JWKS of ${quote(approval.issuer)} is loaded yet`;
+      throw new Rejection('kid', detail, approval.issuer);
     }
     const cryptoKey = key?.byAlgorithm.get(alg);
     if (cryptoKey === undefined) return reject('algorithm', `key ${quote(kid)} cannot verify alg ${quote(alg)}`);
@@ -245,7 +247,9 @@ export async function evaluateApproval(token: string, expected: ExpectedBinding,
     }
     return { ok: true, approval };
   } catch (error) {
-    if (error instanceof Rejection) return { ok: false, code: error.code, detail: error.message };
+    if (error instanceof Rejection) {
+      return { ok: false, code: error.code, detail: error.message, ...(error.unknownKidOf ? { unknownKidOf: error.unknownKidOf } : {}) };
+    }
     return {
       ok: false,
       code: 'malformed',

@@ -51,6 +51,7 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
         status: 'not-counted',
         code: outcome.code,
         detail: outcome.detail,
+        ...(outcome.unknownKidOf ? { unknownKidOf: outcome.unknownKidOf } : {}),
       });
   });
 

@@ -55,7 +55,10 @@ export function canonicalDigest(value: unknown): string {
 
 /**
  * Digests of recent subjects, by their JSON text. Equal JSON text means equal values in the same
- * order, hence the same canonical form: a memo, not an approximation. JSON.stringify is native
+ * order, hence the same canonical form: a memo, not an approximation. (JSON.stringify is lossy
+ * only for non-finite numbers, which RFC 8785 refuses and no kube-apiserver review can carry:
+ * the apiserver cannot decode them. A direct request holding one may get the digest of the same
+ * spec with null there; its answer changes nothing in a cluster.) JSON.stringify is native
  * and several times cheaper than canonicalising and hashing, and retried or re-sent reviews of
  * the same object are the common case. Bounded by entries and by bytes.
  */

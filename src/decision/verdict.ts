@@ -16,6 +16,8 @@ export interface ApprovalReport {
   readonly approver?: string;
   readonly change?: string;
   readonly expiresAt?: number;
+  /** For an unknown kid: the trusted issuer whose keys may have rotated. */
+  readonly unknownKidOf?: string;
 }
 
 export interface Verdict {

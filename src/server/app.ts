@@ -216,8 +216,9 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
       metrics.decisionSeconds.observe({ verdict: verdictLabel }, durationMs / 1000);
       const notCounted = verdict.approvals.filter((a) => a.status !== 'counted');
       for (const report of notCounted) metrics.notCounted.inc({ code: report.code ?? 'other' });
-      if (snapshot && notCounted.some((a) => a.code === 'kid')) {
-        for (const issuer of snapshot.policy.issuers) options.config.requestRefresh?.(issuer.issuer);
+      // A kid the issuer's JWKS lacks may be a rotation: fetch that issuer's keys again, in the background.
+      for (const issuer of new Set(notCounted.flatMap((a) => (a.unknownKidOf ? [a.unknownKidOf] : [])))) {
+        options.config.requestRefresh?.(issuer);
       }
       request.log.info(
         {

@@ -286,3 +286,18 @@ describe('the decision log', () => {
     expect(lines.join('')).not.toContain(token.split('.')[2]);
   });
 });
+
+describe('key rotation', () => {
+  it('asks for a refetch of the issuer whose JWKS lacks a token kid, and of no other', async () => {
+    const asked: string[] = [];
+    const server = app({ config: { current: () => snapshot, requestRefresh: (issuer) => asked.push(issuer) } });
+    const api = deployment();
+    const rotated = await makeIssuer(issuer.issuer, 'EdDSA', 'next-key');
+    const object = withAnnotations(api, {
+      'approval.twokey.dev/bob': await approve(rotated, 'deploy', api, { approver: 'bob@example.com' }),
+      'approval.twokey.dev/junk': 'a.b.c',
+    });
+    await post(server, admissionReview({ operation: 'CREATE', object }));
+    expect(asked).toEqual([issuer.issuer]);
+  });
+});
