@@ -105,7 +105,16 @@ describe.each(valueSets)('the chart with %s', (set) => {
     for (const rule of workloadRules) expect(rule.operations).toEqual(['CREATE', 'UPDATE', 'DELETE']);
     const listed = (at(one(objects, 'ConfigMap'), 'data', 'policy.yaml') as string).includes('namespaces: []') ? [] : ['listed'];
     expect(Boolean(byName['listed-namespaces.twokey.dev'])).toBe(listed.length > 0);
-    if (byName['listed-namespaces.twokey.dev']) expect(path('listed-namespaces.twokey.dev')).toBe('/validate/critical');
+    if (byName['listed-namespaces.twokey.dev']) {
+      expect(path('listed-namespaces.twokey.dev')).toBe('/validate/critical');
+      // Updates too: one that gives the namespace an owner hands its deletion to the garbage collector.
+      const namespaceRules = (at(byName['listed-namespaces.twokey.dev'], 'rules') as JsonObject[]).filter((r) =>
+        (r.resources as string[]).includes('namespaces'),
+      );
+      expect(namespaceRules).toEqual([
+        { apiGroups: [''], apiVersions: ['v1'], resources: ['namespaces'], operations: ['UPDATE', 'DELETE'], scope: 'Cluster' },
+      ]);
+    }
   });
 
   it('sets the CA bundle (or has cert-manager inject it) for the certificate the pods serve', () => {

@@ -159,14 +159,13 @@ describe('requests that are never gated', async () => {
     ).toBe(false);
   });
 
-  it('admits exempt deleters of namespaces too', async () => {
-    const g = await gate({
-      operation: 'DELETE',
-      oldObject: namespaceObject('payments'),
-      user: 'system:serviceaccount:kube-system:generic-garbage-collector',
-    });
-    expect(g.gated).toBe(false);
-  });
+  it.each(['system:serviceaccount:kube-system:generic-garbage-collector', 'system:serviceaccount:kube-system:namespace-controller'])(
+    'does not exempt %s deleting a critical namespace (an owner put on it would delete it ungated)',
+    async (user) => {
+      const g = await gate({ operation: 'DELETE', oldObject: namespaceObject('payments'), user });
+      expect(g).toMatchObject({ gated: true, action: 'delete' });
+    },
+  );
 });
 
 describe('what cannot be judged is refused', async () => {

@@ -618,6 +618,29 @@ describe('what is gated and what is not', () => {
     expect(verdict).toMatchObject({ allowed: false, action: 'unprotect' });
   });
 
+  it.each([
+    ['labelled critical', namespaceObject('team-a', { labels: { 'twokey.dev/critical': 'true' } })],
+    ['critical by the policy list', namespaceObject('payments')],
+  ])('refuses the garbage collector deleting a namespace %s, owner or not', async (_how, ns) => {
+    const gc = 'system:serviceaccount:kube-system:generic-garbage-collector';
+    const owned = withOwners(ns, [owner]);
+    expect(await decide(request({ operation: 'UPDATE', object: owned, oldObject: ns }), ctx())).toMatchObject({
+      allowed: false,
+      action: 'unprotect',
+    });
+    // Had the owner got on some other way, deleting the namespace still needs approvals.
+    for (const oldObject of [owned, ns]) {
+      const verdict = await decide(request({ operation: 'DELETE', oldObject, user: gc }), ctx());
+      expect(verdict).toMatchObject({ allowed: false, action: 'delete' });
+    }
+    const approvals = {
+      'approval.twokey.dev/bob': await approve(issuer, 'delete', ns, { approver: 'bob@example.com' }),
+      'approval.twokey.dev/carol': await approve(issuer, 'delete', ns, { approver: 'carol@example.com' }),
+    };
+    const approved = await decide(request({ operation: 'DELETE', oldObject: withAnnotations(owned, approvals), user: gc }), ctx());
+    expect(approved).toMatchObject({ allowed: true, action: 'delete' });
+  });
+
   it.each(['system:serviceaccount:kube-system:namespace-controller', 'system:serviceaccount:kube-system:generic-garbage-collector'])(
     'gates %s deleting a workload labelled critical in a namespace that is not critical',
     async (user) => {
