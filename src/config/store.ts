@@ -22,6 +22,8 @@ export type ReloadKind = 'policy' | 'jwks';
 export interface ConfigObserver {
   reloaded(kind: ReloadKind, source: string): void;
   failed(kind: ReloadKind, source: string, error: unknown): void;
+  /** A key set was loaded, at start or later; it may hold keys that cannot be used, or none. */
+  keysLoaded?(set: IssuerKeySet, source: string): void;
 }
 
 export interface ConfigStoreOptions {
@@ -130,8 +132,10 @@ export class ConfigStore {
     for (const issuer of this.#policy?.issuers ?? []) {
       if (issuer.jwks.kind !== 'file' || issuer.jwks.path !== path) continue;
       try {
-        this.#replaceKeys(sourceKey(issuer), await loadIssuerKeys(issuer));
+        const set = await loadIssuerKeys(issuer);
+        this.#replaceKeys(sourceKey(issuer), set);
         this.#options.observer?.reloaded('jwks', path);
+        this.#options.observer?.keysLoaded?.(set, path);
       } catch (error) {
         this.#options.observer?.failed('jwks', path, error);
       }
@@ -148,7 +152,12 @@ export class ConfigStore {
       const key = sourceKey(issuer);
       const known = this.#keySets.get(key);
       if (issuer.jwks.kind === 'file') {
-        next.set(key, known && !initial ? known : await loadIssuerKeys(issuer));
+        if (known && !initial) next.set(key, known);
+        else {
+          const set = await loadIssuerKeys(issuer);
+          this.#options.observer?.keysLoaded?.(set, describeSource(issuer));
+          next.set(key, set);
+        }
       } else if (known) {
         next.set(key, known);
       }
@@ -173,6 +182,7 @@ export class ConfigStore {
       if (this.#policy?.issuers.some((i) => sourceKey(i) === key)) {
         this.#replaceKeys(key, set);
         this.#options.observer?.reloaded('jwks', describeSource(issuer));
+        this.#options.observer?.keysLoaded?.(set, describeSource(issuer));
       }
     } catch (error) {
       this.#options.observer?.failed('jwks', describeSource(issuer), error);
@@ -216,7 +226,9 @@ export async function loadSnapshot(policyPath: string, warn: (message: string) =
   const sets: IssuerKeySet[] = [];
   for (const issuer of policy.issuers) {
     try {
-      sets.push(await loadIssuerKeys(issuer));
+      const set = await loadIssuerKeys(issuer);
+      if (set.keys.size === 0) warn(`the JWKS ${describeSource(issuer)} of ${issuer.issuer} holds no usable key: no approval of it counts`);
+      sets.push(set);
     } catch (error) {
       if (issuer.jwks.kind === 'file') throw error;
       warn((error as Error).message);

@@ -228,9 +228,11 @@ export async function evaluateApproval(token: string, expected: ExpectedBinding,
     const approval = checkClaims(payload, ctx, expected);
     const key = ctx.keys.find(approval.issuer, kid);
     if (key === undefined) {
-      const detail = ctx.keys.has(approval.issuer)
-        ? `kid ${quote(kid)} is not in the JWKS of ${quote(approval.issuer)}`
-        : `no JWKS of ${quote(approval.issuer)} is loaded yet`;
+      const detail = !ctx.keys.has(approval.issuer)
+        ? `no JWKS of ${quote(approval.issuer)} is loaded yet`
+        : ctx.keys.keyCount(approval.issuer) === 0
+          ? `the JWKS of ${quote(approval.issuer)} holds no usable key (its keys were withdrawn)`
+          : `kid ${quote(kid)} is not in the JWKS of ${quote(approval.issuer)}`;
       throw new Rejection('kid', detail, approval.issuer);
     }
     const cryptoKey = key?.byAlgorithm.get(alg);

@@ -35,7 +35,11 @@ function algorithmsFor(jwk: JWK): string[] {
   return [];
 }
 
-/** Parses and imports an issuer's JWKS. Throws ERR_JWKS_INVALID when nothing usable is in it. */
+/**
+ * Parses and imports an issuer's JWKS. Throws ERR_JWKS_INVALID when the document is malformed (the
+ * last good set then stays in force). A well-formed set without a usable key is the issuer's word
+ * that it trusts none: it is returned empty, so that emptying a JWKS revokes its keys.
+ */
 export async function importJwks(issuer: string, document: unknown, source: string): Promise<IssuerKeySet> {
   const invalid = (why: string) => new TwokeyError('ERR_JWKS_INVALID', `JWKS ${source} for issuer ${issuer}: ${why}`);
   if (!isJsonObject(document) || !Array.isArray(document.keys)) throw invalid('not a JWKS (expected {"keys": [...]})');
@@ -81,7 +85,6 @@ export async function importJwks(issuer: string, document: unknown, source: stri
     }
     if (byAlgorithm.size > 0) keys.set(jwk.kid, { issuer, kid: jwk.kid, byAlgorithm });
   }
-  if (keys.size === 0) throw invalid(`no usable verification key${skipped.length ? ` (${skipped.join('; ')})` : ''}`);
   return { issuer, keys, skipped, fingerprint: JSON.stringify(document.keys) };
 }
 
@@ -97,6 +100,11 @@ export class KeyRing {
 
   has(issuer: string): boolean {
     return this.#issuers.has(issuer);
+  }
+
+  /** Usable keys of a trusted issuer (0 when its JWKS withdrew them all). */
+  keyCount(issuer: string): number {
+    return this.#issuers.get(issuer)?.keys.size ?? 0;
   }
 
   find(issuer: string, kid: string): TrustedKey | undefined {

@@ -76,6 +76,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         metrics.reloads.inc({ kind, result: 'error' });
         logger.error({ kind, source, error: describeError(error) }, `${kind} reload refused; the last good version stays in force`);
       },
+      keysLoaded(set, source) {
+        if (set.skipped.length > 0) logger.warn({ issuer: set.issuer, source, skipped: set.skipped }, 'JWKS keys skipped');
+        if (set.keys.size === 0)
+          logger.warn({ issuer: set.issuer, source }, 'the JWKS holds no usable key: no approval of this issuer counts');
+      },
     },
   });
   await store.start();

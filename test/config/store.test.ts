@@ -86,13 +86,26 @@ describe('files', () => {
   it.each([
     ['not JSON', '{'],
     ['private key material', () => JSON.stringify({ keys: [issuer.privateJwk] })],
-    ['no usable key', JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0', kid: 'h' }] })],
+    ['a secret key', JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0', kid: 'h' }] })],
+    ['a key named twice', () => JSON.stringify({ keys: [...issuer.jwks.keys, ...issuer.jwks.keys] })],
   ])('keeps the last good JWKS when the new one holds %s', async (_name, content) => {
     const { store, files, events } = await storeWithFiles();
     await writeFile(files.jwks, typeof content === 'function' ? content() : content);
     await eventually(() => events.length > 0);
     expect(events[0]).toMatch(/^jwks:error:/);
     expect(store.current()?.keys.find(issuer.issuer, 'k1')).toBeDefined();
+  });
+
+  it.each([
+    ['no keys', JSON.stringify({ keys: [] })],
+    ['only keys twokey cannot use', JSON.stringify({ keys: [{ kty: 'OKP', crv: 'X25519', x: 'AAAA', kid: 'k1' }] })],
+  ])('withdraws every key of an issuer whose JWKS now holds %s (revocation)', async (_name, content) => {
+    const { store, files, events } = await storeWithFiles();
+    await writeFile(files.jwks, content);
+    await eventually(() => store.current()?.keys.find(issuer.issuer, 'k1') === undefined);
+    expect(events).toContain('jwks:ok');
+    expect(store.current()?.keys.keyCount(issuer.issuer)).toBe(0);
+    expect(store.notReady()).toEqual([]);
   });
 
   it('refuses to start on an invalid policy', async () => {

@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { decide } from '../../src/decision/decide.ts';
 import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { Verdict } from '../../src/decision/verdict.ts';
+import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
 import { b64url, claims, rawToken } from '../support/tokens.ts';
 import {
@@ -199,6 +200,16 @@ const cases: HostileCase[] = [
   [
     'a lone surrogate in a string',
     () => rawToken(issuer, { header: header(), payload: JSON.stringify(carolClaims()).replace('"jti":"', '"jti":"\\ud800') }),
+    'not-ijson',
+  ],
+  [
+    'a raw control character in a string (JSON.parse refuses it)',
+    () => rawToken(issuer, { header: header(), payload: JSON.stringify(carolClaims()).replace('"jti":"', '"jti":"\t') }),
+    'not-ijson',
+  ],
+  [
+    'a noncharacter in a string',
+    () => rawToken(issuer, { header: header(), payload: JSON.stringify(carolClaims()).replace('"jti":"', '"jti":"\\uffff') }),
     'not-ijson',
   ],
   ['a 1 MB token', () => rawToken(issuer, { header: header(), payload: carolClaims({ pad: 'x'.repeat(1024 * 1024) }) }), 'too-large'],
@@ -677,6 +688,20 @@ describe('what is gated and what is not', () => {
     // On /validate/critical the apiserver itself vouches for the namespace: the label stays irrelevant.
     const routed = await decide(request({ operation: 'UPDATE', object: unlabelled, oldObject: labelled }), ctx({ forceCritical: true }));
     expect(routed).toMatchObject({ allowed: true, action: undefined });
+  });
+
+  it('stops counting the approvals of an issuer once its JWKS is emptied (keys withdrawn)', async () => {
+    const annotations = {
+      'approval.twokey.dev/bob': await bob(),
+      'approval.twokey.dev/carol': await approve(issuer, 'deploy', api, { approver: 'carol@example.com' }),
+    };
+    // Verified once with the key: the verified-token cache must not outlive the key ring.
+    expect((await createWith(annotations)).allowed).toBe(true);
+    const withdrawn = { ...snapshot, keys: new KeyRing([await importJwks(issuer.issuer, { keys: [] }, 'test')]) };
+    const verdict = await decide(request({ operation: 'CREATE', object: withAnnotations(api, annotations) }), ctx(withdrawn));
+    expect(verdict.allowed).toBe(false);
+    expect(report(verdict, 'approval.twokey.dev/bob')).toMatchObject({ code: 'kid' });
+    expect(verdict.message).toContain('holds no usable key (its keys were withdrawn)');
   });
 
   it('honours a policy without the default exempt deleters', async () => {

@@ -34,8 +34,19 @@ describe('strict I-JSON decoding', () => {
     ['comments', '{"a":1 /* x */}', 'syntax'],
     ['single quotes', "{'a':1}", 'syntax'],
     ['a byte-order mark', '\uFEFF{"a":1}', 'bom'],
+    ['a raw tab in a string', '{"a":"x\ty"}', 'syntax'],
+    ['a raw line feed in a string', '{"a":"x\ny"}', 'syntax'],
+    ['a raw NUL in a name', '{"a\u0000":1}', 'syntax'],
+    ['a leading zero', '{"a":01}', 'syntax'],
+    ['a noncharacter U+FFFF', '{"a":"\\uffff"}', 'noncharacter'],
+    ['a noncharacter U+FDD0 in a name', '{"\\ufdd0":1}', 'noncharacter'],
+    ['a noncharacter of plane 16 (U+10FFFE)', '{"a":"\\udbff\\udffe"}', 'noncharacter'],
   ])('refuses %s', (_name, text, expected) => {
     expect(problem(text)).toBe(expected);
+  });
+
+  it('accepts characters next to the noncharacters', () => {
+    expect(decode('{"a":"\\ufdcf\\ufdf0\\ufffd\\ud83d\\ude00"}')).toEqual({ a: '\ufdcf\ufdf0\ufffd\u{1F600}' });
   });
 
   it('refuses invalid UTF-8', () => {
