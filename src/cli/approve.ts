@@ -9,7 +9,7 @@ import { normalizeIdentity } from '../decision/identity.ts';
 import { TwokeyError } from '../errors.ts';
 import { mintApproval, parsePrivateJwk } from '../keys/signing.ts';
 import { digestOption, durationOption, err, out, usageError } from './common.ts';
-import { defaultAction, objectDigest, targetOf } from './digest.ts';
+import { actionFor, objectDigest, targetOf } from './digest.ts';
 import { readManifests } from './manifests.ts';
 
 interface ApproveFlags {
@@ -63,7 +63,7 @@ export function registerApprove(program: Command): void {
         );
       }
       const m = objects[0] as (typeof objects)[number];
-      const action = flags.action ?? defaultAction(m);
+      const action = actionFor(m, flags.action);
       const digest = flags.digest ?? objectDigest(m, action);
       const binding: ExpectedBinding = { action, ...targetOf(m), digest };
       let jwkDocument: unknown;

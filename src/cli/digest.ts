@@ -15,6 +15,15 @@ export function defaultAction(m: ManifestObject): Action {
   return m.resource.resource === 'namespaces' ? 'delete' : 'deploy';
 }
 
+/** The action asked for (or the default), refused where no webhook would ever gate it. */
+export function actionFor(m: ManifestObject, asked: Action | undefined): Action {
+  const action = asked ?? defaultAction(m);
+  if (action === 'deploy' && m.resource.resource === 'namespaces') {
+    throw new TwokeyError('ERR_MANIFEST_INVALID', `Namespace ${m.name}: a namespace is not deployed; use --action delete or unprotect`);
+  }
+  return action;
+}
+
 export function targetOf(m: ManifestObject): ChangeTarget {
   return { resource: qualifiedResource(m.resource), namespace: m.namespace, name: m.name };
 }
@@ -77,10 +86,7 @@ export function registerDigest(program: Command): void {
     if (objects.length === 0)
       throw new TwokeyError('ERR_MANIFEST_INVALID', `${flags.file} holds no Deployment, StatefulSet, DaemonSet, CronJob or Namespace`);
     for (const m of objects) {
-      const action = flags.action ?? defaultAction(m);
-      if (action === 'deploy' && m.resource.resource === 'namespaces') {
-        throw new TwokeyError('ERR_MANIFEST_INVALID', `Namespace ${m.name}: a namespace is not deployed; use --action delete or unprotect`);
-      }
+      const action = actionFor(m, flags.action);
       const digest = cluster ? await serverDigest(cluster.client, m, action) : objectDigest(m, action);
       out(`${digest}  ${qualifiedResource(m.resource)} ${m.namespace}/${m.name}`);
     }

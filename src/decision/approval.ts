@@ -212,9 +212,25 @@ function splitToken(token: string): TokenParts {
   return { header, payload, signature };
 }
 
+/**
+ * What a token is, whatever its encoding: its segments re-encoded canonically (the bytes they
+ * decode to), so that copies with other whitespace or other unused base64url bits are one token.
+ * Undefined for a value that is not a compact JWS of acceptable size: such values are never the
+ * same token as another.
+ */
+export function tokenIdentity(value: string, maxTokenBytes: number): string | undefined {
+  const token = value.trim();
+  if (token.length > maxTokenBytes || Buffer.byteLength(token, 'utf8') > maxTokenBytes) return undefined;
+  const segments = token.split('.');
+  if (segments.length !== 3 || !segments.every((segment) => SEGMENT.test(segment) && segment.length % 4 !== 1)) return undefined;
+  return segments.map((segment) => Buffer.from(segment, 'base64url').toString('base64url')).join('.');
+}
+
 /** Judges one approval token against the change it must be bound to. Never throws on bad input. */
-export async function evaluateApproval(token: string, expected: ExpectedBinding, ctx: ApprovalContext): Promise<ApprovalOutcome> {
+export async function evaluateApproval(value: string, expected: ExpectedBinding, ctx: ApprovalContext): Promise<ApprovalOutcome> {
   try {
+    // Whitespace around a token (a YAML block scalar's newline) is not part of it.
+    const token = value.trim();
     if (token.length > ctx.policy.maxTokenBytes || Buffer.byteLength(token, 'utf8') > ctx.policy.maxTokenBytes) {
       reject('too-large', `token is larger than ${ctx.policy.maxTokenBytes} bytes`);
     }

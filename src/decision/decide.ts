@@ -5,7 +5,7 @@
  */
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
 import { approvalAnnotations } from '../kubernetes/objects.ts';
-import { type ApprovalContext, type ExpectedBinding, evaluateApproval } from './approval.ts';
+import { type ApprovalContext, type ExpectedBinding, evaluateApproval, tokenIdentity } from './approval.ts';
 import { CannotJudge, type GateContext, gateRequest } from './gate.ts';
 import { normalizeIdentity } from './identity.ts';
 import { type Candidate, tallyQuorum } from './quorum.ts';
@@ -36,7 +36,19 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
   const expected: ExpectedBinding = { action, ...target, digest };
   const annotations = approvalAnnotations(gate.approvalsFrom);
   const limit = ctx.policy.maxApprovalAnnotations;
-  const read = annotations.slice(0, limit);
+  // Copies of one token are set aside before the limit applies, so that copies never crowd out
+  // another approval: a duplicate never makes the verdict worse than its single copy.
+  const firstCopy = new Map<string, string>();
+  const copies = new Map<string, string>();
+  const distinct = annotations.filter(({ key, value }) => {
+    const identity = tokenIdentity(value, ctx.policy.maxTokenBytes);
+    if (identity === undefined) return true;
+    const first = firstCopy.get(identity);
+    if (first === undefined) firstCopy.set(identity, key);
+    else copies.set(key, first);
+    return first === undefined;
+  });
+  const read = distinct.slice(0, limit);
   const outcomes = await Promise.all(read.map(({ value }) => evaluateApproval(value, expected, ctx)));
 
   const candidates: Candidate[] = [];
@@ -59,7 +71,7 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
   const candidateByKey = new Map(candidates.map((c) => [c.key, c]));
   // The change the verdict is about: the admitted one, or the one closest to the quorum.
   const decisiveChange = quorum.admitted?.change ?? quorum.tallies[0]?.change;
-  const reports: ApprovalReport[] = read.map(({ key }) => {
+  const readReports = read.map(({ key }): ApprovalReport => {
     const rejection = rejected.get(key);
     if (rejection) return rejection;
     const candidate = candidateByKey.get(key) as Candidate;
@@ -100,14 +112,15 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
         };
     }
   });
-  for (const { key } of annotations.slice(limit)) {
-    reports.push({
-      key,
-      status: 'not-read',
-      code: 'limit',
-      detail: `not read: only the first ${limit} approval annotations are read`,
-    });
-  }
+  // Reported in the annotations' order: what was read, copies, and what the limit left unread.
+  const byKey = new Map(readReports.map((r) => [r.key, r]));
+  const reports = annotations.map(({ key }): ApprovalReport => {
+    const known = byKey.get(key);
+    if (known) return known;
+    const first = copies.get(key);
+    if (first !== undefined) return { key, status: 'not-counted', code: 'duplicate', detail: `the same token as ${first}`, copyOf: first };
+    return { key, status: 'not-read', code: 'limit', detail: `not read: only the first ${limit} distinct approval tokens are read` };
+  });
 
   const facts = {
     action,
@@ -117,6 +130,7 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
     required: ctx.policy.required,
     user,
     reports,
+    limit,
     now: ctx.now,
   };
   if (quorum.admitted) {

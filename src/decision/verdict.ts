@@ -18,6 +18,8 @@ export interface ApprovalReport {
   readonly expiresAt?: number;
   /** For an unknown kid: the trusted issuer whose keys may have rotated. */
   readonly unknownKidOf?: string;
+  /** For a copy of a token another annotation holds: that annotation's key. */
+  readonly copyOf?: string;
 }
 
 export interface Verdict {
@@ -99,6 +101,8 @@ export interface QuorumFacts {
   readonly required: number;
   readonly user: string;
   readonly reports: readonly ApprovalReport[];
+  /** How many distinct approval tokens are read at most. */
+  readonly limit: number;
   readonly admitted?: {
     readonly change: string;
     readonly approvers: readonly string[];
@@ -151,14 +155,22 @@ export function refusedVerdict(facts: QuorumFacts): Verdict {
   const found = best
     ? `${best.approvers.length} of ${required} required approvals (change ${quote(best.change)}${best.approvers.length ? `: ${best.approvers.map((a) => quote(a)).join(', ')}` : ''})`
     : `0 of ${required} required approvals`;
-  const notCounted = reports.filter((r) => r.status === 'not-counted');
+  // Every token read (at most the limit) gets its reason; copies of them and unread annotations
+  // are summarised, so the message stays bounded however many annotations there are.
+  const notCounted = reports.filter((r) => r.status === 'not-counted' && r.copyOf === undefined);
+  const copies = reports.filter((r) => r.copyOf !== undefined);
   const notRead = reports.filter((r) => r.status === 'not-read');
   const reasons = notCounted.length
     ? ` Not counted: ${notCounted.map((r) => `${r.key}: ${truncate(printable(r.detail), 200)}`).join('; ')}.`
     : '';
-  // Unread annotations are summarised, so the message stays bounded however many there are.
+  const copied = copies.length
+    ? ` ${copies.length} ${copies.length === 1 ? 'annotation holds a copy' : 'annotations hold copies'} of a token counted once already: ${copies
+        .slice(0, 3)
+        .map((r) => `${r.key} (${r.copyOf})`)
+        .join(', ')}${copies.length > 3 ? ', ...' : ''}.`
+    : '';
   const unread = notRead.length
-    ? ` ${notRead.length} more approval annotations were not read (only the first ${reports.length - notRead.length} are read), e.g. ${notRead
+    ? ` ${notRead.length} more approval annotations were not read (only the first ${facts.limit} distinct tokens are read), e.g. ${notRead
         .slice(0, 3)
         .map((r) => r.key)
         .join(', ')}.`
@@ -166,7 +178,7 @@ export function refusedVerdict(facts: QuorumFacts): Verdict {
   const message =
     `twokey: ${describeTarget(action, target)} refused: ${found}. ` +
     `Needed: ${required} approvals of one change id from distinct approvers who are neither ${quote(user)} (making this request) nor the change's requester, ` +
-    `each signed by a trusted change system for cluster ${quote(cluster)} and bound to digest ${digest}.${reasons}${unread} ` +
+    `each signed by a trusted change system for cluster ${quote(cluster)} and bound to digest ${digest}.${reasons}${copied}${unread} ` +
     `To approve: twokey approve --action ${action} --digest ${digest} ..., then attach each token as annotation approval.twokey.dev/<approver>.`;
   return {
     allowed: false,

@@ -103,6 +103,13 @@ function describeSchemaIssues(issues: readonly SchemaIssue[]): string {
   return `the body is not an AdmissionReview v1: ${[...new Set(lines)].join('; ')}`;
 }
 
+/** Why approvals did not count, for the decision log line: bounded however many annotations came. */
+function loggedReasons(reports: readonly { key: string; code?: string }[]): string[] {
+  const reasons = reports.slice(0, 20).map((a) => `${a.key}: ${a.code}`);
+  if (reports.length > reasons.length) reasons.push(`... ${reports.length - reasons.length} more`);
+  return reasons;
+}
+
 export function buildApp(options: TwokeyAppOptions): FastifyInstance {
   const metrics = options.metrics ?? createMetrics({ defaultMetrics: false });
   const clock = options.clock ?? (() => Date.now() / 1000);
@@ -234,7 +241,7 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
           action: verdict.action,
           verdict: verdictLabel,
           summary: verdict.summary,
-          reasons: notCounted.length ? notCounted.map((a) => `${a.key}: ${a.code}`) : undefined,
+          reasons: notCounted.length ? loggedReasons(notCounted) : undefined,
           change: verdict.change,
           approvers: verdict.approvers,
           digest: verdict.digest,

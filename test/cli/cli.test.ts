@@ -267,6 +267,10 @@ describe('the change system flow: keygen, digest, approve, check', () => {
     const approver = await runCli([...base, '--approver', 'bob smith']);
     expect(approver.code).toBe(2);
     expect(approver.stderr).toContain('--approver "bob smith" is not a valid identity');
+    // No webhook ever gates a deploy of a Namespace: such a token could never count.
+    const namespace = await runCli([...base.slice(0, -1), 'examples/namespace.yaml', '--approver', 'bob', '--action', 'deploy']);
+    expect(namespace.code).toBe(2);
+    expect(namespace.stderr).toContain('a namespace is not deployed');
   });
 
   it('check exits 2 on an invalid policy, naming the field', async () => {

@@ -399,6 +399,50 @@ describe('the same approval, or the same person, counts once', () => {
     expect(report(verdict, 'approval.twokey.dev/bob-2')?.code).toBe('identity');
   });
 
+  describe('copies never crowd out another approval under the read limit', () => {
+    const twoRead = async () => ({ ...snapshot, policy: makePolicy({ limits: { maxApprovalAnnotations: 2 } }) });
+    const reencode = (token: string) => {
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      const index = alphabet.indexOf(token.at(-1) as string);
+      return `${token.slice(0, -1)}${alphabet[(index & ~0xf) | ((index + 1) & 0xf)]}`;
+    };
+    it.each([
+      ['byte-identical', (t: string) => t],
+      ['re-encoded', reencode],
+      ['padded with whitespace', (t: string) => ` ${t}\n`],
+    ])('%s copies sorted first', async (_name, copy) => {
+      const token = await bob();
+      const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com' });
+      const annotations = {
+        'approval.twokey.dev/a-bob': copy(token),
+        'approval.twokey.dev/b-bob': copy(token),
+        'approval.twokey.dev/b-bob-again': token,
+        'approval.twokey.dev/c-carol': carol,
+      };
+      const verdict = await decide(request({ operation: 'CREATE', object: withAnnotations(api, annotations) }), ctx(await twoRead()));
+      expect(verdict.allowed).toBe(true);
+      expect(report(verdict, 'approval.twokey.dev/a-bob')?.status).toBe('counted');
+      expect(report(verdict, 'approval.twokey.dev/b-bob')).toMatchObject({
+        code: 'duplicate',
+        detail: 'the same token as approval.twokey.dev/a-bob',
+      });
+      expect(report(verdict, 'approval.twokey.dev/c-carol')?.status).toBe('counted');
+    });
+
+    it('keeps a refusal bounded however many copies there are', async () => {
+      const token = await bob();
+      const copies = Object.fromEntries(
+        Array.from({ length: 2000 }, (_, i) => [`approval.twokey.dev/bob-${String(i).padStart(4, '0')}`, token]),
+      );
+      const verdict = await createWith(copies);
+      expect(verdict.allowed).toBe(false);
+      expect(verdict.message).toContain(
+        '1999 annotations hold copies of a token counted once already: approval.twokey.dev/bob-0001 (approval.twokey.dev/bob-0000),',
+      );
+      expect(verdict.message?.length).toBeLessThan(8_000);
+    });
+  });
+
   it('never makes the verdict worse: two valid approvals and a duplicate still admit', async () => {
     const token = await bob();
     const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com' });
@@ -734,7 +778,7 @@ describe('bounded reading', () => {
     const verdict = await createWith({ ...junk(500, 'a'), 'approval.twokey.dev/z-bob': await bob(), 'approval.twokey.dev/z-carol': carol });
     expect(verdict.allowed).toBe(false);
     expect(verdict.message).toContain(
-      '452 more approval annotations were not read (only the first 50 are read), e.g. approval.twokey.dev/a-050',
+      '452 more approval annotations were not read (only the first 50 distinct tokens are read), e.g. approval.twokey.dev/a-050',
     );
     expect(verdict.message?.length).toBeLessThan(12_000);
   });
