@@ -230,10 +230,15 @@ export async function gateRequest(request: AdmissionRequest, ctx: GateContext): 
   if (request.subResource !== '') return notGated(`the ${request.subResource} subresource is not gated`);
   const kind = classifyResource(request.resource);
   if (kind === undefined) return notGated(`${qualifiedResource(request.resource)} is not gated`);
-  // Exempt deleters never exempt a Namespace: the namespace controller does not delete
-  // Namespaces, and the garbage collector deletes one only when someone has given it an owner.
-  if (kind === 'namespace') return gateNamespace(request, ctx);
   const exemptDelete = request.operation === 'DELETE' && isExemptDeleter(ctx.policy, request.user.username);
+  if (kind === 'namespace') {
+    // The namespace controller's last step deletes the emptied Namespace, whose deletion was
+    // judged when it began: that is cleanup, however long it took. A Namespace not yet being
+    // deleted is another matter: the garbage collector deletes one whose owner is gone, and
+    // owners (say, a tenant object) can be deleted without approvals.
+    const finishing = exemptDelete && request.oldObject !== null && meta(request.oldObject, 'oldObject', 'DELETE').deletionTimestamp !== '';
+    return finishing ? notGated('the namespace is already being deleted; finishing it is cluster cleanup') : gateNamespace(request, ctx);
+  }
 
   const namespace = request.namespace;
   const byRouteOrPolicy = ctx.forceCritical || ctx.policy.criticalNamespaces.has(namespace);

@@ -75,6 +75,8 @@ export interface ObjectMeta {
   readonly annotations: Readonly<Record<string, string>>;
   /** The owners whose deletion makes the garbage collector delete this object. */
   readonly ownerReferences: readonly unknown[];
+  /** Set once the object's deletion has begun (finalizers pending); "" otherwise. */
+  readonly deletionTimestamp: string;
 }
 
 export class MalformedObjectError extends Error {
@@ -111,7 +113,7 @@ function ownerReferences(value: unknown): unknown[] {
 export function readMeta(object: JsonObject): ObjectMeta {
   const metadata = object.metadata;
   if (metadata === undefined || metadata === null) {
-    return { name: '', namespace: '', uid: '', labels: {}, annotations: {}, ownerReferences: [] };
+    return { name: '', namespace: '', uid: '', labels: {}, annotations: {}, ownerReferences: [], deletionTimestamp: '' };
   }
   if (!isJsonObject(metadata)) throw new MalformedObjectError('metadata is not an object');
   return {
@@ -121,6 +123,7 @@ export function readMeta(object: JsonObject): ObjectMeta {
     labels: stringMap(metadata.labels, 'metadata.labels'),
     annotations: stringMap(metadata.annotations, 'metadata.annotations'),
     ownerReferences: ownerReferences(metadata.ownerReferences),
+    deletionTimestamp: optionalString(metadata.deletionTimestamp, 'metadata.deletionTimestamp'),
   };
 }
 

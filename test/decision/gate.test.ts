@@ -166,6 +166,14 @@ describe('requests that are never gated', async () => {
       expect(g).toMatchObject({ gated: true, action: 'delete' });
     },
   );
+
+  it('exempts the cleanup finishing a namespace whose deletion began (approved then), and nobody else', async () => {
+    const terminating = namespaceObject('payments');
+    (terminating.metadata as Record<string, unknown>).deletionTimestamp = '2026-11-27T09:00:00Z';
+    const controller = 'system:serviceaccount:kube-system:namespace-controller';
+    expect((await gate({ operation: 'DELETE', oldObject: terminating, user: controller })).gated).toBe(false);
+    expect(await gate({ operation: 'DELETE', oldObject: terminating, user: 'alice@example.com' })).toMatchObject({ gated: true });
+  });
 });
 
 describe('what cannot be judged is refused', async () => {
