@@ -4,7 +4,7 @@
  * judge on a gated request becomes a refusal that says why.
  */
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
-import { approvalAnnotations } from '../kubernetes/objects.ts';
+import { approvalAnnotations, isJsonObject, type ObjectMeta } from '../kubernetes/objects.ts';
 import { type ApprovalContext, type ExpectedBinding, evaluateApproval, tokenIdentity } from './approval.ts';
 import { CannotJudge, type GateContext, gateRequest } from './gate.ts';
 import { normalizeIdentity } from './identity.ts';
@@ -131,6 +131,7 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
     user,
     reports,
     limit,
+    notes: action === 'deploy' ? ownerNotes(gate.approvalsFrom) : [],
     now: ctx.now,
   };
   if (quorum.admitted) {
@@ -144,4 +145,18 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
   }
   const best = quorum.tallies[0];
   return refusedVerdict(best ? { ...facts, best: { change: best.change, approvers: best.approvers } } : facts);
+}
+
+/**
+ * The garbage collector deletes a workload when its owners are gone, and its deletes are exempt;
+ * the deploy digest covers the spec only, so approvers are told about owners here.
+ */
+function ownerNotes(approvalsFrom: ObjectMeta): string[] {
+  if (approvalsFrom.ownerReferences.length === 0) return [];
+  const owners = approvalsFrom.ownerReferences.map((owner) => {
+    const field = (name: string) => (isJsonObject(owner) && typeof owner[name] === 'string' ? (owner[name] as string) : '?');
+    return `${field('kind')}/${field('name')}`;
+  });
+  const named = owners.length > 3 ? [...owners.slice(0, 3), `${owners.length - 3} more`] : owners;
+  return [`owned by ${named.join(', ')}: deleting an owner deletes this workload without delete approvals`];
 }

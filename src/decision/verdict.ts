@@ -103,6 +103,8 @@ export interface QuorumFacts {
   readonly reports: readonly ApprovalReport[];
   /** How many distinct approval tokens are read at most. */
   readonly limit: number;
+  /** What approvers should know about the object beyond its digest. */
+  readonly notes?: readonly string[];
   readonly admitted?: {
     readonly change: string;
     readonly approvers: readonly string[];
@@ -121,7 +123,7 @@ export function admittedVerdict(
   },
 ): Verdict {
   const { action, target, digest, admitted, reports, now } = facts;
-  const notes: string[] = [];
+  const notes: string[] = (facts.notes ?? []).map((note) => `twokey: ${note}`);
   for (const report of reports) {
     if (report.status === 'counted' && report.expiresAt !== undefined && report.expiresAt - now <= EXPIRY_WARNING_SECONDS) {
       notes.push(`twokey: approval ${report.key} expires in ${Math.max(0, Math.round(report.expiresAt - now))}s`);
@@ -178,7 +180,7 @@ export function refusedVerdict(facts: QuorumFacts): Verdict {
   const message =
     `twokey: ${describeTarget(action, target)} refused: ${found}. ` +
     `Needed: ${required} approvals of one change id from distinct approvers who are neither ${quote(user)} (making this request) nor the change's requester, ` +
-    `each signed by a trusted change system for cluster ${quote(cluster)} and bound to digest ${digest}.${reasons}${copied}${unread} ` +
+    `each signed by a trusted change system for cluster ${quote(cluster)} and bound to digest ${digest}.${reasons}${copied}${unread}${(facts.notes ?? []).map((note) => ` Note: ${printable(note)}.`).join('')} ` +
     `To approve: twokey approve --action ${action} --digest ${digest} ..., then attach each token as annotation approval.twokey.dev/<approver>.`;
   return {
     allowed: false,

@@ -667,6 +667,21 @@ describe('what is gated and what is not', () => {
     });
   });
 
+  it('tells approvers and the deployer when a critical workload has owners (their deletion deletes it)', async () => {
+    const owned = withOwners(api, [owner]);
+    const refused = await decide(request({ operation: 'CREATE', object: owned }), ctx());
+    expect(refused.message).toContain('Note: owned by Database/ghost: deleting an owner deletes this workload without delete approvals.');
+    const approvals = {
+      'approval.twokey.dev/bob': await approve(issuer, 'deploy', owned, { approver: 'bob@example.com' }),
+      'approval.twokey.dev/carol': await approve(issuer, 'deploy', owned, { approver: 'carol@example.com' }),
+    };
+    const admitted = await decide(request({ operation: 'CREATE', object: withAnnotations(owned, approvals) }), ctx());
+    expect(admitted.allowed).toBe(true);
+    expect(admitted.warnings[0]).toBe('twokey: owned by Database/ghost: deleting an owner deletes this workload without delete approvals');
+    const unowned = await decide(request({ operation: 'CREATE', object: withAnnotations(api, approvals) }), ctx());
+    expect(unowned.warnings).toEqual([]);
+  });
+
   it('gates giving a critical namespace an owner as unprotect', async () => {
     const ns = namespaceObject('team-a', { labels: { 'twokey.dev/critical': 'true' } });
     const verdict = await decide(request({ operation: 'UPDATE', object: withOwners(ns, [owner]), oldObject: ns }), ctx());
