@@ -223,7 +223,15 @@ export function tokenIdentity(value: string, maxTokenBytes: number): string | un
   if (token.length > maxTokenBytes || Buffer.byteLength(token, 'utf8') > maxTokenBytes) return undefined;
   const segments = token.split('.');
   if (segments.length !== 3 || !segments.every((segment) => SEGMENT.test(segment) && segment.length % 4 !== 1)) return undefined;
-  return segments.map((segment) => Buffer.from(segment, 'base64url').toString('base64url')).join('.');
+  return segments.every(isCanonicalSegment) ? token : segments.map((s) => Buffer.from(s, 'base64url').toString('base64url')).join('.');
+}
+
+const BASE64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** Whether a base64url segment's last character leaves its unused bits at zero, as an encoder writes it. */
+function isCanonicalSegment(segment: string): boolean {
+  const unusedBits = segment.length % 4 === 2 ? 0xf : segment.length % 4 === 3 ? 0x3 : 0;
+  return (BASE64URL_ALPHABET.indexOf(segment.at(-1) ?? 'A') & unusedBits) === 0;
 }
 
 /** Judges one approval token against the change it must be bound to. Never throws on bad input. */

@@ -178,8 +178,9 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
 
   // While draining, every answer closes its connection, so the apiserver's next review opens one
   // to a pod that is staying.
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (draining) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   app.setNotFoundHandler((request, reply) => {

