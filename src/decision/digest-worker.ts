@@ -23,49 +23,74 @@ if (!isMainThread && parentPort) {
   });
 }
 
-/** One worker thread, started on first use (or by warm()), restarted if it dies. */
+/** A subject waiting for its digest. */
 interface PendingJob {
   readonly text: string;
   readonly resolve: (digest: string) => void;
   readonly reject: (error: Error) => void;
 }
 
-/** One worker thread, started on first use (or by warm()), restarted if it dies. */
-export class DigestWorker {
-  #worker: Worker | undefined;
-  #next = 0;
-  readonly #pending = new Map<number, PendingJob>();
+/** A running thread and the jobs it owes answers for. */
+interface Thread {
+  readonly worker: Worker;
+  readonly pending: Map<number, PendingJob>;
+  idleTimer?: NodeJS.Timeout;
+}
 
-  /** Starts the thread ahead of the first large review. */
-  warm(): void {
-    this.#ensure();
+/** How long an idle thread is kept: a thread holds about 15 MB, and large specs are rare. */
+export const DEFAULT_IDLE_MS = 60_000;
+
+/**
+ * One worker thread, started on first use and stopped once idle for `idleMs`, so a server that
+ * never sees a large spec never pays for it. A thread that dies leaves its jobs to be finished
+ * on the calling thread.
+ */
+export class DigestWorker {
+  #thread: Thread | undefined;
+  #next = 0;
+  readonly #idleMs: number;
+
+  constructor(options: { idleMs?: number } = {}) {
+    this.#idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
+  }
+
+  /** Whether a thread is running now. */
+  get running(): boolean {
+    return this.#thread !== undefined;
   }
 
   /** Resolves to the digest, or rejects when the subject cannot be canonicalised (e.g. a lone surrogate). */
   readonly digest: OffThreadDigester = (text) =>
     new Promise<string>((resolve, reject) => {
+      const thread = this.#ensure();
+      clearTimeout(thread.idleTimer);
       const id = this.#next++;
-      this.#pending.set(id, { text, resolve, reject });
-      this.#ensure().postMessage({ id, text } satisfies Job);
+      thread.pending.set(id, { text, resolve, reject });
+      thread.worker.postMessage({ id, text } satisfies Job);
     });
 
-  #ensure(): Worker {
-    if (this.#worker) return this.#worker;
+  #ensure(): Thread {
+    if (this.#thread) return this.#thread;
     const file = import.meta.url.endsWith('.ts') ? './digest-worker.ts' : './digest-worker.js';
-    const worker = new Worker(new URL(file, import.meta.url));
-    worker.unref();
-    worker.on('message', (message: { id: number; digest?: string; error?: string }) => {
-      const job = this.#pending.get(message.id);
+    const thread: Thread = { worker: new Worker(new URL(file, import.meta.url)), pending: new Map() };
+    thread.worker.unref();
+    thread.worker.on('message', (message: { id: number; digest?: string; error?: string }) => {
+      const job = thread.pending.get(message.id);
       if (!job) return;
-      this.#pending.delete(message.id);
+      thread.pending.delete(message.id);
       if (message.digest !== undefined) job.resolve(message.digest);
       else job.reject(new Error(message.error ?? 'the change subject cannot be canonicalized'));
+      if (thread.pending.size === 0 && this.#thread === thread) {
+        thread.idleTimer = setTimeout(() => void this.#stop(thread), this.#idleMs);
+        thread.idleTimer.unref();
+      }
     });
     const fail = () => {
-      if (this.#worker === worker) this.#worker = undefined;
+      clearTimeout(thread.idleTimer);
+      if (this.#thread === thread) this.#thread = undefined;
       // The thread is gone: finish its jobs here, so no verdict is lost to a worker problem.
-      for (const [id, job] of this.#pending) {
-        this.#pending.delete(id);
+      for (const [id, job] of thread.pending) {
+        thread.pending.delete(id);
         try {
           job.resolve(canonicalDigest(JSON.parse(job.text)));
         } catch (error) {
@@ -73,15 +98,19 @@ export class DigestWorker {
         }
       }
     };
-    worker.on('error', fail);
-    worker.on('exit', fail);
-    this.#worker = worker;
-    return worker;
+    thread.worker.on('error', fail);
+    thread.worker.on('exit', fail);
+    this.#thread = thread;
+    return thread;
+  }
+
+  async #stop(thread: Thread): Promise<void> {
+    clearTimeout(thread.idleTimer);
+    if (this.#thread === thread) this.#thread = undefined;
+    await thread.worker.terminate();
   }
 
   async close(): Promise<void> {
-    const worker = this.#worker;
-    this.#worker = undefined;
-    await worker?.terminate();
+    if (this.#thread) await this.#stop(this.#thread);
   }
 }

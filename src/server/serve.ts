@@ -98,9 +98,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   }
 
   const cluster = options.cluster ? await options.cluster({ logger, metrics }) : undefined;
-  // Large specs are canonicalised on a worker thread, started now so the first large review does not wait for it.
+  // Large specs are canonicalised on a worker thread, started by the first one and stopped when idle.
   const digestWorker = new DigestWorker();
-  digestWorker.warm();
   let app: FastifyInstance;
   try {
     app = buildApp({

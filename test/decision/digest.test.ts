@@ -95,7 +95,6 @@ describe('change digests (contract section 3)', () => {
   it('finishes pending jobs on this thread when the worker dies, and reports subjects it cannot digest', async () => {
     const worker = new DigestWorker();
     const subject = { action: 'deploy', resource: 'r', namespace: 'n', name: 'x', spec: { a: 1 } };
-    worker.warm();
     // Many jobs, then the thread dies under them: every one still gets its digest.
     const pending = Array.from({ length: 200 }, () => worker.digest(JSON.stringify(subject)));
     await worker.close();
@@ -105,5 +104,23 @@ describe('change digests (contract section 3)', () => {
     const broken = JSON.stringify({ ...subject, spec: { a: '\ud800' } });
     await expect(worker.digest(broken)).rejects.toThrow(/surrogate/i);
     await worker.close();
+  });
+
+  it('starts its thread on first use and stops it once idle; a job after that starts a new one', async () => {
+    const worker = new DigestWorker({ idleMs: 50 });
+    const text = JSON.stringify({ action: 'deploy', resource: 'r', namespace: 'n', name: 'x', spec: { a: 1 } });
+    const expected = digestOf({ action: 'deploy', resource: 'r', namespace: 'n', name: 'x', spec: { a: 1 } });
+    try {
+      expect(worker.running).toBe(false);
+      expect(await worker.digest(text)).toBe(expected);
+      expect(worker.running).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(worker.running).toBe(false);
+      // A job racing the stop is answered either way.
+      const [first, second] = await Promise.all([worker.digest(text), worker.digest(text)]);
+      expect([first, second]).toEqual([expected, expected]);
+    } finally {
+      await worker.close();
+    }
   });
 });
