@@ -41,7 +41,7 @@ export function registerServe(program: Command): void {
     .option('--port <port>', 'HTTPS port', portOption, 8443)
     .option('--host <address>', 'address to listen on (default 0.0.0.0; 127.0.0.1 with --dev)')
     .option('--kubeconfig <file>', 'kubeconfig for watching namespaces and recording Events (in a pod the in-cluster config is used)')
-    .option('--context <name>', 'kubeconfig context')
+    .option('--context <name>', 'kubeconfig context (of --kubeconfig, or of the default kubeconfig); implies using that cluster')
     .option('--no-events', 'do not record Kubernetes Events about decisions')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join(', ')})`, 'info')
     .option('--shutdown-delay <duration>', 'on SIGTERM, report unready this long before closing, so endpoints drain', durationOption, 0)
@@ -63,7 +63,13 @@ export function registerServe(program: Command): void {
       if (!policyPath) throw usageError('--config is required (or use --dev for a development setup)');
       const host = flags.host ?? (flags.dev ? '127.0.0.1' : '0.0.0.0');
       const logger = createLogger(flags.logLevel);
-      const useCluster = Boolean(flags.kubeconfig) || (runningInCluster() && !flags.dev);
+      // A background task that fails (a watch, a refetch) must not take the webhook down with it;
+      // the tasks themselves retry and report through readiness.
+      process.on('unhandledRejection', (reason) => {
+        logger.error({ error: describeError(reason) }, 'a background task failed unexpectedly; serving on');
+      });
+      // --context asks for a cluster as much as --kubeconfig does (from the default kubeconfig).
+      const useCluster = Boolean(flags.kubeconfig || flags.context) || (runningInCluster() && !flags.dev);
       const cluster = useCluster
         ? async (context: { logger: Logger; metrics: TwokeyMetrics }) => {
             const kc = loadKubeConfig({

@@ -3,7 +3,7 @@
  * workload's namespace is critical; until the first list has arrived it knows nothing, and a
  * namespace it has not seen is "unknown", which the decision treats fail-closed.
  */
-import { CoreV1Api, type KubeConfig, makeInformer, type V1Namespace } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, ListWatch, type V1Namespace, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { NamespaceState, NamespaceView } from '../decision/gate.ts';
 import { describeError } from '../errors.ts';
@@ -18,9 +18,51 @@ export interface NamespaceCacheOptions {
   readonly backoffMs?: { readonly initial: number; readonly max: number };
 }
 
+type WatchCallback = Parameters<Watch['watch']>[2];
+
+/**
+ * A Watch that reports a failure to open (a credential plugin or CA file that fails) through
+ * `done`, like every later failure, instead of rejecting a promise the informer's reconnect does
+ * not await (an unhandled rejection ends the process); and that says when a stream is open.
+ */
+class ReportingWatch extends Watch {
+  readonly #opened: () => void;
+  readonly #active: () => boolean;
+
+  constructor(kc: KubeConfig, hooks: { opened: () => void; active: () => boolean }) {
+    super(kc);
+    this.#opened = hooks.opened;
+    this.#active = hooks.active;
+  }
+
+  override async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: WatchCallback,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    // Stopped while a list was in flight: the informer would still open a watch.
+    if (!this.#active()) return new AbortController();
+    let ended = false;
+    const endOnce = (err: unknown) => {
+      if (ended) return;
+      ended = true;
+      done(err);
+    };
+    try {
+      const controller = await super.watch(path, queryParams, callback, endOnce);
+      if (!ended) this.#opened();
+      return controller;
+    } catch (error) {
+      endOnce(error);
+      return new AbortController();
+    }
+  }
+}
+
 export class NamespaceCache implements NamespaceView, ReadinessCheck {
   readonly #labels = new Map<string, Readonly<Record<string, string>>>();
-  readonly #informer: ReturnType<typeof makeInformer<V1Namespace>>;
+  readonly #informer: ListWatch<V1Namespace>;
   readonly #options: NamespaceCacheOptions;
   #synced = false;
   #stopped = false;
@@ -31,17 +73,29 @@ export class NamespaceCache implements NamespaceView, ReadinessCheck {
     this.#options = options;
     this.#backoff = options.backoffMs?.initial ?? 1000;
     const core = kc.makeApiClient(CoreV1Api);
-    this.#informer = makeInformer<V1Namespace>(kc, '/api/v1/namespaces', async () => {
-      const list = await core.listNamespace();
-      // Replace the state with the full list: a relist after 410 Gone also drops what was deleted meanwhile.
-      this.#labels.clear();
-      for (const ns of list.items) this.#set(ns);
-      if (!this.#synced) options.logger.info({ namespaces: this.#labels.size }, 'namespace cache synced');
-      this.#synced = true;
-      this.#backoff = options.backoffMs?.initial ?? 1000;
-      options.metrics?.namespaceWatch.inc({ event: 'synced' });
-      return list;
+    // An open stream ends the backoff: a later failure is retried promptly again.
+    const watch = new ReportingWatch(kc, {
+      opened: () => {
+        this.#backoff = options.backoffMs?.initial ?? 1000;
+      },
+      active: () => !this.#stopped,
     });
+    this.#informer = new ListWatch<V1Namespace>(
+      '/api/v1/namespaces',
+      watch,
+      async () => {
+        const list = await core.listNamespace();
+        // Replace the state with the full list: a relist after 410 Gone also drops what was deleted meanwhile.
+        this.#labels.clear();
+        for (const ns of list.items) this.#set(ns);
+        if (!this.#synced) options.logger.info({ namespaces: this.#labels.size }, 'namespace cache synced');
+        this.#synced = true;
+        this.#backoff = options.backoffMs?.initial ?? 1000;
+        options.metrics?.namespaceWatch.inc({ event: 'synced' });
+        return list;
+      },
+      false,
+    );
     this.#informer.on('add', (ns) => this.#set(ns));
     this.#informer.on('update', (ns) => this.#set(ns));
     this.#informer.on('delete', (ns) => {

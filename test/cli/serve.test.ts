@@ -125,6 +125,19 @@ describe('twokey serve', () => {
     expect(result.stderr).toContain('issuers');
   });
 
+  it('takes --context as a request for that cluster, and exits 2 when the kubeconfig lacks it', async () => {
+    const kubeconfig = join(files.dir, 'kubeconfig-without-the-context');
+    await writeFile(
+      kubeconfig,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\ncontexts: [{name: other, context: {cluster: c}}]\ncurrent-context: other\nusers: []\n',
+    );
+    const result = await runCli(['serve', '--config', files.policy, '--port', '0', '--host', '127.0.0.1', '--context', 'prod'], {
+      env: { ...process.env, KUBECONFIG: kubeconfig },
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('context "prod" is not in the kubeconfig');
+  });
+
   it('exits 2 when only one of --tls-cert and --tls-key is given', async () => {
     const result = await runCli(['serve', '--config', files.policy, '--tls-cert', files.cert]);
     expect(result.code).toBe(2);

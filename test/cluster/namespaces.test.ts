@@ -89,6 +89,38 @@ describe('the namespace cache', () => {
     expect(kube.requests.filter((r) => r === 'GET /api/v1/namespaces').length).toBeGreaterThan(listsBefore);
   });
 
+  it('survives credentials that fail while the watch reconnects, and retries promptly once they work', async () => {
+    kube.putNamespace('team-f');
+    const kc = loadKubeConfig({ kubeconfig });
+    const authenticate = kc.applySecurityAuthentication.bind(kc);
+    let failing = false;
+    // An exec credential plugin or token file that fails: the watch cannot even be opened.
+    kc.applySecurityAuthentication = async (context) => {
+      if (failing) throw new Error('credential helper: token service unavailable');
+      return authenticate(context);
+    };
+    const c = new NamespaceCache(kc, { logger, backoffMs: { initial: 50, max: 2000 } });
+    caches.push(c);
+    await c.start();
+    await eventually(() => c.criticality('team-f') === 'not-critical');
+    // Failing long enough for the backoff to reach its maximum: the last state keeps being served.
+    failing = true;
+    kube.dropWatches();
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(c.criticality('team-f')).toBe('not-critical');
+    failing = false;
+    kube.putNamespace('team-f', { 'twokey.dev/critical': 'true' });
+    await eventually(() => c.criticality('team-f') === 'critical', 4000);
+    // The open stream reset the backoff: the next failure is retried at the initial delay, not 2 s.
+    kube.failLists = 0;
+    failing = true;
+    kube.dropWatches();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    failing = false;
+    kube.putNamespace('team-f', {});
+    await eventually(() => c.criticality('team-f') === 'not-critical', 1500);
+  });
+
   it('retries with backoff while the API is down, and becomes ready when it answers', async () => {
     kube.failLists = 2;
     const c = cache();
