@@ -5,6 +5,7 @@
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { TwokeyError } from '../errors.ts';
 import { type GroupResource, isJsonObject, type JsonObject, typeOfResource } from '../kubernetes/objects.ts';
@@ -48,7 +49,8 @@ export class KubeRest {
     const payload = options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
     const requestOptions: RequestOptions = {
       method,
-      hostname: url.hostname,
+      // Without the brackets an IPv6 literal keeps in a URL (the in-cluster address on IPv6 clusters).
+      hostname: urlToHttpOptions(url).hostname,
       port: url.port,
       path: `${url.pathname}${url.search}`,
       headers: {

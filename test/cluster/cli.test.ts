@@ -219,3 +219,22 @@ describe('twokey scan', () => {
     expect(rows.find((r) => r.name === 'timed')).toMatchObject({ status: 'unapproved' });
   });
 });
+
+describe('an API server at an IPv6 address', () => {
+  it('is reached by the CLI (an IPv6 literal keeps its brackets in a URL, not in a host name)', async () => {
+    const v6 = new FakeKube({ host: '::1' });
+    await v6.start();
+    try {
+      v6.putNamespace('payments', { 'twokey.dev/critical': 'true' });
+      v6.putObject(deployment({ name: 'api', namespace: 'payments' }));
+      const config = await v6.writeKubeconfig(join(files.dir, 'kubeconfig-v6'));
+      expect(v6.url).toMatch(/^https:\/\/\[::1\]:\d+$/);
+      const result = await runCli(['scan', '--config', files.policy, '-o', 'json', '--kubeconfig', config]);
+      expect(result.stderr).not.toContain('ENOTFOUND');
+      expect(result.code, result.stderr).toBe(1);
+      expect(JSON.parse(result.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'api', status: 'unapproved' })]));
+    } finally {
+      await v6.stop();
+    }
+  });
+});

@@ -69,17 +69,23 @@ export class FakeKube {
   eventDelayMs = 0;
   /** Answer the next list with this HTTP status (to play an API that is down). */
   failLists = 0;
+  /** The loopback address to listen on: 127.0.0.1, or ::1 to play an IPv6 cluster. */
+  readonly #host: string;
+
+  constructor(options: { host?: '127.0.0.1' | '::1' } = {}) {
+    this.#host = options.host ?? '127.0.0.1';
+  }
 
   async start(): Promise<void> {
     const ca = await createCertificateAuthority('fake kube CA', 1);
-    const serving = await issueServingCertificate(ca, { dns: ['localhost'], ips: ['127.0.0.1'] }, 1);
+    const serving = await issueServingCertificate(ca, { dns: ['localhost'], ips: ['127.0.0.1', '::1'] }, 1);
     this.#ca = ca.certPem;
     this.#server = createServer({ key: serving.keyPem, cert: serving.certPem }, (req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
         res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify(status(500, 'InternalError', String(error))));
       });
     });
-    await new Promise<void>((resolve) => this.#server?.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.#server?.listen(0, this.#host, resolve));
   }
 
   async stop(): Promise<void> {
@@ -92,7 +98,7 @@ export class FakeKube {
 
   get url(): string {
     const address = this.#server?.address() as AddressInfo | undefined;
-    return `https://127.0.0.1:${address?.port ?? 0}`;
+    return `https://${this.#host.includes(':') ? `[${this.#host}]` : this.#host}:${address?.port ?? 0}`;
   }
 
   async writeKubeconfig(path: string, namespace = 'default'): Promise<string> {
