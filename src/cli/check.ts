@@ -14,7 +14,7 @@ import type { Operation } from '../kubernetes/admission.ts';
 import { toAdmissionRequest } from '../kubernetes/admission.ts';
 import { hasCriticalLabel, type JsonObject, NAMESPACES, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
 import { buildAdmissionReview } from '../kubernetes/review-builder.ts';
-import { type ClusterFlags, EXIT, err, kubeConfigOptions, out, usageError, withClusterOptions } from './common.ts';
+import { type ClusterFlags, EXIT, err, kubeConfigOptions, out, usageError, withClusterOptions, withFieldManagerOption } from './common.ts';
 import { describeManifest, type ManifestObject, readManifests } from './manifests.ts';
 
 interface CheckFlags extends ClusterFlags {
@@ -64,37 +64,39 @@ interface Judgement {
 }
 
 export function registerCheck(program: Command): void {
-  withClusterOptions(
-    program
-      .command('check')
-      .description('print the verdict the webhook would give for the objects in FILE (exit 0 admitted, 1 refused, 2 bad input)')
-      .requiredOption('--config <policy>', 'the policy file')
-      .requiredOption(
-        '-f, --file <file>',
-        'the object(s) as they would be sent: new objects, or the objects deleted with --operation DELETE',
-      )
-      .option('--old <file>', 'the objects as they are now (makes the default operation UPDATE)')
-      .option(
-        '--user <name>',
-        'the Kubernetes user making the change (default: the current OS user; with --server, who the cluster says you are)',
-      )
-      .addOption(
-        new Option('--operation <op>', 'CREATE, UPDATE or DELETE (default: CREATE, or UPDATE with --old or a live object)').choices([
-          'CREATE',
-          'UPDATE',
-          'DELETE',
-        ]),
-      )
-      .option(
-        '-n, --namespace <ns>',
-        'namespace for objects that do not name one (default: "default", or the context namespace with --server)',
-      )
-      .option('--critical', 'judge as the /validate/critical route does: the namespace is critical')
-      .option(
-        '--server',
-        "judge against the cluster: the live object is the old one, the new one is the server's dry run, namespaces are critical by their live labels",
-      )
-      .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text')),
+  withFieldManagerOption(
+    withClusterOptions(
+      program
+        .command('check')
+        .description('print the verdict the webhook would give for the objects in FILE (exit 0 admitted, 1 refused, 2 bad input)')
+        .requiredOption('--config <policy>', 'the policy file')
+        .requiredOption(
+          '-f, --file <file>',
+          'the object(s) as they would be sent: new objects, or the objects deleted with --operation DELETE',
+        )
+        .option('--old <file>', 'the objects as they are now (makes the default operation UPDATE)')
+        .option(
+          '--user <name>',
+          'the Kubernetes user making the change (default: the current OS user; with --server, who the cluster says you are)',
+        )
+        .addOption(
+          new Option('--operation <op>', 'CREATE, UPDATE or DELETE (default: CREATE, or UPDATE with --old or a live object)').choices([
+            'CREATE',
+            'UPDATE',
+            'DELETE',
+          ]),
+        )
+        .option(
+          '-n, --namespace <ns>',
+          'namespace for objects that do not name one (default: "default", or the context namespace with --server)',
+        )
+        .option('--critical', 'judge as the /validate/critical route does: the namespace is critical')
+        .option(
+          '--server',
+          "judge against the cluster: the live object is the old one, the new one is the server's dry run, namespaces are critical by their live labels",
+        )
+        .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text')),
+    ),
   ).action(async (flags: CheckFlags) => {
     if (flags.server && flags.old) throw usageError('--old and --server exclude each other: with --server the live object is the old one');
     if (!flags.server && flags.operation === 'UPDATE' && !flags.old)
@@ -131,7 +133,7 @@ export function registerCheck(program: Command): void {
         oldObject = operation === 'CREATE' ? null : (live ?? null);
         if (operation === 'DELETE') object = null;
         else {
-          const dryRun = await cluster.client.dryRunApply(m.resource, m.namespace, m.name, m.object);
+          const dryRun = await cluster.client.dryRunApply(m.resource, m.namespace, m.name, m.object, flags.fieldManager);
           if (dryRun.kind === 'refused') {
             if (!dryRun.byTwokey) throw usageError(`the cluster refused the dry run of ${describeManifest(m)}: ${dryRun.message}`);
             results.push({ object: describeManifest(m), clusterRefusal: dryRun.message });

@@ -1,7 +1,9 @@
 /**
  * Shared pieces of the command-line tool: option parsers, exit codes, output.
  */
+
 import { type Command, InvalidArgumentError } from 'commander';
+import { DEFAULT_FIELD_MANAGER } from '../cluster/client.ts';
 import { DIGEST_PATTERN } from '../decision/digest.ts';
 import { TwokeyError } from '../errors.ts';
 import { parseDuration } from '../policy/duration.ts';
@@ -46,6 +48,7 @@ export function err(line: string): void {
 }
 
 export interface ClusterFlags {
+  fieldManager?: string;
   kubeconfig?: string;
   context?: string;
 }
@@ -55,6 +58,15 @@ export function withClusterOptions(command: Command): Command {
   return command
     .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
     .option('--context <name>', 'kubeconfig context to use');
+}
+
+/** For commands that dry-run an apply: which field manager it applies as. */
+export function withFieldManagerOption(command: Command): Command {
+  return command.option(
+    '--field-manager <name>',
+    'with --server: the field manager of the dry-run apply; use the one your real apply uses (kubectl apply --server-side: kubectl, Helm: helm), since fields other managers own are kept',
+    DEFAULT_FIELD_MANAGER,
+  );
 }
 
 export function kubeConfigOptions(flags: ClusterFlags): { kubeconfig?: string; context?: string } {

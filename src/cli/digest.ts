@@ -7,7 +7,7 @@ import { ClusterClient, digestFromRefusal } from '../cluster/client.ts';
 import { ACTIONS, type Action, type ChangeTarget, deploySpec, digestOf } from '../decision/digest.ts';
 import { TwokeyError } from '../errors.ts';
 import { isJsonObject, type JsonObject, qualifiedResource } from '../kubernetes/objects.ts';
-import { type ClusterFlags, err, kubeConfigOptions, out, withClusterOptions } from './common.ts';
+import { type ClusterFlags, err, kubeConfigOptions, out, withClusterOptions, withFieldManagerOption } from './common.ts';
 import { describeManifest, type ManifestObject, readManifests } from './manifests.ts';
 
 /** Deploys are what one approves for workloads; a Namespace is only ever deleted or unprotected. */
@@ -44,13 +44,13 @@ export function objectDigest(m: ManifestObject, action: Action, object: JsonObje
 }
 
 /** The digest the webhook in the cluster computes for this change. */
-export async function serverDigest(client: ClusterClient, m: ManifestObject, action: Action): Promise<string> {
+export async function serverDigest(client: ClusterClient, m: ManifestObject, action: Action, fieldManager?: string): Promise<string> {
   if (action !== 'deploy') {
     const live = await client.read(m.resource, m.namespace, m.name);
     if (!live) throw new TwokeyError('ERR_CLUSTER', `${describeManifest(m)} does not exist in the cluster`);
     return objectDigest(m, action, live);
   }
-  const outcome = await client.dryRunApply(m.resource, m.namespace, m.name, m.object);
+  const outcome = await client.dryRunApply(m.resource, m.namespace, m.name, m.object, fieldManager);
   if (outcome.kind === 'admitted') return objectDigest(m, action, outcome.object);
   const digest = outcome.byTwokey ? digestFromRefusal(outcome.message) : undefined;
   if (!digest) throw new TwokeyError('ERR_CLUSTER', `the dry run of ${describeManifest(m)} was refused: ${outcome.message}`);
@@ -65,20 +65,22 @@ interface DigestFlags extends ClusterFlags {
 }
 
 export function registerDigest(program: Command): void {
-  withClusterOptions(
-    program
-      .command('digest')
-      .description('print the change digest of each gated object: sha256:<hex>  <resource> <namespace>/<name>')
-      .requiredOption('-f, --file <file>', 'manifest file (YAML or JSON, several documents allowed), or - for stdin')
-      .addOption(new Option('--action <action>', 'which change to digest (default: deploy; delete for Namespaces)').choices(ACTIONS))
-      .option(
-        '-n, --namespace <ns>',
-        'namespace for objects that do not name one (default: "default", or the context namespace with --server)',
-      )
-      .option(
-        '--server',
-        "ask the cluster: a server-side dry run gives the digest the webhook computes, server defaults included; delete digests use the live object's uid",
-      ),
+  withFieldManagerOption(
+    withClusterOptions(
+      program
+        .command('digest')
+        .description('print the change digest of each gated object: sha256:<hex>  <resource> <namespace>/<name>')
+        .requiredOption('-f, --file <file>', 'manifest file (YAML or JSON, several documents allowed), or - for stdin')
+        .addOption(new Option('--action <action>', 'which change to digest (default: deploy; delete for Namespaces)').choices(ACTIONS))
+        .option(
+          '-n, --namespace <ns>',
+          'namespace for objects that do not name one (default: "default", or the context namespace with --server)',
+        )
+        .option(
+          '--server',
+          "ask the cluster: a server-side dry run gives the digest the webhook computes, server defaults included; delete digests use the live object's uid",
+        ),
+    ),
   ).action(async (flags: DigestFlags) => {
     const cluster = flags.server ? ClusterClient.connect(kubeConfigOptions(flags)) : undefined;
     const namespace = flags.namespace ?? cluster?.namespace ?? 'default';
@@ -87,7 +89,7 @@ export function registerDigest(program: Command): void {
       throw new TwokeyError('ERR_MANIFEST_INVALID', `${flags.file} holds no Deployment, StatefulSet, DaemonSet, CronJob or Namespace`);
     for (const m of objects) {
       const action = actionFor(m, flags.action);
-      const digest = cluster ? await serverDigest(cluster.client, m, action) : objectDigest(m, action);
+      const digest = cluster ? await serverDigest(cluster.client, m, action, flags.fieldManager) : objectDigest(m, action);
       out(`${digest}  ${qualifiedResource(m.resource)} ${m.namespace}/${m.name}`);
     }
   });

@@ -8,7 +8,12 @@ import { type GroupResource, isJsonObject, type JsonObject, NAMESPACES, typeOfRe
 import { type KubeConfigOptions, loadKubeConfig } from './kubeconfig.ts';
 import { KubeRest, listItems, type RestResponse, resourcePath, statusMessage } from './rest.ts';
 
-export const FIELD_MANAGER = 'twokey';
+/**
+ * The field manager a dry run applies as, unless told otherwise: kubectl apply --server-side's.
+ * Server-side apply keeps fields other managers own, so the dry run predicts a real apply only
+ * when it applies as the same manager.
+ */
+export const DEFAULT_FIELD_MANAGER = 'kubectl';
 
 export type DryRunOutcome =
   | { readonly kind: 'admitted'; readonly object: JsonObject }
@@ -50,10 +55,16 @@ export class ClusterClient {
     return response.body;
   }
 
-  /** Server-side apply with dryRun=All: every admission step runs, nothing is stored. */
-  async dryRunApply(gr: GroupResource, namespace: string, name: string, object: JsonObject): Promise<DryRunOutcome> {
+  /** Server-side apply with dryRun=All, as `fieldManager`: every admission step runs, nothing is stored. */
+  async dryRunApply(
+    gr: GroupResource,
+    namespace: string,
+    name: string,
+    object: JsonObject,
+    fieldManager = DEFAULT_FIELD_MANAGER,
+  ): Promise<DryRunOutcome> {
     const response = await this.rest.call('PATCH', resourcePath(gr, namespace, name), {
-      query: { dryRun: 'All', fieldManager: FIELD_MANAGER, force: 'true' },
+      query: { dryRun: 'All', fieldManager, force: 'true' },
       body: object,
       contentType: 'application/apply-patch+yaml',
     });

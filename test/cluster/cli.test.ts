@@ -56,7 +56,11 @@ describe('twokey digest --server', () => {
     expect(digest).not.toBe(local);
     const dryRuns = kube.requests.filter((r) => r.startsWith('PATCH /apis/apps/v1/namespaces/payments/deployments/api?dryRun=All'));
     expect(dryRuns.length).toBeGreaterThan(0);
+    // Applied as kubectl apply --server-side applies, so fields other managers own are kept alike.
+    expect(dryRuns.every((r) => new URL(r.split(' ')[1] as string, 'https://x').searchParams.get('fieldManager') === 'kubectl')).toBe(true);
     expect(kube.objects.size).toBe(0);
+    await twokey('digest', '--server', '-f', manifest, '--field-manager', 'helm');
+    expect(kube.requests.at(-1)).toContain('fieldManager=helm');
   });
 
   it('prints the digest of the dry-run result where nothing refuses, and the live uid for a delete', async () => {
