@@ -267,8 +267,32 @@ describe('chart values', () => {
       'oneOf',
     ],
     ['secret TLS without a CA bundle', ['tls.mode=secret', 'tls.secret.name=x'], 'tls.secret.caBundle is required'],
+    ['metrics on the webhook port', ['metrics.port=8443'], 'metrics.port'],
+    ['a drain longer than the grace period', ['shutdownDelaySeconds=25'], 'terminationGracePeriodSeconds must be at least'],
   ])('refuses %s', (_name, set, message) => {
     expect(() => render({ set })).toThrow(message);
+  });
+
+  it('keeps the helm test pod out of the Service, and lets it through a restricted webhook port', () => {
+    const objects = render({ set: ['networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/24'] });
+    const selector = at(one(objects, 'Service'), 'spec', 'selector') as Record<string, string>;
+    const testPod = kindOf(objects, 'Pod').find((p) => at(p, 'metadata', 'annotations', 'helm.sh/hook') === 'test');
+    const labels = at(testPod, 'metadata', 'labels') as Record<string, string>;
+    expect(Object.entries(selector).every(([k, v]) => labels[k] === v)).toBe(false);
+    const from = at(one(objects, 'NetworkPolicy'), 'spec', 'ingress', 0, 'from') as JsonObject[];
+    expect(from).toContainEqual({ ipBlock: { cidr: '10.0.0.0/24' } });
+    const peer = from.find((f) => f.podSelector) as JsonObject;
+    const wanted = at(peer, 'podSelector', 'matchLabels') as Record<string, string>;
+    expect(Object.entries(wanted).every(([k, v]) => labels[k] === v)).toBe(true);
+  });
+
+  it('guards its NetworkPolicy, which could cut kube-apiserver off from the webhook', () => {
+    const objects = render({});
+    const policy = kindOf(objects, 'ValidatingAdmissionPolicy')[0];
+    const rules = at(policy, 'spec', 'matchConstraints', 'resourceRules') as JsonObject[];
+    expect(rules).toContainEqual(
+      expect.objectContaining({ apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], operations: ['UPDATE', 'DELETE'] }),
+    );
   });
 
   it('excludes extra namespaces given in values, and never lists an excluded one as critical', () => {

@@ -72,3 +72,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "twokey.jwksPath" -}}
 {{- printf "/etc/twokey/issuers/issuer-%d.json" . -}}
 {{- end -}}
+
+{{/*
+Selector of the helm test pod, which the NetworkPolicy lets reach the webhook port. Not the
+server's selector labels: the Service would send reviews to the test pod.
+*/}}
+{{- define "twokey.testPodSelector" -}}
+app.kubernetes.io/name: {{ include "twokey.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
