@@ -47,8 +47,12 @@ interface Seen {
   name?: string;
   namespace: string;
   count: number;
+  /** The count the API has been told. */
+  sentCount: number;
   firstSeen: number;
   lastSent: number;
+  /** A count update waiting for the update interval to pass. */
+  trailing?: NodeJS.Timeout;
 }
 
 const MESSAGE_LIMIT = 1024;
@@ -109,15 +113,21 @@ export class EventRecorder {
     const seen = this.#seen.get(key);
     if (seen && now - seen.firstSeen < this.#options.dedupeWindowMs) {
       seen.count += 1;
-      if (seen.name && now - seen.lastSent >= this.#options.updateIntervalMs) {
-        seen.lastSent = now;
-        this.#enqueue({ kind: 'update', key, namespace: seen.namespace, name: seen.name, count: seen.count });
-      } else {
+      if (seen.name && now - seen.lastSent >= this.#options.updateIntervalMs) this.#sendCount(key, seen);
+      else {
         this.#options.metrics?.events.inc({ result: 'deduplicated' });
+        // The last occurrences of a burst are told once the interval has passed, so counts end right.
+        seen.trailing ??= setTimeout(
+          () => {
+            seen.trailing = undefined;
+            if (seen.name && seen.count > seen.sentCount && this.#seen.get(key) === seen) this.#sendCount(key, seen);
+          },
+          Math.max(0, this.#options.updateIntervalMs - (now - seen.lastSent)),
+        ).unref();
       }
       return;
     }
-    this.#remember(key, { namespace: eventNamespace, count: 1, firstSeen: now, lastSent: now });
+    this.#remember(key, { namespace: eventNamespace, count: 1, sentCount: 1, firstSeen: now, lastSent: now });
     const time = new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const apiVersion = request.kind.group ? `${request.kind.group}/${request.kind.version}` : request.kind.version;
     this.#enqueue({
@@ -138,6 +148,12 @@ export class EventRecorder {
         count: 1,
       },
     });
+  }
+
+  #sendCount(key: string, seen: Seen): void {
+    seen.lastSent = Date.now();
+    seen.sentCount = seen.count;
+    this.#enqueue({ kind: 'update', key, namespace: seen.namespace, name: seen.name as string, count: seen.count });
   }
 
   #remember(key: string, seen: Seen): void {

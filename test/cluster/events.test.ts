@@ -4,10 +4,15 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventRecorder } from '../../src/cluster/events.ts';
 import { connectCluster } from '../../src/cluster/integration.ts';
 import { loadKubeConfig } from '../../src/cluster/kubeconfig.ts';
+import { KubeRest } from '../../src/cluster/rest.ts';
+import { cannotJudgeVerdict } from '../../src/decision/verdict.ts';
+import { toAdmissionRequest } from '../../src/kubernetes/admission.ts';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
 import { callWebhook } from '../../src/kubernetes/webhook-client.ts';
+import { createLogger } from '../../src/server/logger.ts';
 import type { RunningServer } from '../../src/server/serve.ts';
 import { FakeKube } from '../support/fake-kube.ts';
 import { endpointOf, eventually, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';
@@ -93,6 +98,22 @@ describe('Events', () => {
     for (let i = 0; i < 10; i++) await call({ operation: 'CREATE', object: deployment({ name: 'retry-api' }), user: 'ci-bot' });
     await eventually(() => Number(eventsFor('retry-api')[0]?.count ?? 0) >= 2);
     expect(eventsFor('retry-api')).toHaveLength(1);
+  });
+
+  it('tells the last count of a burst once the update interval has passed', async () => {
+    const recorder = new EventRecorder(new KubeRest(loadKubeConfig({ kubeconfig: join(files.dir, 'kubeconfig') })), {
+      logger: createLogger('silent'),
+      updateIntervalMs: 300,
+    });
+    const review = toAdmissionRequest(admissionReview({ operation: 'CREATE', object: deployment({ name: 'burst-api' }), user: 'ci-bot' }));
+    const refused = cannotJudgeVerdict('a test refusal');
+    recorder.record(review, refused);
+    await eventually(() => eventsFor('burst-api')[0]?.metadata !== undefined && kube.events.length > 0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    for (let i = 0; i < 4; i++) recorder.record(review, refused);
+    // Within the interval nothing more is sent; after it, the count is right.
+    expect(Number(eventsFor('burst-api')[0]?.count)).toBe(1);
+    await eventually(() => Number(eventsFor('burst-api')[0]?.count) === 5, 2000);
   });
 
   it('records a namespace deletion refusal in the default namespace', async () => {
