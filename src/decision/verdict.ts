@@ -166,7 +166,7 @@ export function refusedVerdict(facts: QuorumFacts): Verdict {
     ? ` Not counted: ${notCounted.map((r) => `${r.key}: ${truncate(printable(r.detail), 200)}`).join('; ')}.`
     : '';
   const copied = copies.length
-    ? ` ${copies.length} ${copies.length === 1 ? 'annotation holds a copy' : 'annotations hold copies'} of a token counted once already: ${copies
+    ? ` ${copies.length} ${copies.length === 1 ? 'annotation holds a copy' : 'annotations hold copies'} of another annotation's token, which is judged once: ${copies
         .slice(0, 3)
         .map((r) => `${r.key} (${r.copyOf})`)
         .join(', ')}${copies.length > 3 ? ', ...' : ''}.`

@@ -437,7 +437,7 @@ describe('the same approval, or the same person, counts once', () => {
       const verdict = await createWith(copies);
       expect(verdict.allowed).toBe(false);
       expect(verdict.message).toContain(
-        '1999 annotations hold copies of a token counted once already: approval.twokey.dev/bob-0001 (approval.twokey.dev/bob-0000),',
+        "1999 annotations hold copies of another annotation's token, which is judged once: approval.twokey.dev/bob-0001 (approval.twokey.dev/bob-0000),",
       );
       expect(verdict.message?.length).toBeLessThan(8_000);
     });
