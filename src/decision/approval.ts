@@ -213,17 +213,21 @@ function splitToken(token: string): TokenParts {
 }
 
 /**
- * What a token is, whatever its encoding: its segments re-encoded canonically (the bytes they
- * decode to), so that copies with other whitespace or other unused base64url bits are one token.
- * Undefined for a value that is not a compact JWS of acceptable size: such values are never the
- * same token as another.
+ * What a token is, whatever its encoding: its signing input as written (the signature covers those
+ * exact characters) and the bytes of its signature, so that copies with other surrounding
+ * whitespace, or other unused bits in the signature's last character, are one token. `canonical`
+ * when the value is written as an encoder writes it. Undefined for a value that is not a compact
+ * JWS of acceptable size: such a value is never the same token as another.
  */
-export function tokenIdentity(value: string, maxTokenBytes: number): string | undefined {
+export function tokenIdentity(value: string, maxTokenBytes: number): { identity: string; canonical: boolean } | undefined {
   const token = value.trim();
   if (token.length > maxTokenBytes || Buffer.byteLength(token, 'utf8') > maxTokenBytes) return undefined;
   const segments = token.split('.');
   if (segments.length !== 3 || !segments.every((segment) => SEGMENT.test(segment) && segment.length % 4 !== 1)) return undefined;
-  return segments.every(isCanonicalSegment) ? token : segments.map((s) => Buffer.from(s, 'base64url').toString('base64url')).join('.');
+  const [header, payload, signature] = segments as [string, string, string];
+  const canonicalSignature = isCanonicalSegment(signature) ? signature : Buffer.from(signature, 'base64url').toString('base64url');
+  const identity = `${header}.${payload}.${canonicalSignature}`;
+  return { identity, canonical: identity === value };
 }
 
 const BASE64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';

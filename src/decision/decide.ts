@@ -36,18 +36,7 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
   const expected: ExpectedBinding = { action, ...target, digest };
   const annotations = approvalAnnotations(gate.approvalsFrom);
   const limit = ctx.policy.maxApprovalAnnotations;
-  // Copies of one token are set aside before the limit applies, so that copies never crowd out
-  // another approval: a duplicate never makes the verdict worse than its single copy.
-  const firstCopy = new Map<string, string>();
-  const copies = new Map<string, string>();
-  const distinct = annotations.filter(({ key, value }) => {
-    const identity = tokenIdentity(value, ctx.policy.maxTokenBytes);
-    if (identity === undefined) return true;
-    const first = firstCopy.get(identity);
-    if (first === undefined) firstCopy.set(identity, key);
-    else copies.set(key, first);
-    return first === undefined;
-  });
+  const { distinct, copyOf: copies } = setAsideCopies(annotations, ctx.policy.maxTokenBytes);
   const read = distinct.slice(0, limit);
   const outcomes = await Promise.all(read.map(({ value }) => evaluateApproval(value, expected, ctx)));
 
@@ -159,4 +148,41 @@ function ownerNotes(approvalsFrom: ObjectMeta): string[] {
   });
   const named = owners.length > 3 ? [...owners.slice(0, 3), `${owners.length - 3} more`] : owners;
   return [`owned by ${named.join(', ')}: deleting an owner deletes this workload without delete approvals`];
+}
+
+interface Annotation {
+  readonly key: string;
+  readonly value: string;
+}
+
+/**
+ * Sets copies of one token aside before the read limit applies, so that copies never crowd out
+ * another approval: a duplicate never makes the verdict worse than its single copy. The copy written
+ * as a signer writes it stands for its group, so that an odd encoding of a token, which a decoder
+ * might read differently, never displaces the token itself.
+ */
+function setAsideCopies(
+  annotations: readonly Annotation[],
+  maxTokenBytes: number,
+): { distinct: Annotation[]; copyOf: Map<string, string> } {
+  const groups = new Map<string, { key: string; canonical: boolean; slot: number }>();
+  const setAside = new Map<string, string>();
+  const distinct: Annotation[] = [];
+  for (const annotation of annotations) {
+    const token = tokenIdentity(annotation.value, maxTokenBytes);
+    const group = token && groups.get(token.identity);
+    if (token === undefined || group === undefined) {
+      if (token) groups.set(token.identity, { key: annotation.key, canonical: token.canonical, slot: distinct.length });
+      distinct.push(annotation);
+    } else if (token.canonical && !group.canonical) {
+      setAside.set(group.key, token.identity);
+      distinct[group.slot] = annotation;
+      group.key = annotation.key;
+      group.canonical = true;
+    } else {
+      setAside.set(annotation.key, token.identity);
+    }
+  }
+  const copyOf = new Map([...setAside].map(([key, identity]) => [key, groups.get(identity)?.key ?? '']));
+  return { distinct, copyOf };
 }

@@ -180,7 +180,7 @@ export function refusedVerdict(facts: QuorumFacts): Verdict {
   const message =
     `twokey: ${describeTarget(action, target)} refused: ${found}. ` +
     `Needed: ${required} approvals of one change id from distinct approvers who are neither ${quote(user)} (making this request) nor the change's requester, ` +
-    `each signed by a trusted change system for cluster ${quote(cluster)} and bound to digest ${digest}.${reasons}${copied}${unread}${(facts.notes ?? []).map((note) => ` Note: ${printable(note)}.`).join('')} ` +
+    `each signed by a trusted change system for cluster ${quote(cluster)} and bound to digest ${digest}.${reasons}${copied}${unread}${(facts.notes ?? []).map((note) => ` Note: ${truncate(printable(note), 300)}.`).join('')} ` +
     `To approve: twokey approve --action ${action} --digest ${digest} ..., then attach each token as annotation approval.twokey.dev/<approver>.`;
   return {
     allowed: false,

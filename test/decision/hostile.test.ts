@@ -406,11 +406,12 @@ describe('the same approval, or the same person, counts once', () => {
       const index = alphabet.indexOf(token.at(-1) as string);
       return `${token.slice(0, -1)}${alphabet[(index & ~0xf) | ((index + 1) & 0xf)]}`;
     };
+    // The copy written as a signer writes it stands for the others; among equals, the first.
     it.each([
-      ['byte-identical', (t: string) => t],
-      ['re-encoded', reencode],
-      ['padded with whitespace', (t: string) => ` ${t}\n`],
-    ])('%s copies sorted first', async (_name, copy) => {
+      ['byte-identical', (t: string) => t, 'a-bob'],
+      ['re-encoded', reencode, 'b-bob-again'],
+      ['padded with whitespace', (t: string) => ` ${t}\n`, 'b-bob-again'],
+    ])('%s copies sorted first', async (_name, copy, standing) => {
       const token = await bob();
       const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com' });
       const annotations = {
@@ -421,12 +422,43 @@ describe('the same approval, or the same person, counts once', () => {
       };
       const verdict = await decide(request({ operation: 'CREATE', object: withAnnotations(api, annotations) }), ctx(await twoRead()));
       expect(verdict.allowed).toBe(true);
-      expect(report(verdict, 'approval.twokey.dev/a-bob')?.status).toBe('counted');
+      expect(report(verdict, `approval.twokey.dev/${standing}`)?.status).toBe('counted');
       expect(report(verdict, 'approval.twokey.dev/b-bob')).toMatchObject({
         code: 'duplicate',
-        detail: 'the same token as approval.twokey.dev/a-bob',
+        detail: `the same token as approval.twokey.dev/${standing}`,
       });
       expect(report(verdict, 'approval.twokey.dev/c-carol')?.status).toBe('counted');
+    });
+
+    it('never takes a copy whose signed part was re-encoded for the token (its signature does not cover it)', async () => {
+      // Other unused bits in the last character of the header or payload: the same bytes, other text.
+      const flip = (segment: string) => {
+        const unused = segment.length % 4 === 2 ? 0xf : segment.length % 4 === 3 ? 0x3 : 0;
+        const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+        const index = alphabet.indexOf(segment.at(-1) as string);
+        return unused ? `${segment.slice(0, -1)}${alphabet[(index & ~unused) | ((index + 1) & unused)]}` : undefined;
+      };
+      let change = 'CHG0031337';
+      let token = await bob();
+      let parts = token.split('.') as [string, string, string];
+      for (let i = 0; !flip(parts[0]) && !flip(parts[1]); i++) {
+        change = `CHG${1000 + i}`;
+        token = await approve(issuer, 'deploy', api, { approver: 'bob@example.com', change });
+        parts = token.split('.') as [string, string, string];
+      }
+      const [header, payload, signature] = parts;
+      const tampered = flip(header) ? `${flip(header)}.${payload}.${signature}` : `${header}.${flip(payload)}.${signature}`;
+      expect(Buffer.from(tampered.split('.')[0] as string, 'base64url')).toEqual(Buffer.from(header, 'base64url'));
+      expect(tampered).not.toBe(token);
+      const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com', change });
+      const verdict = await createWith({
+        'approval.twokey.dev/a-junk': tampered,
+        'approval.twokey.dev/b-bob': token,
+        'approval.twokey.dev/c-carol': carol,
+      });
+      expect(verdict.allowed).toBe(true);
+      expect(report(verdict, 'approval.twokey.dev/a-junk')?.status).toBe('not-counted');
+      expect(report(verdict, 'approval.twokey.dev/b-bob')?.status).toBe('counted');
     });
 
     it('keeps a refusal bounded however many copies there are', async () => {
