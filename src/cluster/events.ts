@@ -117,13 +117,7 @@ export class EventRecorder {
       else {
         this.#options.metrics?.events.inc({ result: 'deduplicated' });
         // The last occurrences of a burst are told once the interval has passed, so counts end right.
-        seen.trailing ??= setTimeout(
-          () => {
-            seen.trailing = undefined;
-            if (seen.name && seen.count > seen.sentCount && this.#seen.get(key) === seen) this.#sendCount(key, seen);
-          },
-          Math.max(0, this.#options.updateIntervalMs - (now - seen.lastSent)),
-        ).unref();
+        this.#scheduleCount(key, seen, Math.max(0, this.#options.updateIntervalMs - (now - seen.lastSent)));
       }
       return;
     }
@@ -148,6 +142,17 @@ export class EventRecorder {
         count: 1,
       },
     });
+  }
+
+  /** Tells the count later; waits on for the Event's name while its creation is still in flight. */
+  #scheduleCount(key: string, seen: Seen, delayMs: number): void {
+    seen.trailing ??= setTimeout(() => {
+      seen.trailing = undefined;
+      if (seen.count <= seen.sentCount) return;
+      if (seen.name) this.#sendCount(key, seen);
+      else if (Date.now() - seen.firstSeen < this.#options.dedupeWindowMs)
+        this.#scheduleCount(key, seen, Math.max(this.#options.updateIntervalMs, 100));
+    }, delayMs).unref();
   }
 
   #sendCount(key: string, seen: Seen): void {

@@ -51,7 +51,11 @@ class ReportingWatch extends Watch {
     };
     try {
       const controller = await super.watch(path, queryParams, callback, endOnce);
-      if (!ended) this.#opened();
+      // Stopped while the watch was opening: the informer has already aborted what it knew of.
+      if (!this.#active()) {
+        ended = true;
+        controller.abort();
+      } else if (!ended) this.#opened();
       return controller;
     } catch (error) {
       endOnce(error);

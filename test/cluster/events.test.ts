@@ -116,6 +116,23 @@ describe('Events', () => {
     await eventually(() => Number(eventsFor('burst-api')[0]?.count) === 5, 2000);
   });
 
+  it('tells the count of a burst that came while the Event was still being created', async () => {
+    const recorder = new EventRecorder(new KubeRest(loadKubeConfig({ kubeconfig: join(files.dir, 'kubeconfig') })), {
+      logger: createLogger('silent'),
+      updateIntervalMs: 100,
+    });
+    const review = toAdmissionRequest(
+      admissionReview({ operation: 'CREATE', object: deployment({ name: 'slow-burst-api' }), user: 'ci-bot' }),
+    );
+    kube.eventDelayMs = 400;
+    try {
+      for (let i = 0; i < 5; i++) recorder.record(review, cannotJudgeVerdict('a test refusal'));
+      await eventually(() => Number(eventsFor('slow-burst-api')[0]?.count) === 5, 3000);
+    } finally {
+      kube.eventDelayMs = 0;
+    }
+  });
+
   it('records a namespace deletion refusal in the default namespace', async () => {
     const ns = namespaceObject('payments', { uid: 'uid-payments' });
     expect((await call({ operation: 'DELETE', oldObject: ns })).kind).toBe('denied');

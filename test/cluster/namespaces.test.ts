@@ -121,6 +121,35 @@ describe('the namespace cache', () => {
     await eventually(() => c.criticality('team-f') === 'not-critical', 1500);
   });
 
+  it('opens no watch once stopped, even one that was opening when stop() came', async () => {
+    kube.putNamespace('team-g');
+    const kc = loadKubeConfig({ kubeconfig });
+    const authenticate = kc.applySecurityAuthentication.bind(kc);
+    let release: (() => void) | undefined;
+    kc.applySecurityAuthentication = async (context) => {
+      if (release === undefined && context.getUrl().includes('watch=true')) {
+        const held = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        await held;
+      }
+      return authenticate(context);
+    };
+    const c = new NamespaceCache(kc, { logger, backoffMs: { initial: 50, max: 200 } });
+    const starting = c.start();
+    await eventually(() => release !== undefined);
+    // The list passed; the watch waits for its credentials while the cache is stopped.
+    const before = kube.openWatches;
+    await c.stop();
+    release?.();
+    await starting;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(kube.openWatches).toBeLessThanOrEqual(before);
+    kube.putNamespace('team-g', { 'twokey.dev/critical': 'true' });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(c.criticality('team-g')).not.toBe('critical');
+  });
+
   it('retries with backoff while the API is down, and becomes ready when it answers', async () => {
     kube.failLists = 2;
     const c = cache();
