@@ -222,7 +222,9 @@ describe.each(valueSets)('the chart with %s', (set) => {
     // Updates of the namespace too: an owner added to it would have the garbage collector delete it.
     expect(rules.find((r) => (r.resources as string[]).includes('namespaces'))?.operations).toEqual(['UPDATE', 'DELETE']);
     const cleanup = (at(vap, 'spec', 'variables') as JsonObject[]).find((v) => v.name === 'clusterCleanup');
-    expect(cleanup?.expression).toContain("request.operation == 'DELETE' || has(oldObject.metadata.deletionTimestamp)");
+    expect(cleanup?.expression).toContain(
+      "request.operation == 'DELETE' || (oldObject != null && has(oldObject.metadata.deletionTimestamp))",
+    );
     expect(at(one(objects, 'ValidatingAdmissionPolicyBinding'), 'spec')).toMatchObject({
       policyName: at(vap, 'metadata', 'name'),
       validationActions: ['Deny'],
@@ -293,6 +295,13 @@ describe('chart values', () => {
     expect(rules).toContainEqual(
       expect.objectContaining({ apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], operations: ['UPDATE', 'DELETE'] }),
     );
+    // New ones too (any name), in twokey's namespace only: the binding selects it (checked above).
+    expect(rules).toContainEqual({
+      apiGroups: ['networking.k8s.io'],
+      apiVersions: ['*'],
+      resources: ['networkpolicies'],
+      operations: ['CREATE'],
+    });
   });
 
   it('excludes extra namespaces given in values, and never lists an excluded one as critical', () => {
