@@ -9,7 +9,7 @@ import { decide } from '../decision/decide.ts';
 import { NO_CLUSTER_VIEW } from '../decision/gate.ts';
 import type { Verdict } from '../decision/verdict.ts';
 import { toAdmissionRequest } from '../kubernetes/admission.ts';
-import { hasCriticalLabel, isJsonObject, type JsonObject, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
+import { describeOwners, hasCriticalLabel, isJsonObject, type JsonObject, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
 import { buildAdmissionReview } from '../kubernetes/review-builder.ts';
 import type { ClusterClient } from './client.ts';
 
@@ -93,10 +93,13 @@ export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapsho
       ...(verdict.change ? { change: verdict.change } : {}),
       ...(verdict.approvers ? { approvers: verdict.approvers } : {}),
     };
+    // An owner's deletion would have the garbage collector delete the workload, unapproved.
+    const owners = describeOwners(meta);
+    const ownedBy = owners ? `; owned by ${owners}, whose deletion deletes it without approvals` : '';
     rows.push(
       verdict.allowed
-        ? { ...base, status: 'approved', detail: `${verdict.change} approved by ${verdict.approvers?.join(', ')}` }
-        : { ...base, status: 'unapproved', detail: unapprovedDetail(verdict) },
+        ? { ...base, status: 'approved', detail: `${verdict.change} approved by ${verdict.approvers?.join(', ')}${ownedBy}` }
+        : { ...base, status: 'unapproved', detail: `${unapprovedDetail(verdict)}${ownedBy}` },
     );
   }
   return rows.sort(

@@ -4,7 +4,7 @@
  * judge on a gated request becomes a refusal that says why.
  */
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
-import { approvalAnnotations, isJsonObject, type ObjectMeta } from '../kubernetes/objects.ts';
+import { approvalAnnotations, describeOwners, type ObjectMeta } from '../kubernetes/objects.ts';
 import { type ApprovalContext, type ExpectedBinding, evaluateApproval, tokenIdentity } from './approval.ts';
 import { CannotJudge, type GateContext, gateRequest } from './gate.ts';
 import { normalizeIdentity } from './identity.ts';
@@ -141,13 +141,8 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
  * the deploy digest covers the spec only, so approvers are told about owners here.
  */
 function ownerNotes(approvalsFrom: ObjectMeta): string[] {
-  if (approvalsFrom.ownerReferences.length === 0) return [];
-  const owners = approvalsFrom.ownerReferences.map((owner) => {
-    const field = (name: string) => (isJsonObject(owner) && typeof owner[name] === 'string' ? (owner[name] as string) : '?');
-    return `${field('kind')}/${field('name')}`;
-  });
-  const named = owners.length > 3 ? [...owners.slice(0, 3), `${owners.length - 3} more`] : owners;
-  return [`owned by ${named.join(', ')}: deleting an owner deletes this workload without delete approvals`];
+  const owners = describeOwners(approvalsFrom);
+  return owners ? [`owned by ${owners}: deleting an owner deletes this workload without delete approvals`] : [];
 }
 
 interface Annotation {

@@ -127,6 +127,16 @@ export function readMeta(object: JsonObject): ObjectMeta {
   };
 }
 
+/** The owners as kind/name (at most three named), or undefined when there are none. */
+export function describeOwners(meta: ObjectMeta): string | undefined {
+  if (meta.ownerReferences.length === 0) return undefined;
+  const owners = meta.ownerReferences.map((owner) => {
+    const field = (name: string) => (isJsonObject(owner) && typeof owner[name] === 'string' ? (owner[name] as string) : '?');
+    return `${field('kind')}/${field('name')}`;
+  });
+  return (owners.length > 3 ? [...owners.slice(0, 3), `${owners.length - 3} more`] : owners).join(', ');
+}
+
 export function hasCriticalLabel(labels: Readonly<Record<string, string>>): boolean {
   return labels[CRITICAL_LABEL] === CRITICAL_VALUE;
 }

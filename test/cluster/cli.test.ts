@@ -166,6 +166,9 @@ describe('twokey scan', () => {
     kube.putObject(annotated);
     kube.putObject(deployment({ name: 'labelled-elsewhere', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'true' } }));
     kube.putObject(deployment({ name: 'not-critical', namespace: 'sandbox' }));
+    const owned = deployment({ name: 'owned', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'true' } });
+    (owned.metadata as JsonObject).ownerReferences = [{ apiVersion: 'example.com/v1', kind: 'Database', name: 'ledger-db', uid: 'u-db' }];
+    kube.putObject(owned);
 
     const result = await twokey('scan', '--config', files.policy, '-o', 'json');
     expect(result.code, result.stderr).toBe(1);
@@ -180,6 +183,8 @@ describe('twokey scan', () => {
     expect(row('ledger')).toMatchObject({ status: 'unapproved', criticalBy: 'namespace label' });
     expect(row('labelled-elsewhere')).toMatchObject({ status: 'unapproved', criticalBy: 'label' });
     expect(row('not-critical')).toBeUndefined();
+    // The garbage collector would delete it with its owner: the audit says so.
+    expect(row('owned')?.detail).toContain('owned by Database/ledger-db, whose deletion deletes it without approvals');
     expect(row('payments')).toMatchObject({ resource: 'namespaces', status: 'protected' });
 
     const table = await twokey('scan', '--config', files.policy);
