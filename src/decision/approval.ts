@@ -201,11 +201,21 @@ interface TokenParts {
   readonly signature: string;
 }
 
+/** Whether a token is at most `maxBytes` of UTF-8 (its length in UTF-16 units first, which is cheap). */
+function withinSize(token: string, maxBytes: number): boolean {
+  return token.length <= maxBytes && Buffer.byteLength(token, 'utf8') <= maxBytes;
+}
+
+/** A base64url segment as a compact JWS may hold it: no padding, and a length some bytes encode to. */
+function isSegment(segment: string): boolean {
+  return SEGMENT.test(segment) && segment.length % 4 !== 1;
+}
+
 function splitToken(token: string): TokenParts {
   const segments = token.trim().split('.');
   if (segments.length !== 3) reject('malformed', `has ${segments.length} segments, a compact JWS has 3`);
   // An empty signature is left for the header checks to name (alg "none" tokens have one).
-  if (!segments.every((segment, i) => (i === 2 && segment === '') || (SEGMENT.test(segment) && segment.length % 4 !== 1))) {
+  if (!segments.every((segment, i) => (i === 2 && segment === '') || isSegment(segment))) {
     reject('malformed', 'is not base64url-encoded compact JWS');
   }
   const [header, payload, signature] = segments as [string, string, string];
@@ -221,9 +231,9 @@ function splitToken(token: string): TokenParts {
  */
 export function tokenIdentity(value: string, maxTokenBytes: number): { identity: string; canonical: boolean } | undefined {
   const token = value.trim();
-  if (token.length > maxTokenBytes || Buffer.byteLength(token, 'utf8') > maxTokenBytes) return undefined;
+  if (!withinSize(token, maxTokenBytes)) return undefined;
   const segments = token.split('.');
-  if (segments.length !== 3 || !segments.every((segment) => SEGMENT.test(segment) && segment.length % 4 !== 1)) return undefined;
+  if (segments.length !== 3 || !segments.every(isSegment)) return undefined;
   const [header, payload, signature] = segments as [string, string, string];
   const canonicalSignature = isCanonicalSegment(signature) ? signature : Buffer.from(signature, 'base64url').toString('base64url');
   const identity = `${header}.${payload}.${canonicalSignature}`;
@@ -243,7 +253,7 @@ export async function evaluateApproval(value: string, expected: ExpectedBinding,
   try {
     // Whitespace around a token (a YAML block scalar's newline) is not part of it.
     const token = value.trim();
-    if (token.length > ctx.policy.maxTokenBytes || Buffer.byteLength(token, 'utf8') > ctx.policy.maxTokenBytes) {
+    if (!withinSize(token, ctx.policy.maxTokenBytes)) {
       reject('too-large', `token is larger than ${ctx.policy.maxTokenBytes} bytes`);
     }
     // A token these keys verified before skips decoding and the signature, never the checks below.

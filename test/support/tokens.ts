@@ -9,6 +9,24 @@ import { CLUSTER, type Issuer, NOW } from './world.ts';
 
 export const b64url = (data: string | Uint8Array) => Buffer.from(data).toString('base64url');
 
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * The same bytes written with other unused bits in the segment's last character, or undefined
+ * when its length leaves none (a multiple of 4).
+ */
+export function otherUnusedBits(segment: string): string | undefined {
+  const unused = segment.length % 4 === 2 ? 0xf : segment.length % 4 === 3 ? 0x3 : 0;
+  const index = BASE64URL.indexOf(segment.at(-1) as string);
+  return unused ? `${segment.slice(0, -1)}${BASE64URL[(index & ~unused) | ((index + 1) & unused)]}` : undefined;
+}
+
+/** The token with its signature re-encoded (the last character of a 64-byte signature has 4 unused bits). */
+export function reencodedSignature(token: string): string {
+  const [header, payload, signature] = token.split('.') as [string, string, string];
+  return `${header}.${payload}.${otherUnusedBits(signature)}`;
+}
+
 export interface RawTokenOptions {
   /** Header object, or exact header bytes. */
   header?: Record<string, unknown> | string | Uint8Array;
