@@ -21,8 +21,8 @@ interface Served {
   exited: Promise<number | null>;
 }
 
-async function serve(args: string[], cwd?: string): Promise<Served> {
-  const child = startCli(['serve', '--host', '127.0.0.1', '--port', '0', ...args], cwd ? { cwd } : {});
+async function serve(args: string[], cwd?: string, env?: NodeJS.ProcessEnv): Promise<Served> {
+  const child = startCli(['serve', '--host', '127.0.0.1', '--port', '0', ...args], { ...(cwd ? { cwd } : {}), ...(env ? { env } : {}) });
   const logs: Array<Record<string, unknown>> = [];
   let buffer = '';
   child.stdout?.on('data', (chunk) => {
@@ -113,6 +113,26 @@ describe('twokey serve', () => {
       expect((await callWebhook(endpoint, admissionReview({ operation: 'CREATE', object: deployment() }))).kind).toBe('denied');
       expect(await served.exited).toBe(0);
       expect(served.logs.at(-1)?.msg).toBe('stopped');
+    } finally {
+      served.child.kill('SIGKILL');
+    }
+  });
+
+  it('logs a background failure nobody awaited and keeps serving', async () => {
+    // Plays a background task whose promise nobody awaits, failing on a signal once the server is up.
+    const stray = join(files.dir, 'stray-rejection.mjs');
+    await writeFile(stray, "process.on('SIGUSR2', () => { Promise.reject(new Error('stray background failure')); });\n");
+    const served = await serve(['--config', files.policy, '--tls-cert', files.cert, '--tls-key', files.key], undefined, {
+      NODE_OPTIONS: `--import=${stray}`,
+    });
+    try {
+      served.child.kill('SIGUSR2');
+      await eventually(() => served.logs.some((l) => l.msg === 'a background task failed unexpectedly; serving on'));
+      expect(served.logs.find((l) => l.msg === 'a background task failed unexpectedly; serving on')?.error).toContain(
+        'stray background failure',
+      );
+      const endpoint = endpointOf(served, files);
+      expect((await callWebhook(endpoint, admissionReview({ operation: 'CREATE', object: deployment() }))).kind).toBe('denied');
     } finally {
       served.child.kill('SIGKILL');
     }

@@ -11,7 +11,7 @@ import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { Verdict } from '../../src/decision/verdict.ts';
 import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
-import { b64url, claims, rawToken } from '../support/tokens.ts';
+import { b64url, claims, otherUnusedBits, rawToken, reencodedSignature } from '../support/tokens.ts';
 import {
   approve,
   bindingFor,
@@ -361,12 +361,7 @@ describe('the same approval, or the same person, counts once', () => {
 
   it('counts a copy with a re-encoded signature once', async () => {
     const token = await bob();
-    // The last base64url character of a 64-byte signature carries 4 unused bits; changing them
-    // re-encodes the same signature bytes.
-    const last = token.at(-1) as string;
-    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-    const index = alphabet.indexOf(last);
-    const reencoded = `${token.slice(0, -1)}${alphabet[(index & ~0xf) | ((index + 1) & 0xf)]}`;
+    const reencoded = reencodedSignature(token);
     expect(reencoded).not.toBe(token);
     const verdict = await createWith({ 'approval.twokey.dev/bob': token, 'approval.twokey.dev/bob-reencoded': reencoded });
     expect(verdict.allowed).toBe(false);
@@ -379,6 +374,14 @@ describe('the same approval, or the same person, counts once', () => {
     const verdict = await createWith({ 'approval.twokey.dev/bob': token, 'approval.twokey.dev/bob-block': `${token}\n` });
     expect(verdict.allowed).toBe(false);
     expect(report(verdict, 'approval.twokey.dev/bob-block')?.code).toBe('duplicate');
+  });
+
+  it('measures a token without the whitespace around it, so a padded copy is no worse', async () => {
+    const padded = `${await bob()}${' '.repeat(9000)}\n`;
+    const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com' });
+    const verdict = await createWith({ 'approval.twokey.dev/bob': padded, 'approval.twokey.dev/carol': carol });
+    expect(verdict.allowed).toBe(true);
+    expect(report(verdict, 'approval.twokey.dev/bob')?.status).toBe('counted');
   });
 
   it.each([
@@ -401,15 +404,10 @@ describe('the same approval, or the same person, counts once', () => {
 
   describe('copies never crowd out another approval under the read limit', () => {
     const twoRead = async () => ({ ...snapshot, policy: makePolicy({ limits: { maxApprovalAnnotations: 2 } }) });
-    const reencode = (token: string) => {
-      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-      const index = alphabet.indexOf(token.at(-1) as string);
-      return `${token.slice(0, -1)}${alphabet[(index & ~0xf) | ((index + 1) & 0xf)]}`;
-    };
     // The copy written as a signer writes it stands for the others; among equals, the first.
     it.each([
       ['byte-identical', (t: string) => t, 'a-bob'],
-      ['re-encoded', reencode, 'b-bob-again'],
+      ['re-encoded', reencodedSignature, 'b-bob-again'],
       ['padded with whitespace', (t: string) => ` ${t}\n`, 'b-bob-again'],
     ])('%s copies sorted first', async (_name, copy, standing) => {
       const token = await bob();
@@ -432,22 +430,18 @@ describe('the same approval, or the same person, counts once', () => {
 
     it('never takes a copy whose signed part was re-encoded for the token (its signature does not cover it)', async () => {
       // Other unused bits in the last character of the header or payload: the same bytes, other text.
-      const flip = (segment: string) => {
-        const unused = segment.length % 4 === 2 ? 0xf : segment.length % 4 === 3 ? 0x3 : 0;
-        const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-        const index = alphabet.indexOf(segment.at(-1) as string);
-        return unused ? `${segment.slice(0, -1)}${alphabet[(index & ~unused) | ((index + 1) & unused)]}` : undefined;
-      };
       let change = 'CHG0031337';
       let token = await bob();
       let parts = token.split('.') as [string, string, string];
-      for (let i = 0; !flip(parts[0]) && !flip(parts[1]); i++) {
+      for (let i = 0; !otherUnusedBits(parts[0]) && !otherUnusedBits(parts[1]); i++) {
         change = `CHG${1000 + i}`;
         token = await approve(issuer, 'deploy', api, { approver: 'bob@example.com', change });
         parts = token.split('.') as [string, string, string];
       }
       const [header, payload, signature] = parts;
-      const tampered = flip(header) ? `${flip(header)}.${payload}.${signature}` : `${header}.${flip(payload)}.${signature}`;
+      const tampered = otherUnusedBits(header)
+        ? `${otherUnusedBits(header)}.${payload}.${signature}`
+        : `${header}.${otherUnusedBits(payload)}.${signature}`;
       expect(Buffer.from(tampered.split('.')[0] as string, 'base64url')).toEqual(Buffer.from(header, 'base64url'));
       expect(tampered).not.toBe(token);
       const carol = await approve(issuer, 'deploy', api, { approver: 'carol@example.com', change });
