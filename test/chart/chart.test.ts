@@ -243,6 +243,27 @@ describe.each(valueSets)('the chart with %s', (set) => {
 });
 
 describe('chart values', () => {
+  it('points the webhook at a server outside the cluster with webhook.url, and names its host in the certificate', () => {
+    const objects = render({ set: ['webhook.url=https://203.0.113.7:8443/'] });
+    const vwc = one(objects, 'ValidatingWebhookConfiguration');
+    const webhooks = at(vwc, 'webhooks') as JsonObject[];
+    expect(webhooks.map((w) => at(w, 'clientConfig', 'url'))).toEqual([
+      'https://203.0.113.7:8443/validate/critical',
+      'https://203.0.113.7:8443/validate',
+      'https://203.0.113.7:8443/validate',
+    ]);
+    for (const webhook of webhooks) expect(at(webhook, 'clientConfig', 'service')).toBeUndefined();
+    const secret = kindOf(objects, 'Secret').find((s) => at(s, 'type') === 'kubernetes.io/tls');
+    const certificate = new X509Certificate(Buffer.from(at(secret, 'data', 'tls.crt') as string, 'base64'));
+    expect(certificate.subjectAltName).toContain('IP Address:203.0.113.7');
+    const named = render({ set: ['webhook.url=https://twokey.example.com'] });
+    const namedSecret = kindOf(named, 'Secret').find((s) => at(s, 'type') === 'kubernetes.io/tls');
+    expect(new X509Certificate(Buffer.from(at(namedSecret, 'data', 'tls.crt') as string, 'base64')).subjectAltName).toContain(
+      'DNS:twokey.example.com',
+    );
+    expect(() => render({ set: ['webhook.url=http://203.0.113.7:8443'] })).toThrow(/webhook\/url/);
+  });
+
   it('keeps the generated certificate across upgrades only through the Secret (helm template makes a new one each time)', () => {
     const first = renderSet('defaults');
     const second = renderSet('defaults');
