@@ -20,6 +20,12 @@ const one = (objects: JsonObject[], kind: string): JsonObject => {
   expect(found, `exactly one ${kind}`).toHaveLength(1);
   return found[0] as JsonObject;
 };
+/** The policy ConfigMap (the chart also renders the uninstall guard, a ConfigMap hook). */
+const policyConfigMap = (objects: JsonObject[]): JsonObject => {
+  const found = kindOf(objects, 'ConfigMap').filter((c) => String(at(c, 'metadata', 'name')).endsWith('-policy'));
+  expect(found, 'exactly one policy ConfigMap').toHaveLength(1);
+  return found[0] as JsonObject;
+};
 const at = (value: unknown, ...path: Array<string | number>): unknown =>
   path.reduce<unknown>((v, key) => (isJsonObject(v) || Array.isArray(v) ? (v as Record<string | number, unknown>)[key] : undefined), value);
 
@@ -93,17 +99,43 @@ describe.each(valueSets)('the chart with %s', (set) => {
       values: ['true'],
     });
     expect(path('labeled-workloads.twokey.dev')).toBe('/validate');
-    expect(at(byName['labeled-workloads.twokey.dev'], 'objectSelector')).toEqual({ matchLabels: { 'twokey.dev/critical': 'true' } });
+    // Any value of the label is sent, so that a look-alike value ("True") is warned about.
+    const anyValue = { matchExpressions: [{ key: 'twokey.dev/critical', operator: 'Exists' }] };
+    expect(at(byName['labeled-workloads.twokey.dev'], 'objectSelector')).toEqual(anyValue);
     // The namespace entry must select by object (which also matches the old object), so removing the label is seen.
     expect(path('namespaces.twokey.dev')).toBe('/validate');
-    expect(at(byName['namespaces.twokey.dev'], 'objectSelector')).toEqual({ matchLabels: { 'twokey.dev/critical': 'true' } });
+    expect(at(byName['namespaces.twokey.dev'], 'objectSelector')).toEqual(anyValue);
     expect(at(byName['namespaces.twokey.dev'], 'rules')).toEqual([
-      { apiGroups: [''], apiVersions: ['v1'], resources: ['namespaces'], operations: ['UPDATE', 'DELETE'], scope: 'Cluster' },
+      {
+        apiGroups: [''],
+        apiVersions: ['v1'],
+        resources: ['namespaces', 'namespaces/status', 'namespaces/finalize'],
+        operations: ['CREATE', 'UPDATE', 'DELETE'],
+        scope: 'Cluster',
+      },
     ]);
     const workloadRules = at(byName['workloads.twokey.dev'], 'rules') as JsonObject[];
-    expect(workloadRules.flatMap((r) => r.resources as string[]).sort()).toEqual(['cronjobs', 'daemonsets', 'deployments', 'statefulsets']);
+    // status keeps label and owner changes (scale changes only replicas, and is not sent).
+    expect(workloadRules.flatMap((r) => r.resources as string[]).sort()).toEqual([
+      'cronjobs',
+      'cronjobs/status',
+      'daemonsets',
+      'daemonsets/status',
+      'deployments',
+      'deployments/status',
+      'statefulsets',
+      'statefulsets/status',
+    ]);
     for (const rule of workloadRules) expect(rule.operations).toEqual(['CREATE', 'UPDATE', 'DELETE']);
-    const listed = (at(one(objects, 'ConfigMap'), 'data', 'policy.yaml') as string).includes('namespaces: []') ? [] : ['listed'];
+    // Of writes through a subresource only those changing the critical label or owners are sent.
+    for (const webhook of webhooks) {
+      const [condition, ...more] = webhook.matchConditions as JsonObject[];
+      expect(more).toEqual([]);
+      expect(condition?.expression).toMatch(/^request\.\?subResource\.orValue\(''\) == '' \|\|/);
+      expect(condition?.expression).toContain("labels[?'twokey.dev/critical']");
+      expect(condition?.expression).toContain('ownerReferences');
+    }
+    const listed = (at(policyConfigMap(objects), 'data', 'policy.yaml') as string).includes('namespaces: []') ? [] : ['listed'];
     expect(Boolean(byName['listed-namespaces.twokey.dev'])).toBe(listed.length > 0);
     if (byName['listed-namespaces.twokey.dev']) {
       expect(path('listed-namespaces.twokey.dev')).toBe('/validate/critical');
@@ -112,7 +144,13 @@ describe.each(valueSets)('the chart with %s', (set) => {
         (r.resources as string[]).includes('namespaces'),
       );
       expect(namespaceRules).toEqual([
-        { apiGroups: [''], apiVersions: ['v1'], resources: ['namespaces'], operations: ['UPDATE', 'DELETE'], scope: 'Cluster' },
+        {
+          apiGroups: [''],
+          apiVersions: ['v1'],
+          resources: ['namespaces', 'namespaces/status', 'namespaces/finalize'],
+          operations: ['UPDATE', 'DELETE'],
+          scope: 'Cluster',
+        },
       ]);
     }
   });
@@ -194,7 +232,7 @@ describe.each(valueSets)('the chart with %s', (set) => {
   });
 
   it('renders a policy the server loads, with every issuer key file mounted', () => {
-    const text = at(one(objects, 'ConfigMap'), 'data', 'policy.yaml') as string;
+    const text = at(policyConfigMap(objects), 'data', 'policy.yaml') as string;
     const policy = parsePolicy(text, '/etc/twokey/policy', 'rendered policy');
     const mounted = new Set(
       (
@@ -212,15 +250,51 @@ describe.each(valueSets)('the chart with %s', (set) => {
   it('guards twokey itself with a ValidatingAdmissionPolicy bound to its namespace', () => {
     const vap = one(objects, 'ValidatingAdmissionPolicy');
     const rules = at(vap, 'spec', 'matchConstraints', 'resourceRules') as JsonObject[];
-    const guarded = (resource: string) =>
-      rules.find((r) => (r.resources as string[]).includes(resource))?.resourceNames as string[] | undefined;
+    const ruleFor = (resource: string, operation: string) =>
+      rules.find((r) => (r.resources as string[]).includes(resource) && (r.operations as string[]).includes(operation));
+    const guarded = (resource: string) => ruleFor(resource, 'DELETE')?.resourceNames as string[] | undefined;
     expect(guarded('validatingwebhookconfigurations')).toEqual([at(vwc, 'metadata', 'name')]);
     expect(guarded('deployments')).toEqual([at(deployment, 'metadata', 'name')]);
     expect(guarded('deployments/scale')).toEqual([at(deployment, 'metadata', 'name')]);
-    expect(guarded('configmaps')).toEqual([at(one(objects, 'ConfigMap'), 'metadata', 'name')]);
+    expect(guarded('deployments/status')).toEqual([at(deployment, 'metadata', 'name')]);
+    expect(guarded('configmaps')).toEqual([at(policyConfigMap(objects), 'metadata', 'name')]);
     expect(guarded('namespaces')).toEqual([release]);
-    // Updates of the namespace too: an owner added to it would have the garbage collector delete it.
-    expect(rules.find((r) => (r.resources as string[]).includes('namespaces'))?.operations).toEqual(['UPDATE', 'DELETE']);
+    const resources = {
+      ClusterRole: 'clusterroles',
+      ClusterRoleBinding: 'clusterrolebindings',
+      PodDisruptionBudget: 'poddisruptionbudgets',
+      PriorityClass: 'priorityclasses',
+    };
+    for (const [kind, resource] of Object.entries(resources)) {
+      for (const object of kindOf(objects, kind)) expect(guarded(resource), kind).toContain(at(object, 'metadata', 'name'));
+    }
+    // Updates of the namespace too, also through status and finalize: an owner added to it would
+    // have the garbage collector delete it.
+    expect(ruleFor('namespaces', 'UPDATE')?.resources).toEqual(['namespaces', 'namespaces/status', 'namespaces/finalize']);
+    expect(ruleFor('namespaces', 'UPDATE')?.operations).toEqual(['UPDATE', 'DELETE']);
+    // Nothing that could run a stand-in server in twokey's namespace, or read its certificate.
+    for (const resource of [
+      'pods',
+      'services',
+      'endpoints',
+      'replicationcontrollers',
+      'deployments',
+      'replicasets',
+      'statefulsets',
+      'daemonsets',
+      'jobs',
+      'cronjobs',
+      'endpointslices',
+    ])
+      expect(ruleFor(resource, 'CREATE')?.resourceNames, resource).toBeUndefined();
+    expect(ruleFor('pods/ephemeralcontainers', 'UPDATE')).toBeDefined();
+    expect(ruleFor('pods/exec', 'CONNECT')).toBeDefined();
+    const variables = Object.fromEntries((at(vap, 'spec', 'variables') as JsonObject[]).map((v) => [v.name, v.expression as string]));
+    expect(variables.controllerWrite).toContain('\'pods\': ["system:serviceaccount:kube-system:replicaset-controller"');
+    expect(variables.statusOnly).toContain("variables.subresource in ['status', 'finalize']");
+    // A helm uninstall by anyone else fails at its first step, before it removes anything.
+    const hook = kindOf(objects, 'ConfigMap').find((c) => at(c, 'metadata', 'annotations', 'helm.sh/hook') === 'pre-delete');
+    expect(ruleFor('configmaps', 'CREATE')?.resourceNames).toEqual([at(hook, 'metadata', 'name')]);
     const cleanup = (at(vap, 'spec', 'variables') as JsonObject[]).find((v) => v.name === 'clusterCleanup');
     expect(cleanup?.expression).toContain(
       "request.operation == 'DELETE' || (oldObject != null && has(oldObject.metadata.deletionTimestamp))",

@@ -81,3 +81,13 @@ server's selector labels: the Service would send reviews to the test pod.
 app.kubernetes.io/name: {{ include "twokey.name" . }}-test
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
+
+{{/* The policy's exempt deleters, every role together, as a JSON list. */}}
+{{- define "twokey.exemptDeleters" -}}
+{{- $deleters := .Values.policy.exemptDeleters -}}
+{{- if kindIs "map" $deleters -}}
+{{- concat ($deleters.namespaceController | default list) ($deleters.garbageCollector | default list) | uniq | toJson -}}
+{{- else -}}
+{{- $deleters | toJson -}}
+{{- end -}}
+{{- end -}}
