@@ -97,6 +97,17 @@ export function toAdmissionRequest(review: AdmissionReviewWire): AdmissionReques
   };
 }
 
+/**
+ * The name of the object a request is about. A collection delete (the namespace controller empties
+ * a namespace that way) sends one review per object with no request name: only the object names it.
+ */
+export function objectName(request: AdmissionRequest): string {
+  if (request.name !== '') return request.name;
+  const metadata = (request.object ?? request.oldObject)?.metadata;
+  const name = typeof metadata === 'object' && metadata !== null ? (metadata as Record<string, unknown>).name : undefined;
+  return typeof name === 'string' ? name : '';
+}
+
 /** The answer to a review. Validating webhooks never patch. */
 export interface AdmissionAnswer {
   readonly allowed: boolean;

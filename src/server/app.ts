@@ -28,6 +28,7 @@ import {
   AdmissionReviewSchema,
   type AdmissionReviewWire,
   admissionReviewResponse,
+  objectName,
   toAdmissionRequest,
 } from '../kubernetes/admission.ts';
 import { qualifiedResource } from '../kubernetes/objects.ts';
@@ -236,7 +237,7 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
           resource: qualifiedResource(admission.resource),
           subResource: admission.subResource || undefined,
           namespace: admission.namespace || undefined,
-          name: admission.name || verdict.target?.name || undefined,
+          name: objectName(admission) || undefined,
           dryRun: admission.dryRun,
           route,
           action: verdict.action,

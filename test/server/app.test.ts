@@ -287,6 +287,28 @@ describe('the decision log', () => {
   });
 });
 
+describe('the decision log line', () => {
+  it("names the object of a collection delete's review, which carries no request name", async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const server = app({ logger: createLogger('info', sink) });
+    const review = admissionReview({
+      operation: 'DELETE',
+      oldObject: deployment({ name: 'ledger' }),
+      user: 'system:serviceaccount:kube-system:namespace-controller',
+      noName: true,
+    });
+    await post(server, review);
+    const decision = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'admission decision');
+    expect(decision).toMatchObject({ operation: 'DELETE', namespace: 'payments', name: 'ledger' });
+  });
+});
+
 describe('key rotation', () => {
   it('asks for a refetch of the issuer whose JWKS lacks a token kid, and of no other', async () => {
     const asked: string[] = [];
