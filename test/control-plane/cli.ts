@@ -1,12 +1,14 @@
 /**
- * `npm run cluster:build | cluster:up | cluster:down`: the local control plane by hand. `up`
- * starts it in the background with twokey installed by helm and serving beside it, and prints how
- * to use it; `down` stops everything.
+ * `npm run cluster:build | cluster:up | cluster:down | cluster:demo`: the local control plane
+ * by hand. `up` starts it in the background with twokey installed by helm and serving beside it,
+ * and prints how to use it; `demo` also plays the two-person rule with the real kubectl; `down`
+ * stops everything.
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBinaries, KUBERNETES_VERSION } from './binaries.ts';
 import { startControlPlane, stopControlPlane } from './cluster.ts';
+import { playDemo } from './demo.ts';
 import { installTwokey } from './twokey.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -40,6 +42,10 @@ const commands: Record<string, () => Promise<void>> = {
   async down() {
     await stopControlPlane(STATE_DIR);
     log('stopped');
+  },
+  async demo() {
+    await up();
+    await playDemo({ stateDir: STATE_DIR });
   },
 };
 

@@ -156,6 +156,11 @@ describe('helm upgrade and uninstall', () => {
       ['-n', namespace, 'configmap', `${fullname}-policy`],
     ];
     const present = async () => Promise.all(objects.map(async (args) => (await kubectl(['get', ...args, '-o', 'name'])).code === 0));
+    // The API server loads a new policy within a moment of its creation.
+    await eventually('the new release guarded', async () => {
+      const probe = await asAlice(['-n', namespace, 'create', 'configmap', `${fullname}-uninstall`, '--dry-run=server']);
+      return probe.code !== 0 && /uninstalling twokey is part of the twokey admission guard/.test(probe.stderr);
+    });
 
     const refused = await helm(['uninstall', release, '-n', namespace], { context: 'alice' });
     expect(refused.code).not.toBe(0);

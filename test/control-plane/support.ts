@@ -3,58 +3,24 @@
  * types them (separate processes, exit codes, what they print), manifests in files, and namespaces
  * of their own so that test files never meet.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
 import { stringify } from 'yaml';
 import { ensureTools, HELM } from '../support/tools.ts';
+import { type ApproveOptions, approveArgs, type Result, type RunOptions, runCommand, TWOKEY_BIN } from './commands.ts';
 import { CLUSTER, ISSUER } from './twokey.ts';
 
+export { approvalAnnotations, deployment, digestIn } from './commands.ts';
+
 export const plane = inject('controlPlane');
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'twokey.js');
-
-export interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-export interface RunOptions {
-  readonly input?: string;
-  readonly env?: NodeJS.ProcessEnv;
-  readonly timeoutMs?: number;
-}
-
-export function runCommand(file: string, args: readonly string[], options: RunOptions = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      file,
-      [...args],
-      {
-        cwd: ROOT,
-        env: { ...process.env, KUBECONFIG: plane.kubeconfig, ...options.env },
-        timeout: options.timeoutMs ?? 60_000,
-        maxBuffer: 64 * 1024 * 1024,
-      },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-        if (error && code === -1) reject(new Error(`${file} ${args.join(' ')}: ${error.message}\n${stderr}`));
-        else resolve({ code, stdout, stderr });
-      },
-    );
-    child.stdin?.end(options.input ?? '');
-  });
-}
 
 /** The real kubectl, with the test kubeconfig (context admin unless `--context` is given). */
 export function kubectl(args: readonly string[], options: RunOptions = {}): Promise<Result> {
-  return runCommand(plane.kubectl, args, options);
+  return runCommand(plane.kubeconfig, plane.kubectl, args, options);
 }
 
 /** kubectl that must succeed; returns what it printed. */
@@ -71,12 +37,12 @@ export async function getJson(args: readonly string[]): Promise<Record<string, u
 /** The real helm, with the test kubeconfig. */
 export function helm(args: readonly string[], options: RunOptions & { context?: string } = {}): Promise<Result> {
   ensureTools();
-  return runCommand(HELM, [...args, '--kube-context', options.context ?? 'admin'], options);
+  return runCommand(plane.kubeconfig, HELM, [...args, '--kube-context', options.context ?? 'admin'], options);
 }
 
 /** The `twokey` command as installed (bin/twokey.js, compiled), with the test kubeconfig. */
 export function twokey(args: readonly string[], options: RunOptions = {}): Promise<Result> {
-  return runCommand(process.execPath, [BIN, ...args], options);
+  return runCommand(plane.kubeconfig, process.execPath, [TWOKEY_BIN, ...args], options);
 }
 
 let scratch: string | undefined;
@@ -98,37 +64,6 @@ export function unique(prefix: string): string {
   return `${prefix}-${randomBytes(3).toString('hex')}`;
 }
 
-export interface DeploymentOptions {
-  readonly name?: string;
-  readonly namespace: string;
-  readonly image?: string;
-  readonly replicas?: number;
-  readonly labels?: Record<string, string>;
-  readonly annotations?: Record<string, string>;
-}
-
-export function deployment(options: DeploymentOptions): Record<string, unknown> {
-  const name = options.name ?? 'api';
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: {
-      name,
-      namespace: options.namespace,
-      ...(options.labels ? { labels: options.labels } : {}),
-      ...(options.annotations ? { annotations: options.annotations } : {}),
-    },
-    spec: {
-      replicas: options.replicas ?? 2,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: { containers: [{ name, image: options.image ?? `registry.example/${name}:1.0` }] },
-      },
-    },
-  };
-}
-
 /** A namespace labelled critical (by default), made by the admin; returns its name. */
 export async function namespace(prefix: string, options: { critical?: boolean; labels?: Record<string, string> } = {}): Promise<string> {
   const name = unique(prefix);
@@ -138,53 +73,11 @@ export async function namespace(prefix: string, options: { critical?: boolean; l
   return name;
 }
 
-export const DIGEST = /bound to digest (sha256:[0-9a-f]{64})/;
-
-/** The digest a refusal names. */
-export function digestIn(message: string): string {
-  const digest = DIGEST.exec(message)?.[1];
-  if (!digest) throw new Error(`no digest in: ${message}`);
-  return digest;
-}
-
-export interface ApproveOptions {
-  readonly approver: string;
-  readonly change?: string;
-  readonly action?: 'deploy' | 'delete' | 'unprotect';
-  readonly digest: string;
-  readonly file: string;
-  readonly requester?: string;
-}
-
 /** One approval, minted by `twokey approve` with the change system's key from the install. */
 export async function approve(options: ApproveOptions): Promise<string> {
-  const result = await twokey([
-    'approve',
-    '--private-key',
-    plane.twokey.issuerKey,
-    '--issuer',
-    ISSUER,
-    '--audience',
-    CLUSTER,
-    '--approver',
-    options.approver,
-    '--change',
-    options.change ?? 'CHG-E2E',
-    '--action',
-    options.action ?? 'deploy',
-    '--digest',
-    options.digest,
-    '-f',
-    options.file,
-    ...(options.requester ? ['--requester', options.requester] : []),
-  ]);
+  const result = await twokey(approveArgs(plane.twokey.issuerKey, ISSUER, CLUSTER, options));
   if (result.code !== 0) throw new Error(`twokey approve exited ${result.code}: ${result.stderr}`);
   return result.stdout.trim();
-}
-
-/** Approval annotations, as attached to an object. */
-export function approvalAnnotations(tokens: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(tokens).map(([approver, token]) => [`approval.twokey.dev/${approver}`, token]));
 }
 
 /** Polls `check` until it holds, at most `timeoutMs`. */
