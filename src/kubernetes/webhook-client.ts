@@ -146,7 +146,14 @@ export async function callWebhook(endpoint: WebhookEndpoint, review: { request: 
       });
     });
     req.on('timeout', () => req.destroy(new Error('context deadline exceeded')));
-    req.on('error', (error) => resolve(failedCalling(error.message)));
+    req.on('error', (error: NodeJS.ErrnoException) =>
+      // Worded as Go's dialer words it, which is what kube-apiserver prints.
+      resolve(
+        failedCalling(
+          error.code === 'ECONNREFUSED' ? `dial tcp ${url.hostname}:${options.port}: connect: connection refused` : error.message,
+        ),
+      ),
+    );
     req.end(body);
   });
 }

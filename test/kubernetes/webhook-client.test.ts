@@ -2,8 +2,9 @@
  * The kube-apiserver stand-in must itself be faithful: it checks answers in the apiserver's order
  * and words outcomes as the apiserver and kubectl do (reference sections 3 and 4).
  */
+import { type AddressInfo, createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { interpretResponse, keptWarnings, kubectlLines } from '../../src/kubernetes/webhook-client.ts';
+import { callWebhook, interpretResponse, keptWarnings, kubectlLines } from '../../src/kubernetes/webhook-client.ts';
 
 const ok = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' };
 
@@ -61,5 +62,28 @@ describe('response validation as kube-apiserver does it', () => {
       'Warning: careful',
       'Error from server (Forbidden): error when creating "x.yaml": admission webhook "w.twokey.dev" denied the request: twokey: no',
     ]);
+  });
+
+  it('words a refused connection as kube-apiserver prints it', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const outcome = await callWebhook(
+      {
+        url: `https://127.0.0.1:${port}/validate`,
+        serverName: 'twokey.twokey.svc',
+        caBundle: '',
+        webhookName: 'workloads.twokey.dev',
+        timeoutSeconds: 5,
+      },
+      { request: { uid: 'u' } },
+    );
+    expect(outcome).toEqual({
+      kind: 'failed',
+      message: `failed calling webhook "workloads.twokey.dev": failed to call webhook: Post "https://twokey.twokey.svc:${port}/validate?timeout=5s": dial tcp 127.0.0.1:${port}: connect: connection refused`,
+    });
   });
 });
