@@ -52,7 +52,7 @@ export async function serverDigest(client: ClusterClient, m: ManifestObject, act
   }
   const outcome = await client.dryRunApply(m.resource, m.namespace, m.name, m.object, fieldManager);
   if (outcome.kind === 'admitted') return objectDigest(m, action, outcome.object);
-  const digest = outcome.byTwokey ? digestFromRefusal(outcome.message) : undefined;
+  const digest = outcome.byTwokey ? digestFromRefusal(outcome.message, action) : undefined;
   if (!digest) throw new TwokeyError('ERR_CLUSTER', `the dry run of ${describeManifest(m)} was refused: ${outcome.message}`);
   return digest;
 }

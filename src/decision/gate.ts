@@ -46,13 +46,22 @@ export interface GateContext {
   readonly offThread?: OffThreadDigester;
 }
 
+/** One gated aspect of a request: what it does, and the digest its approvals must be bound to. */
+export interface GatedAspect {
+  readonly action: Action;
+  readonly digest: string;
+}
+
 export type Gate =
   | { readonly gated: false; readonly why: string }
   | {
       readonly gated: true;
-      readonly action: Action;
       readonly target: ChangeTarget;
-      readonly digest: string;
+      /**
+       * Every gated aspect of the request, in the order of ACTIONS; each needs a quorum of its own.
+       * An UPDATE that changes the spec and takes the protection away is both a deploy and an unprotect.
+       */
+      readonly aspects: readonly [GatedAspect, ...GatedAspect[]];
       /** The object whose approval annotations count. */
       readonly approvalsFrom: ObjectMeta;
     };
@@ -113,30 +122,12 @@ function requireUid(old: ObjectMeta, action: Action): string {
   return old.uid;
 }
 
-async function deployGate(
-  target: ChangeTarget,
-  object: JsonObject,
-  from: ObjectMeta,
-  offThread: OffThreadDigester | undefined,
-  digest?: string,
-): Promise<Gate> {
-  return {
-    gated: true,
-    action: 'deploy',
-    target,
-    digest: digest ?? (await judgeable(deployDigest(target, deploySpec(object), offThread))),
-    approvalsFrom: from,
-  };
+function gated(target: ChangeTarget, aspects: readonly [GatedAspect, ...GatedAspect[]], from: ObjectMeta): Gate {
+  return { gated: true, target, aspects, approvalsFrom: from };
 }
 
-function uidGate(action: 'delete' | 'unprotect', target: ChangeTarget, old: ObjectMeta, from: ObjectMeta): Gate {
-  return {
-    gated: true,
-    action,
-    target,
-    digest: digestOf({ ...target, action, uid: requireUid(old, action) }),
-    approvalsFrom: from,
-  };
+function uidAspect(action: 'delete' | 'unprotect', target: ChangeTarget, old: ObjectMeta): GatedAspect {
+  return { action, digest: digestOf({ ...target, action, uid: requireUid(old, action) }) };
 }
 
 function gateNamespace(request: AdmissionRequest, ctx: GateContext): Gate {
@@ -152,13 +143,15 @@ function gateNamespace(request: AdmissionRequest, ctx: GateContext): Gate {
       const name = targetName(request, object, old);
       if (!critical(old, name)) return notGated('the namespace is not critical');
       if (critical(object, name) && !handsOverDeletion(old, object)) return notGated('the namespace stays critical');
-      return uidGate('unprotect', { resource, namespace: '', name }, old, object);
+      const target = { resource, namespace: '', name };
+      return gated(target, [uidAspect('unprotect', target, old)], object);
     }
     case 'DELETE': {
       const old = meta(request.oldObject, 'oldObject', 'DELETE');
       const name = targetName(request, old);
       if (!critical(old, name)) return notGated('the namespace is not critical');
-      return uidGate('delete', { resource, namespace: '', name }, old, old);
+      const target = { resource, namespace: '', name };
+      return gated(target, [uidAspect('delete', target, old)], old);
     }
     default:
       return notGated(`${request.operation} is not gated`);
@@ -180,7 +173,9 @@ async function gateWorkload(
         namespace: checkNamespace(request, object),
         name: targetName(request, object),
       };
-      return critical(object) ? deployGate(target, object.object, object, offThread) : notGated('the workload is not critical');
+      if (!critical(object)) return notGated('the workload is not critical');
+      const digest = await judgeable(deployDigest(target, deploySpec(object.object), offThread));
+      return gated(target, [{ action: 'deploy', digest }], object);
     }
     case 'UPDATE': {
       const object = meta(request.object, 'object', 'UPDATE');
@@ -190,12 +185,18 @@ async function gateWorkload(
         namespace: checkNamespace(request, object, old),
         name: targetName(request, object, old),
       };
-      if (critical(old) && (!critical(object) || handsOverDeletion(old, object))) return uidGate('unprotect', target, old, object);
-      if (!critical(object)) return notGated('the workload is not critical');
+      const wasCritical = critical(old);
+      if (!wasCritical && !critical(object)) return notGated('the workload is not critical');
+      // Every gated aspect is judged: a spec changed along with the owners or the label is a deploy
+      // too, and unprotect approvals must not carry it.
+      const aspects: GatedAspect[] = [];
       const digest = await judgeable(changedDeployDigest(target, object.object, old.object, offThread));
-      return digest === undefined
+      if (digest !== undefined) aspects.push({ action: 'deploy', digest });
+      if (wasCritical && (!critical(object) || handsOverDeletion(old, object))) aspects.push(uidAspect('unprotect', target, old));
+      const [first, ...rest] = aspects;
+      return first === undefined
         ? notGated('the deploy digest is unchanged (metadata or scale only)')
-        : deployGate(target, object.object, object, offThread, digest);
+        : gated(target, [first, ...rest], object);
     }
     case 'DELETE': {
       const old = meta(request.oldObject, 'oldObject', 'DELETE');
@@ -204,7 +205,7 @@ async function gateWorkload(
         namespace: checkNamespace(request, old),
         name: targetName(request, old),
       };
-      return critical(old) ? uidGate('delete', target, old, old) : notGated('the workload is not critical');
+      return critical(old) ? gated(target, [uidAspect('delete', target, old)], old) : notGated('the workload is not critical');
     }
     default:
       return notGated(`${request.operation} is not gated`);
@@ -223,7 +224,7 @@ function handsOverDeletion(old: ObjectMeta, object: ObjectMeta): boolean {
 
 function sameGate(a: Gate, b: Gate): boolean {
   if (!a.gated || !b.gated) return a.gated === b.gated;
-  return a.action === b.action && a.digest === b.digest;
+  return isDeepStrictEqual(a.aspects, b.aspects);
 }
 
 export async function gateRequest(request: AdmissionRequest, ctx: GateContext): Promise<Gate> {

@@ -9,9 +9,9 @@ import { deploySpec, digestOf } from '../../src/decision/digest.ts';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
 import type { RunningServer } from '../../src/server/serve.ts';
 import { runCli } from '../support/cli.ts';
-import { FakeKube } from '../support/fake-kube.ts';
+import { applyDefaults, FakeKube } from '../support/fake-kube.ts';
 import { SERVICE_NAME, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';
-import { approve, deployment, type Issuer, makeIssuer, withAnnotations } from '../support/world.ts';
+import { approve, bindingFor, deployment, type Issuer, makeIssuer, withAnnotations } from '../support/world.ts';
 
 let kube: FakeKube;
 let files: ServerFiles;
@@ -75,6 +75,23 @@ describe('twokey digest --server', () => {
     const uid = (live.metadata as JsonObject).uid as string;
     expect(deleted.stdout.split(' ')[0]).toBe(
       digestOf({ action: 'delete', resource: 'deployments.apps', namespace: 'sandbox', name: 'worker', uid }),
+    );
+  });
+
+  it('prints each aspect its own digest when one change is both a deploy and an unprotect', async () => {
+    const live = kube.putObject(deployment({ name: 'handover', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'true' } }));
+    const next = deployment({ name: 'handover', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'true' }, image: 'x:6.6.6' });
+    (next.metadata as JsonObject).ownerReferences = [{ apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-ghost' }];
+    const file = join(files.dir, 'handover.json');
+    await writeFile(file, JSON.stringify(next));
+    const target = { resource: 'deployments.apps', namespace: 'sandbox', name: 'handover' };
+    const deploy = await twokey('digest', '--server', '-f', file);
+    expect(deploy.code, deploy.stderr).toBe(0);
+    expect(deploy.stdout.split(' ')[0]).toBe(digestOf({ action: 'deploy', ...target, spec: deploySpec(applyDefaults(next)) }));
+    const unprotect = await twokey('digest', '--server', '--action', 'unprotect', '-f', file);
+    expect(unprotect.code, unprotect.stderr).toBe(0);
+    expect(unprotect.stdout.split(' ')[0]).toBe(
+      bindingFor('unprotect', { ...next, metadata: { ...(next.metadata as JsonObject), uid: (live.metadata as JsonObject).uid } }).digest,
     );
   });
 

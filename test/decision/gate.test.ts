@@ -17,7 +17,8 @@ const gate = (
     forceCritical: extra.forceCritical ?? false,
     namespaces: extra.namespaces ? { criticality: (ns) => extra.namespaces?.[ns] ?? 'not-critical' } : NO_CLUSTER_VIEW,
   });
-const action = (g: Gate) => (g.gated ? g.action : 'none');
+const action = (g: Gate) => (g.gated ? g.aspects.map((a) => a.action).join('+') : 'none');
+const digest = (g: Gate) => (g.gated && g.aspects.length === 1 ? g.aspects[0].digest : undefined);
 const critical = { 'twokey.dev/critical': 'true' };
 
 function workload(kind: string, apiVersion: string, labels: Record<string, string> = {}, namespace = 'team-a'): JsonObject {
@@ -33,12 +34,11 @@ describe('critical workloads', async () => {
   ])('gates a labelled %s: deploy on CREATE, delete on DELETE, bound to %s', async (kind, apiVersion, resource) => {
     const object = workload(kind, apiVersion, critical);
     const created = await gate({ operation: 'CREATE', object });
-    expect(created).toMatchObject({ gated: true, action: 'deploy', target: { resource, namespace: 'team-a', name: 'w' } });
-    if (created.gated)
-      expect(created.digest).toBe(digestOf({ action: 'deploy', resource, namespace: 'team-a', name: 'w', spec: deploySpec(object) }));
+    expect(created).toMatchObject({ gated: true, aspects: [{ action: 'deploy' }], target: { resource, namespace: 'team-a', name: 'w' } });
+    expect(digest(created)).toBe(digestOf({ action: 'deploy', resource, namespace: 'team-a', name: 'w', spec: deploySpec(object) }));
     const deleted = await gate({ operation: 'DELETE', oldObject: object });
-    expect(deleted).toMatchObject({ gated: true, action: 'delete' });
-    if (deleted.gated) expect(deleted.digest).toBe(digestOf({ action: 'delete', resource, namespace: 'team-a', name: 'w', uid: 'uid-w' }));
+    expect(action(deleted)).toBe('delete');
+    expect(digest(deleted)).toBe(digestOf({ action: 'delete', resource, namespace: 'team-a', name: 'w', uid: 'uid-w' }));
   });
 
   it('does not gate a labelled object of another kind', async () => {
@@ -87,14 +87,24 @@ describe('critical workloads', async () => {
     );
   });
 
+  it('gates every aspect of an UPDATE: a spec changed with the owners or the label is a deploy and an unprotect', async () => {
+    const old = deployment({ namespace: 'team-a', labels: critical });
+    const newImage = deployment({ namespace: 'team-a', labels: critical, image: 'x:2' });
+    const owned = structuredClone(newImage);
+    (owned.metadata as JsonObject).ownerReferences = [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'o', uid: 'uid-o' }];
+    expect(action(await gate({ operation: 'UPDATE', object: owned, oldObject: old }))).toBe('deploy+unprotect');
+    const unlabelled = withLabels(newImage, { 'twokey.dev/critical': undefined });
+    expect(action(await gate({ operation: 'UPDATE', object: unlabelled, oldObject: old }))).toBe('deploy+unprotect');
+    expect(action(await gate({ operation: 'UPDATE', object: newImage, oldObject: old }))).toBe('deploy');
+  });
+
   it('binds an unprotect to the old object uid', async () => {
     const old = deployment({ namespace: 'team-a', labels: critical, uid: 'uid-old' });
     const g = await gate({ operation: 'UPDATE', object: withLabels(old, { 'twokey.dev/critical': undefined }), oldObject: old });
-    expect(g).toMatchObject({ gated: true, action: 'unprotect' });
-    if (g.gated)
-      expect(g.digest).toBe(
-        digestOf({ action: 'unprotect', resource: 'deployments.apps', namespace: 'team-a', name: 'api', uid: 'uid-old' }),
-      );
+    expect(action(g)).toBe('unprotect');
+    expect(digest(g)).toBe(
+      digestOf({ action: 'unprotect', resource: 'deployments.apps', namespace: 'team-a', name: 'api', uid: 'uid-old' }),
+    );
   });
 });
 
@@ -107,7 +117,11 @@ describe('namespaces', async () => {
 
   it('gates deleting a labelled namespace, with namespace "" in the subject', async () => {
     const g = await gate({ operation: 'DELETE', oldObject: labelled });
-    expect(g).toMatchObject({ gated: true, action: 'delete', target: { resource: 'namespaces', namespace: '', name: 'team-a' } });
+    expect(g).toMatchObject({
+      gated: true,
+      aspects: [{ action: 'delete' }],
+      target: { resource: 'namespaces', namespace: '', name: 'team-a' },
+    });
   });
 
   it('gates deleting a namespace listed in the policy, label or not', async () => {
@@ -163,7 +177,7 @@ describe('requests that are never gated', async () => {
     'does not exempt %s deleting a critical namespace (an owner put on it would delete it ungated)',
     async (user) => {
       const g = await gate({ operation: 'DELETE', oldObject: namespaceObject('payments'), user });
-      expect(g).toMatchObject({ gated: true, action: 'delete' });
+      expect(action(g)).toBe('delete');
     },
   );
 

@@ -6,6 +6,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { digestFromRefusal } from '../../src/cluster/client.ts';
 import { decide } from '../../src/decision/decide.ts';
 import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { Verdict } from '../../src/decision/verdict.ts';
@@ -822,5 +823,126 @@ describe('bounded reading', () => {
       '452 more approval annotations were not read (only the first 50 distinct tokens are read), e.g. approval.twokey.dev/a-050',
     );
     expect(verdict.message?.length).toBeLessThan(12_000);
+  });
+});
+
+describe('every gated aspect of one request needs approvals of its own', () => {
+  const ghost = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-of-nothing' };
+  const withOwners = (object: JsonObject, owners: unknown[]) => {
+    const copy = structuredClone(object);
+    (copy.metadata as JsonObject).ownerReferences = owners;
+    return copy;
+  };
+  /** Approvals of one action for the object as it will be, one annotation per approver and action. */
+  const approvalsOf = async (action: 'deploy' | 'unprotect', object: JsonObject, approvers = ['bob@example.com', 'carol@example.com']) =>
+    Object.fromEntries(
+      await Promise.all(
+        approvers.map(async (approver) => [
+          `approval.twokey.dev/${approver.split('@')[0]}-${action}`,
+          await approve(issuer, action, object, { approver }),
+        ]),
+      ),
+    );
+  const update = (object: JsonObject, oldObject: JsonObject) => decide(request({ operation: 'UPDATE', object, oldObject }), ctx());
+  const labelled = deployment({ namespace: 'team-a', labels: { 'twokey.dev/critical': 'true' } });
+
+  it('refuses a new image hidden in an owner handover that only unprotect approvals cover', async () => {
+    const handedOver = withOwners(deployment({ image: 'registry.example.com/api:6.6.6' }), [ghost]);
+    const verdict = await update(withAnnotations(handedOver, await approvalsOf('unprotect', handedOver)), api);
+    expect(verdict).toMatchObject({
+      allowed: false,
+      action: 'deploy+unprotect',
+      aspects: [
+        { action: 'deploy', allowed: false, digest: bindingFor('deploy', handedOver).digest },
+        { action: 'unprotect', allowed: true, change: 'CHG0031337', approvers: ['bob@example.com', 'carol@example.com'] },
+      ],
+    });
+    expect(verdict.message).toMatch(
+      /^twokey: deploy\+unprotect of deployments\.apps payments\/api refused: this one request is a deploy and an unprotect, /,
+    );
+    expect(verdict.message).toContain(
+      `The deploy needs approvals bound to digest ${bindingFor('deploy', handedOver).digest}: 0 of 2 required approvals.`,
+    );
+    expect(verdict.message).toContain(
+      `To approve: twokey approve --action deploy --digest ${bindingFor('deploy', handedOver).digest} ...,`,
+    );
+    expect(verdict.auditAnnotations).toMatchObject({ decision: 'refused', action: 'deploy+unprotect', 'unprotect-change': 'CHG0031337' });
+  });
+
+  it('refuses a new image with the critical label removed when only unprotect approvals cover it', async () => {
+    const unlabelled = withLabels(deployment({ namespace: 'team-a', image: 'registry.example.com/api:6.6.6' }), {});
+    const verdict = await update(withAnnotations(unlabelled, await approvalsOf('unprotect', unlabelled)), labelled);
+    expect(verdict).toMatchObject({ allowed: false, action: 'deploy+unprotect' });
+    expect(verdict.aspects.map((a) => [a.action, a.allowed])).toEqual([
+      ['deploy', false],
+      ['unprotect', true],
+    ]);
+  });
+
+  it('refuses deploy approvals alone, naming the unprotect that lacks them', async () => {
+    const handedOver = withOwners(deployment({ image: 'registry.example.com/api:2.0.0' }), [ghost]);
+    const verdict = await update(withAnnotations(handedOver, await approvalsOf('deploy', handedOver)), api);
+    expect(verdict).toMatchObject({ allowed: false, action: 'deploy+unprotect' });
+    expect(verdict.message).toContain(`The unprotect needs approvals bound to digest ${bindingFor('unprotect', handedOver).digest}`);
+    expect(verdict.message).toContain('The deploy needs approvals bound to digest');
+    expect(verdict.message).toContain('approved for change "CHG0031337" by "bob@example.com", "carol@example.com".');
+  });
+
+  it('admits when each aspect reaches its quorum, the same approvers approving both', async () => {
+    const handedOver = withOwners(deployment({ image: 'registry.example.com/api:2.0.0' }), [ghost]);
+    const approvals = { ...(await approvalsOf('deploy', handedOver)), ...(await approvalsOf('unprotect', handedOver)) };
+    const verdict = await update(withAnnotations(handedOver, approvals), api);
+    expect(verdict).toMatchObject({ allowed: true, action: 'deploy+unprotect' });
+    expect(verdict.aspects.every((a) => a.allowed)).toBe(true);
+    // A token counts where it is bound; that it is no token of the other aspect is no warning.
+    expect(verdict.approvals.map((a) => [a.key, a.status, a.action])).toEqual([
+      ['approval.twokey.dev/bob-deploy', 'counted', 'deploy'],
+      ['approval.twokey.dev/bob-unprotect', 'counted', 'unprotect'],
+      ['approval.twokey.dev/carol-deploy', 'counted', 'deploy'],
+      ['approval.twokey.dev/carol-unprotect', 'counted', 'unprotect'],
+    ]);
+    expect(verdict.warnings).toEqual(['twokey: owned by Database/ghost: deleting an owner deletes this workload without delete approvals']);
+    expect(verdict.auditAnnotations).toMatchObject({
+      decision: 'admitted',
+      action: 'deploy+unprotect',
+      'deploy-digest': bindingFor('deploy', handedOver).digest,
+      'deploy-approvers': 'bob@example.com,carol@example.com',
+      'unprotect-digest': bindingFor('unprotect', handedOver).digest,
+    });
+  });
+
+  it('tallies each aspect by the rules: the requesting user does not approve its deploy half', async () => {
+    const handedOver = withOwners(deployment({ image: 'registry.example.com/api:2.0.0' }), [ghost]);
+    const approvals = {
+      ...(await approvalsOf('deploy', handedOver, ['bob@example.com', 'deployer@example.com'])),
+      ...(await approvalsOf('unprotect', handedOver)),
+    };
+    const verdict = await update(withAnnotations(handedOver, approvals), api);
+    expect(verdict).toMatchObject({
+      allowed: false,
+      aspects: [
+        { action: 'deploy', allowed: false },
+        { action: 'unprotect', allowed: true },
+      ],
+    });
+    expect(verdict.message).toContain(
+      'approval.twokey.dev/deployer-deploy (deploy): approver "deployer@example.com" is the user making this request',
+    );
+  });
+
+  it('lets the CLI read each aspect its digest from the refusal, and a single action its own', async () => {
+    const handedOver = withOwners(deployment({ image: 'registry.example.com/api:2.0.0' }), [ghost]);
+    const both = await update(handedOver, api);
+    expect(digestFromRefusal(`admission webhook "x" denied the request: ${both.message}`, 'deploy')).toBe(
+      bindingFor('deploy', handedOver).digest,
+    );
+    expect(digestFromRefusal(`admission webhook "x" denied the request: ${both.message}`, 'unprotect')).toBe(
+      bindingFor('unprotect', handedOver).digest,
+    );
+    expect(digestFromRefusal(both.message as string, 'delete')).toBeUndefined();
+    const single = await createWith({});
+    expect(digestFromRefusal(single.message as string)).toBe(bindingFor('deploy', api).digest);
+    expect(digestFromRefusal(single.message as string, 'deploy')).toBe(bindingFor('deploy', api).digest);
+    expect(digestFromRefusal(single.message as string, 'unprotect')).toBeUndefined();
   });
 });

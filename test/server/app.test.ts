@@ -287,6 +287,50 @@ describe('the decision log', () => {
   });
 });
 
+describe('a request gated as several actions', () => {
+  it('is counted, logged and audited with each aspect its digest, change and approvers', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const metrics = createMetrics({ defaultMetrics: false });
+    const server = app({ metrics, logger: createLogger('info', sink) });
+    const api = deployment();
+    const next = deployment({ image: 'registry.example.com/api:2.0.0' });
+    (next.metadata as Record<string, unknown>).ownerReferences = [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'o', uid: 'uid-o' }];
+    const object = withAnnotations(next, {
+      'approval.twokey.dev/bob-unprotect': await approve(issuer, 'unprotect', next, { approver: 'bob@example.com' }),
+      'approval.twokey.dev/carol-unprotect': await approve(issuer, 'unprotect', next, { approver: 'carol@example.com' }),
+    });
+    const body = (await post(server, admissionReview({ operation: 'UPDATE', object, oldObject: api }))).json();
+    expect(body.response.allowed).toBe(false);
+    expect(body.response.status.message).toMatch(/^twokey: deploy\+unprotect of deployments\.apps payments\/api refused: /);
+    expect(body.response.auditAnnotations).toMatchObject({
+      decision: 'refused',
+      action: 'deploy+unprotect',
+      'unprotect-change': 'CHG0031337',
+    });
+    for (const key of Object.keys(body.response.auditAnnotations)) expect(key).toMatch(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/);
+    const text = (await server.inject('/metrics')).body;
+    expect(text).toContain(
+      'twokey_admission_reviews_total{verdict="refused",action="deploy+unprotect",dry_run="false",route="/validate"} 1',
+    );
+    const [decision] = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'admission decision');
+    expect(decision).toMatchObject({
+      action: 'deploy+unprotect',
+      verdict: 'refused',
+      aspects: [
+        { action: 'deploy', allowed: false },
+        { action: 'unprotect', allowed: true, change: 'CHG0031337', approvers: ['bob@example.com', 'carol@example.com'] },
+      ],
+    });
+    expect(decision.aspects[0].digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+});
+
 describe('key rotation', () => {
   it('asks for a refetch of the issuer whose JWKS lacks a token kid, and of no other', async () => {
     const asked: string[] = [];

@@ -34,7 +34,7 @@ function status(code: number, reason: string, message: string) {
 }
 
 /** A few defaults the apiserver fills in, so the server-side digest differs from the file's. */
-function applyDefaults(object: JsonObject): JsonObject {
+export function applyDefaults(object: JsonObject): JsonObject {
   const copy = structuredClone(object);
   const spec = isJsonObject(copy.spec) ? copy.spec : {};
   if (copy.kind === 'Deployment') {
