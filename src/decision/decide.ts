@@ -171,6 +171,7 @@ async function judgeAspect(
   const facts: AspectFacts = {
     action,
     digest,
+    ...(aspect.after ? { after: aspect.after } : {}),
     reports,
     notes: action === 'deploy' ? ownerNotes(approvalsFrom) : [],
     ...(quorum.admitted

@@ -10,6 +10,8 @@ import {
   type JsonObject,
   MalformedObjectError,
   type ObjectMeta,
+  type OwnerIdentity,
+  ownerIdentities,
   qualifiedResource,
   readMeta,
 } from '../kubernetes/objects.ts';
@@ -17,11 +19,13 @@ import { isExemptDeleter, type Policy } from '../policy/policy.ts';
 import {
   type Action,
   type ChangeTarget,
+  canonicalOwners,
   changedDeployDigest,
   deployDigest,
   deploySpec,
   digestOf,
   type OffThreadDigester,
+  type UnprotectState,
 } from './digest.ts';
 import { quote } from './text.ts';
 
@@ -50,6 +54,8 @@ export interface GateContext {
 export interface GatedAspect {
   readonly action: Action;
   readonly digest: string;
+  /** For an unprotect: the state after the change, which its digest binds. */
+  readonly after?: UnprotectState;
 }
 
 export type Gate =
@@ -76,14 +82,24 @@ export class CannotJudge extends Error {
 
 const notGated = (why: string): Gate => ({ gated: false, why });
 
-function meta(object: JsonObject | null, field: string, operation: string): ObjectMeta & { object: JsonObject } {
-  if (object === null) throw new CannotJudge(`the ${operation} review carries no ${field}`);
+/** Reads part of an object; what is malformed there makes the request one twokey cannot judge. */
+function readable<T>(field: string, read: () => T): T {
   try {
-    return { ...readMeta(object), object };
+    return read();
   } catch (error) {
     if (error instanceof MalformedObjectError) throw new CannotJudge(`${field}: ${error.message}`);
     throw error;
   }
+}
+
+function meta(object: JsonObject | null, field: string, operation: string): ObjectMeta & { object: JsonObject } {
+  if (object === null) throw new CannotJudge(`the ${operation} review carries no ${field}`);
+  return readable(field, () => ({ ...readMeta(object), object }));
+}
+
+/** Owners are told apart by the four fields the garbage collector resolves them by. */
+function owners(m: ObjectMeta, field: string): OwnerIdentity[] {
+  return readable(field, () => ownerIdentities(m));
 }
 
 function targetName(request: AdmissionRequest, ...metas: ObjectMeta[]): string {
@@ -126,8 +142,14 @@ function gated(target: ChangeTarget, aspects: readonly [GatedAspect, ...GatedAsp
   return { gated: true, target, aspects, approvalsFrom: from };
 }
 
-function uidAspect(action: 'delete' | 'unprotect', target: ChangeTarget, old: ObjectMeta): GatedAspect {
-  return { action, digest: digestOf({ ...target, action, uid: requireUid(old, action) }) };
+function deleteAspect(target: ChangeTarget, old: ObjectMeta): GatedAspect {
+  return { action: 'delete', digest: digestOf({ ...target, action: 'delete', uid: requireUid(old, 'delete') }) };
+}
+
+/** Bound to the live object's uid and to the state the change leaves: its label and its owners. */
+function unprotectAspect(target: ChangeTarget, old: ObjectMeta, object: ObjectMeta): GatedAspect {
+  const after: UnprotectState = { critical: hasCriticalLabel(object.labels), owners: canonicalOwners(owners(object, 'object')) };
+  return { action: 'unprotect', digest: digestOf({ ...target, action: 'unprotect', uid: requireUid(old, 'unprotect'), ...after }), after };
 }
 
 function gateNamespace(request: AdmissionRequest, ctx: GateContext): Gate {
@@ -144,14 +166,14 @@ function gateNamespace(request: AdmissionRequest, ctx: GateContext): Gate {
       if (!critical(old, name)) return notGated('the namespace is not critical');
       if (critical(object, name) && !handsOverDeletion(old, object)) return notGated('the namespace stays critical');
       const target = { resource, namespace: '', name };
-      return gated(target, [uidAspect('unprotect', target, old)], object);
+      return gated(target, [unprotectAspect(target, old, object)], object);
     }
     case 'DELETE': {
       const old = meta(request.oldObject, 'oldObject', 'DELETE');
       const name = targetName(request, old);
       if (!critical(old, name)) return notGated('the namespace is not critical');
       const target = { resource, namespace: '', name };
-      return gated(target, [uidAspect('delete', target, old)], old);
+      return gated(target, [deleteAspect(target, old)], old);
     }
     default:
       return notGated(`${request.operation} is not gated`);
@@ -192,7 +214,7 @@ async function gateWorkload(
       const aspects: GatedAspect[] = [];
       const digest = await judgeable(changedDeployDigest(target, object.object, old.object, offThread));
       if (digest !== undefined) aspects.push({ action: 'deploy', digest });
-      if (wasCritical && (!critical(object) || handsOverDeletion(old, object))) aspects.push(uidAspect('unprotect', target, old));
+      if (wasCritical && (!critical(object) || handsOverDeletion(old, object))) aspects.push(unprotectAspect(target, old, object));
       const [first, ...rest] = aspects;
       return first === undefined
         ? notGated('the deploy digest is unchanged (metadata or scale only)')
@@ -205,7 +227,7 @@ async function gateWorkload(
         namespace: checkNamespace(request, old),
         name: targetName(request, old),
       };
-      return critical(old) ? gated(target, [uidAspect('delete', target, old)], old) : notGated('the workload is not critical');
+      return critical(old) ? gated(target, [deleteAspect(target, old)], old) : notGated('the workload is not critical');
     }
     default:
       return notGated(`${request.operation} is not gated`);
@@ -219,7 +241,9 @@ async function gateWorkload(
  * Removing owners only takes deletion away from the garbage collector and is not gated.
  */
 function handsOverDeletion(old: ObjectMeta, object: ObjectMeta): boolean {
-  return object.ownerReferences.some((owner) => !old.ownerReferences.some((known) => isDeepStrictEqual(known, owner)));
+  const identity = (o: OwnerIdentity) => JSON.stringify([o.apiVersion, o.kind, o.name, o.uid]);
+  const known = new Set(owners(old, 'oldObject').map(identity));
+  return owners(object, 'object').some((owner) => !known.has(identity(owner)));
 }
 
 function sameGate(a: Gate, b: Gate): boolean {

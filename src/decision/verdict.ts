@@ -3,7 +3,7 @@
  * annotations. Wording lives here so the webhook, `twokey check` and the demo say the same thing.
  */
 import type { RejectionCode } from './approval.ts';
-import type { Action, ChangeTarget } from './digest.ts';
+import type { Action, ChangeTarget, UnprotectState } from './digest.ts';
 import { printable, quote, truncate } from './text.ts';
 
 /** How one approval annotation fared. */
@@ -30,6 +30,8 @@ export interface AspectVerdict {
   /** The digest its approvals must be bound to. */
   readonly digest: string;
   readonly allowed: boolean;
+  /** For an unprotect: the state after the change, which its digest binds. */
+  readonly after?: UnprotectState;
   /** The change that approved it, or the one closest to doing so. */
   readonly change?: string;
   readonly approvers?: readonly string[];
@@ -71,6 +73,21 @@ export function actionLabel(aspects: readonly { readonly action: Action }[]): st
 export function describeTarget(action: string, target: ChangeTarget): string {
   const where = target.namespace === '' ? target.name : `${target.namespace}/${target.name}`;
   return `${action} of ${target.resource} ${where}`;
+}
+
+const OWNERS_NAMED = 5;
+
+/**
+ * What an unprotect's approvals bind besides the object, in words: " (after the change: critical
+ * false, owners none)". Owner names come from the request, so each is cut short: too short to
+ * pass for a digest.
+ */
+function describeAfter(after: UnprotectState | undefined): string {
+  if (after === undefined) return '';
+  const named = after.owners.slice(0, OWNERS_NAMED).map((o) => `${truncate(printable(o.kind), 40)}/${truncate(printable(o.name), 60)}`);
+  const more = after.owners.length - named.length;
+  const owners = named.length === 0 ? 'none' : `${named.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+  return ` (after the change: critical ${after.critical}, owners ${owners})`;
 }
 
 /** Warnings kube-apiserver will pass on: printable, short, few. */
@@ -129,6 +146,8 @@ interface ChangeApprovers {
 export interface AspectFacts {
   readonly action: Action;
   readonly digest: string;
+  /** For an unprotect: the state after the change, which its digest binds. */
+  readonly after?: UnprotectState;
   readonly reports: readonly ApprovalReport[];
   /** What approvers should know about the object beyond its digest. */
   readonly notes?: readonly string[];
@@ -160,12 +179,13 @@ export function quorumVerdict(facts: QuorumFacts): Verdict {
 }
 
 function aspectVerdict(aspect: AspectFacts): AspectVerdict {
-  const { action, digest, admitted, best } = aspect;
+  const { action, digest, after, admitted, best } = aspect;
   const standing = admitted ?? best;
   return {
     action,
     digest,
     allowed: admitted !== undefined,
+    ...(after ? { after } : {}),
     ...(standing ? { change: standing.change, approvers: standing.approvers } : {}),
   };
 }
@@ -195,7 +215,7 @@ function admittedVerdict(facts: QuorumFacts, aspect: AspectFacts, admitted: Chan
     digest,
     change: admitted.change,
     approvers: admitted.approvers,
-    summary: `admitted: ${describeTarget(action, target)} approved for ${admitted.change} by ${admitted.approvers.join(', ')}`,
+    summary: `admitted: ${describeTarget(action, target)}${describeAfter(aspect.after)} approved for ${admitted.change} by ${admitted.approvers.join(', ')}`,
     warnings: admissionWarnings(aspect.notes ?? [], reports, now),
     auditAnnotations: audit({
       decision: 'admitted',
@@ -259,7 +279,7 @@ function refusedVerdict(facts: QuorumFacts, aspect: AspectFacts): Verdict {
   const { action, digest, best } = aspect;
   const what = found(aspect, required);
   const message =
-    `twokey: ${describeTarget(action, target)} refused: ${what}. ` +
+    `twokey: ${describeTarget(action, target)}${describeAfter(aspect.after)} refused: ${what}. ` +
     `Needed: ${whoMayApprove(facts)} and bound to digest ${digest}.${notCountedText(reports, facts.limit)}${notesText(aspect.notes ?? [])} ` +
     `To approve: twokey approve --action ${action} --digest ${digest} ..., then attach each token as annotation approval.twokey.dev/<approver>.`;
   return {
@@ -269,7 +289,7 @@ function refusedVerdict(facts: QuorumFacts, aspect: AspectFacts): Verdict {
     aspects: [aspectVerdict(aspect)],
     digest,
     ...(best ? { change: best.change, approvers: best.approvers } : {}),
-    summary: `refused: ${describeTarget(action, target)}: ${what}`,
+    summary: `refused: ${describeTarget(action, target)}${describeAfter(aspect.after)}: ${what}`,
     message,
     warnings: [],
     auditAnnotations: audit({
@@ -321,7 +341,7 @@ function severalAspectsVerdict(facts: QuorumFacts): Verdict {
       const state = a.admitted
         ? `approved for change ${quote(a.admitted.change)} by ${a.admitted.approvers.map((x) => quote(x)).join(', ')}`
         : found(a, required);
-      return ` The ${a.action} needs approvals bound to digest ${a.digest}: ${state}.`;
+      return ` The ${a.action} needs approvals bound to digest ${a.digest}${describeAfter(a.after)}: ${state}.`;
     })
     .join('');
   const message =

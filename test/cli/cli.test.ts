@@ -150,6 +150,43 @@ describe('the change system flow: keygen, digest, approve, check', () => {
     expect(result.stderr).toContain('deployments.apps payments/api has no metadata.uid');
   });
 
+  it('digest and approve bind an unprotect to the file as it will be: its uid, critical label and owners', async () => {
+    const next = parse(await readFile('examples/deployment.yaml', 'utf8'));
+    next.metadata.uid = 'uid-api';
+    next.metadata.ownerReferences = [
+      { apiVersion: 'example.com/v1', kind: 'Database', name: 'ledger-db', uid: 'uid-ledger', controller: true },
+      { apiVersion: 'example.com/v1', kind: 'Database', name: 'archive-db', uid: 'uid-archive' },
+    ];
+    await writeFile(path('handover.json'), JSON.stringify(next));
+    const result = await runCli(['digest', '--action', 'unprotect', '-f', path('handover.json')]);
+    expect(result.code, result.stderr).toBe(0);
+    const expected = sha(
+      canonical({
+        action: 'unprotect',
+        resource: 'deployments.apps',
+        namespace: 'payments',
+        name: 'api',
+        uid: 'uid-api',
+        critical: false,
+        owners: [
+          { apiVersion: 'example.com/v1', kind: 'Database', name: 'archive-db', uid: 'uid-archive' },
+          { apiVersion: 'example.com/v1', kind: 'Database', name: 'ledger-db', uid: 'uid-ledger' },
+        ],
+      }),
+    );
+    expect(result.stdout).toBe(`${expected}  deployments.apps payments/api\n`);
+    const token = await approve('bob@example.com', ['--action', 'unprotect', '-f', path('handover.json')]);
+    expect(JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()).twokey).toMatchObject({
+      action: 'unprotect',
+      digest: expected,
+    });
+    next.metadata.ownerReferences = [{ apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost' }];
+    await writeFile(path('broken-owner.json'), JSON.stringify(next));
+    const broken = await runCli(['digest', '--action', 'unprotect', '-f', path('broken-owner.json')]);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toContain('deployments.apps payments/api: metadata.ownerReferences[0].uid is missing');
+  });
+
   it('digest exits 2 on a file that is not YAML, or missing', async () => {
     await writeFile(path('broken.yaml'), 'kind: [unclosed');
     expect((await runCli(['digest', '-f', path('broken.yaml')])).stderr).toContain('is not valid YAML');

@@ -5,7 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deploySpec, digestOf } from '../../src/decision/digest.ts';
+import { canonicalDigest, deploySpec, digestOf } from '../../src/decision/digest.ts';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
 import type { RunningServer } from '../../src/server/serve.ts';
 import { runCli } from '../support/cli.ts';
@@ -92,6 +92,28 @@ describe('twokey digest --server', () => {
     expect(unprotect.code, unprotect.stderr).toBe(0);
     expect(unprotect.stdout.split(' ')[0]).toBe(
       bindingFor('unprotect', { ...next, metadata: { ...(next.metadata as JsonObject), uid: (live.metadata as JsonObject).uid } }).digest,
+    );
+  });
+
+  it('binds an unprotect to the live uid and to the label and owners the change leaves', async () => {
+    const live = kube.putObject(deployment({ name: 'unlabel', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'true' } }));
+    const next = deployment({ name: 'unlabel', namespace: 'sandbox' });
+    delete (next.metadata as JsonObject).uid;
+    const file = join(files.dir, 'unlabel.json');
+    await writeFile(file, JSON.stringify(next));
+    const result = await twokey('digest', '--server', '--action', 'unprotect', '-f', file);
+    expect(result.code, result.stderr).toBe(0);
+    const uid = (live.metadata as JsonObject).uid as string;
+    expect(result.stdout.split(' ')[0]).toBe(
+      canonicalDigest({
+        action: 'unprotect',
+        resource: 'deployments.apps',
+        namespace: 'sandbox',
+        name: 'unlabel',
+        uid,
+        critical: false,
+        owners: [],
+      }),
     );
   });
 

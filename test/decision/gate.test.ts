@@ -2,7 +2,7 @@
  * Which requests are gated (contract section 2), as which action, bound to which digest.
  */
 import { describe, expect, it } from 'vitest';
-import { deploySpec, digestOf } from '../../src/decision/digest.ts';
+import { canonicalDigest, deploySpec, digestOf } from '../../src/decision/digest.ts';
 import { CannotJudge, type Gate, gateRequest, type NamespaceState, NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
 import { deployment, makePolicy, namespaceObject, type ReviewOptions, request, withLabels } from '../support/world.ts';
@@ -98,13 +98,38 @@ describe('critical workloads', async () => {
     expect(action(await gate({ operation: 'UPDATE', object: newImage, oldObject: old }))).toBe('deploy');
   });
 
-  it('binds an unprotect to the old object uid', async () => {
+  it('binds an unprotect to the old object uid and to the label and owners the new object carries', async () => {
     const old = deployment({ namespace: 'team-a', labels: critical, uid: 'uid-old' });
-    const g = await gate({ operation: 'UPDATE', object: withLabels(old, { 'twokey.dev/critical': undefined }), oldObject: old });
+    const unlabelled = withLabels(old, { 'twokey.dev/critical': undefined });
+    (unlabelled.metadata as JsonObject).uid = 'uid-claimed-by-the-request';
+    const subject = { action: 'unprotect', resource: 'deployments.apps', namespace: 'team-a', name: 'api', uid: 'uid-old' } as const;
+    const g = await gate({ operation: 'UPDATE', object: unlabelled, oldObject: old });
     expect(action(g)).toBe('unprotect');
-    expect(digest(g)).toBe(
-      digestOf({ action: 'unprotect', resource: 'deployments.apps', namespace: 'team-a', name: 'api', uid: 'uid-old' }),
+    // The subject written out, as the contract gives it, not through digestOf.
+    expect(digest(g)).toBe(canonicalDigest({ ...subject, critical: false, owners: [] }));
+    const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: 'o', uid: 'uid-o' };
+    const owned = structuredClone(old);
+    (owned.metadata as JsonObject).ownerReferences = [{ ...owner, controller: true }];
+    expect(digest(await gate({ operation: 'UPDATE', object: owned, oldObject: old }))).toBe(
+      canonicalDigest({ ...subject, critical: true, owners: [owner] }),
     );
+  });
+
+  it('compares owners by apiVersion, kind, name and uid: other fields changing is no new owner', async () => {
+    const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: 'o', uid: 'uid-o' };
+    const withOwners = (owners: unknown[]) => {
+      const copy = deployment({ namespace: 'team-a', labels: critical });
+      (copy.metadata as JsonObject).ownerReferences = owners;
+      return copy;
+    };
+    const old = withOwners([owner]);
+    expect(action(await gate({ operation: 'UPDATE', object: withOwners([{ ...owner, blockOwnerDeletion: true }]), oldObject: old }))).toBe(
+      'none',
+    );
+    for (const field of ['apiVersion', 'kind', 'name', 'uid'] as const) {
+      const changed = withOwners([{ ...owner, [field]: `${owner[field]}-2` }]);
+      expect(action(await gate({ operation: 'UPDATE', object: changed, oldObject: old }))).toBe('unprotect');
+    }
   });
 });
 
@@ -233,6 +258,26 @@ describe('what cannot be judged is refused', async () => {
     await expect(gateRequest(forged, { policy, forceCritical: true, namespaces: NO_CLUSTER_VIEW })).rejects.toThrow(
       /differs from the request/,
     );
+  });
+
+  it.each([
+    ['without a uid', { apiVersion: 'v1', kind: 'ConfigMap', name: 'o' }, /object: metadata.ownerReferences\[0\].uid is missing/],
+    [
+      'with a name that is not a string',
+      { apiVersion: 'v1', kind: 'ConfigMap', name: 7, uid: 'u' },
+      /ownerReferences\[0\].name is not a string/,
+    ],
+    ['that is not an object', 'owner', /ownerReferences\[0\] is not an object/],
+  ])('when a critical object gets an owner entry %s', async (_how, entry, reason) => {
+    const old = deployment({ namespace: 'team-a', labels: critical });
+    const object = structuredClone(old);
+    (object.metadata as JsonObject).ownerReferences = [entry];
+    await expect(judge({ operation: 'UPDATE', object, oldObject: old })).rejects.toThrow(reason);
+    // Not on an object that is not critical: nothing there depends on its owners.
+    const plain = deployment({ namespace: 'team-a' });
+    const plainOwned = structuredClone(plain);
+    (plainOwned.metadata as JsonObject).ownerReferences = [entry];
+    expect(action(await gate({ operation: 'UPDATE', object: plainOwned, oldObject: plain }))).toBe('none');
   });
 
   it('when a delete target has no uid', async () => {

@@ -680,8 +680,8 @@ describe('what is gated and what is not', () => {
     const refused = await decide(request({ operation: 'UPDATE', object: owned, oldObject: api }), ctx());
     expect(refused).toMatchObject({ allowed: false, action: 'unprotect' });
     const approvals = {
-      'approval.twokey.dev/bob': await approve(issuer, 'unprotect', api, { approver: 'bob@example.com' }),
-      'approval.twokey.dev/carol': await approve(issuer, 'unprotect', api, { approver: 'carol@example.com' }),
+      'approval.twokey.dev/bob': await approve(issuer, 'unprotect', owned, { approver: 'bob@example.com' }),
+      'approval.twokey.dev/carol': await approve(issuer, 'unprotect', owned, { approver: 'carol@example.com' }),
     };
     const admitted = await decide(request({ operation: 'UPDATE', object: withAnnotations(owned, approvals), oldObject: api }), ctx());
     expect(admitted).toMatchObject({ allowed: true, action: 'unprotect' });
@@ -944,5 +944,72 @@ describe('every gated aspect of one request needs approvals of its own', () => {
     expect(digestFromRefusal(single.message as string)).toBe(bindingFor('deploy', api).digest);
     expect(digestFromRefusal(single.message as string, 'deploy')).toBe(bindingFor('deploy', api).digest);
     expect(digestFromRefusal(single.message as string, 'unprotect')).toBeUndefined();
+  });
+});
+
+describe('unprotect approvals are bound to the state the change leaves', () => {
+  const critical = { 'twokey.dev/critical': 'true' };
+  const ledger = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ledger-db', uid: 'uid-ledger' };
+  const other = { apiVersion: 'example.com/v1', kind: 'Database', name: 'other-db', uid: 'uid-other' };
+  const ghost = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-of-nothing' };
+  const labelled = deployment({ namespace: 'team-a', labels: critical });
+  const withOwners = (object: JsonObject, owners: unknown[]) => {
+    const copy = structuredClone(object);
+    (copy.metadata as JsonObject).ownerReferences = owners;
+    return copy;
+  };
+  const unprotectApprovals = async (object: JsonObject) => ({
+    'approval.twokey.dev/bob': await approve(issuer, 'unprotect', object, { approver: 'bob@example.com' }),
+    'approval.twokey.dev/carol': await approve(issuer, 'unprotect', object, { approver: 'carol@example.com' }),
+  });
+  const update = (object: JsonObject, oldObject: JsonObject) => decide(request({ operation: 'UPDATE', object, oldObject }), ctx());
+
+  it('admits the handover they approve, and says what its approvals bind', async () => {
+    const toLedger = withOwners(labelled, [ledger]);
+    const refused = await update(toLedger, labelled);
+    expect(refused.message).toMatch(
+      /^twokey: unprotect of deployments\.apps team-a\/api \(after the change: critical true, owners Database\/ledger-db\) refused: 0 of 2 required approvals/,
+    );
+    const admitted = await update(withAnnotations(toLedger, await unprotectApprovals(toLedger)), labelled);
+    expect(admitted).toMatchObject({ allowed: true, action: 'unprotect', aspects: [{ after: { critical: true, owners: [ledger] } }] });
+  });
+
+  it('does not let approvals left over from a handover to one owner approve another owner, a ghost or the label removal', async () => {
+    // The object as the approved handover left it: owned by ledger-db, its approvals still attached.
+    const handedOver = withAnnotations(withOwners(labelled, [ledger]), await unprotectApprovals(withOwners(labelled, [ledger])));
+    for (const [what, next] of [
+      ['another owner', withOwners(handedOver, [other])],
+      ['another owner besides', withOwners(handedOver, [ledger, other])],
+      ['an owner that does not exist', withOwners(handedOver, [ghost])],
+      ['the label removed', withLabels(handedOver, { 'twokey.dev/critical': undefined })],
+    ] as const) {
+      const verdict = await update(next, handedOver);
+      expect(verdict, what).toMatchObject({ allowed: false, action: 'unprotect' });
+      expect(report(verdict, 'approval.twokey.dev/bob'), what).toMatchObject({ code: 'binding' });
+    }
+  });
+
+  it('does not let approvals of a label removal approve a handover, nor the reverse', async () => {
+    const unlabelled = withLabels(labelled, { 'twokey.dev/critical': undefined });
+    const forRemoval = await unprotectApprovals(unlabelled);
+    expect((await update(withAnnotations(unlabelled, forRemoval), labelled)).allowed).toBe(true);
+    const handover = await update(withAnnotations(withOwners(labelled, [ghost]), forRemoval), labelled);
+    expect(handover).toMatchObject({ allowed: false, action: 'unprotect' });
+    expect(handover.message).toContain('(after the change: critical true, owners Database/ghost) refused');
+    const forHandover = await unprotectApprovals(withOwners(labelled, [ghost]));
+    const removal = await update(withAnnotations(unlabelled, forHandover), labelled);
+    expect(removal.message).toContain('unprotect of deployments.apps team-a/api (after the change: critical false, owners none) refused');
+    // The same for a Namespace: unlabelling approvals do not hand it over.
+    const ns = namespaceObject('team-a', { labels: critical });
+    const nsUnlabelled = withLabels(ns, { 'twokey.dev/critical': undefined });
+    const nsApprovals = await unprotectApprovals(nsUnlabelled);
+    expect((await update(withAnnotations(nsUnlabelled, nsApprovals), ns)).allowed).toBe(true);
+    expect((await update(withAnnotations(withOwners(ns, [ghost]), nsApprovals), ns)).allowed).toBe(false);
+  });
+
+  it('refuses, without crashing, an owner entry that lacks one of the four fields that name it', async () => {
+    const verdict = await update(withOwners(labelled, [{ apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost' }]), labelled);
+    expect(verdict).toMatchObject({ allowed: false, action: undefined });
+    expect(verdict.message).toContain('object: metadata.ownerReferences[0].uid is missing');
   });
 });
