@@ -211,14 +211,19 @@ async function gateWorkload(
       if (!wasCritical && !critical(object)) return notGated('the workload is not critical');
       // Every gated aspect is judged: a spec changed along with the owners or the label is a deploy
       // too, and unprotect approvals must not carry it.
+      // Through status or finalize only metadata changes stick: the spec is not judged there.
+      const judgesSpec = request.subResource === '';
       const aspects: GatedAspect[] = [];
-      const digest = await judgeable(changedDeployDigest(target, object.object, old.object, offThread));
+      const digest = judgesSpec ? await judgeable(changedDeployDigest(target, object.object, old.object, offThread)) : undefined;
       if (digest !== undefined) aspects.push({ action: 'deploy', digest });
       if (wasCritical && (!critical(object) || handsOverDeletion(old, object))) aspects.push(unprotectAspect(target, old, object));
       const [first, ...rest] = aspects;
-      return first === undefined
-        ? notGated('the deploy digest is unchanged (metadata or scale only)')
-        : gated(target, [first, ...rest], object);
+      if (first !== undefined) return gated(target, [first, ...rest], object);
+      return notGated(
+        judgesSpec
+          ? 'the deploy digest is unchanged (metadata or scale only)'
+          : `the ${request.subResource} subresource keeps the label and the owners`,
+      );
     }
     case 'DELETE': {
       const old = meta(request.oldObject, 'oldObject', 'DELETE');
@@ -251,10 +256,20 @@ function sameGate(a: Gate, b: Gate): boolean {
   return isDeepStrictEqual(a.aspects, b.aspects);
 }
 
+/**
+ * Subresources through which Kubernetes keeps metadata changes: a Deployment's status keeps
+ * owner changes; a StatefulSet's, DaemonSet's or CronJob's status and a Namespace's status and
+ * finalize keep label and owner changes. Their spec changes are reset, and `scale` changes only
+ * spec.replicas.
+ */
+const METADATA_SUBRESOURCES: ReadonlySet<string> = new Set(['status', 'finalize']);
+
 export async function gateRequest(request: AdmissionRequest, ctx: GateContext): Promise<Gate> {
-  if (request.subResource !== '') return notGated(`the ${request.subResource} subresource is not gated`);
   const kind = classifyResource(request.resource);
   if (kind === undefined) return notGated(`${qualifiedResource(request.resource)} is not gated`);
+  if (request.subResource !== '' && !(METADATA_SUBRESOURCES.has(request.subResource) && request.operation === 'UPDATE')) {
+    return notGated(`the ${request.subResource} subresource is not gated`);
+  }
   const exemptDelete = request.operation === 'DELETE' && isExemptDeleter(ctx.policy, request.user.username);
   if (kind === 'namespace') {
     // The namespace controller's last step deletes the emptied Namespace, whose deletion was

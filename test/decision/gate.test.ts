@@ -166,7 +166,7 @@ describe('namespaces', async () => {
     expect(action(await gate({ operation: 'UPDATE', object: namespaceObject('payments'), oldObject: payments }))).toBe('none');
   });
 
-  it('does not gate the status and finalize subresources', async () => {
+  it('does not gate status and finalize updates that keep the label and the owners', async () => {
     expect(action(await gate({ operation: 'UPDATE', object: labelled, oldObject: labelled, subResource: 'finalize' }))).toBe('none');
     expect(action(await gate({ operation: 'UPDATE', object: labelled, oldObject: labelled, subResource: 'status' }))).toBe('none');
   });

@@ -1013,3 +1013,68 @@ describe('unprotect approvals are bound to the state the change leaves', () => {
     expect(verdict.message).toContain('object: metadata.ownerReferences[0].uid is missing');
   });
 });
+
+describe('subresources that keep metadata changes are gated as the main resource', () => {
+  const critical = { 'twokey.dev/critical': 'true' };
+  const ghost = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-of-nothing' };
+  const withOwners = (object: JsonObject, owners: unknown[]) => {
+    const copy = structuredClone(object);
+    (copy.metadata as JsonObject).ownerReferences = owners;
+    return copy;
+  };
+  const workload = (kind: string, apiVersion: string): JsonObject => ({
+    ...deployment({ namespace: 'team-a', labels: critical }),
+    apiVersion,
+    kind,
+  });
+  const throughStatus = (object: JsonObject, oldObject: JsonObject, subResource = 'status') =>
+    decide(request({ operation: 'UPDATE', object, oldObject, subResource }), ctx());
+
+  it.each([
+    ['Deployment', 'apps/v1'],
+    ['StatefulSet', 'apps/v1'],
+    ['DaemonSet', 'apps/v1'],
+    ['CronJob', 'batch/v1'],
+  ])('refuses an owner put on a critical %s through its status, and admits it with unprotect approvals', async (kind, apiVersion) => {
+    const old = workload(kind, apiVersion);
+    const owned = withOwners(old, [ghost]);
+    expect(await throughStatus(owned, old)).toMatchObject({ allowed: false, action: 'unprotect' });
+    const approvals = {
+      'approval.twokey.dev/bob': await approve(issuer, 'unprotect', owned, { approver: 'bob@example.com' }),
+      'approval.twokey.dev/carol': await approve(issuer, 'unprotect', owned, { approver: 'carol@example.com' }),
+    };
+    expect(await throughStatus(withAnnotations(owned, approvals), old)).toMatchObject({ allowed: true, action: 'unprotect' });
+  });
+
+  it.each([['StatefulSet'], ['DaemonSet']])('refuses the critical label removed from a %s through its status', async (kind) => {
+    const old = workload(kind, 'apps/v1');
+    const verdict = await throughStatus(withLabels(old, { 'twokey.dev/critical': undefined }), old);
+    expect(verdict).toMatchObject({ allowed: false, action: 'unprotect' });
+  });
+
+  it.each(['status', 'finalize'])('refuses a critical Namespace unlabelled or given an owner through %s', async (subResource) => {
+    const ns = namespaceObject('team-a', { labels: critical });
+    for (const next of [withLabels(ns, { 'twokey.dev/critical': undefined }), withOwners(ns, [ghost])]) {
+      expect(await throughStatus(next, ns, subResource)).toMatchObject({ allowed: false, action: 'unprotect' });
+    }
+    // Listed by the policy, it stays critical without its label.
+    const payments = namespaceObject('payments', { labels: critical });
+    expect(await throughStatus(namespaceObject('payments'), payments, subResource)).toMatchObject({ allowed: true, action: undefined });
+  });
+
+  it('never judges the spec there (the status strategy resets it), nor an update that keeps the label and owners', async () => {
+    const old = deployment({ namespace: 'team-a', labels: critical });
+    const newImage = deployment({ namespace: 'team-a', labels: critical, image: 'registry.example.com/api:6.6.6' });
+    expect(await throughStatus(newImage, old)).toMatchObject({ allowed: true, action: undefined });
+    const unlabelledNewImage = withLabels(newImage, { 'twokey.dev/critical': undefined });
+    expect(await throughStatus(unlabelledNewImage, old)).toMatchObject({ allowed: false, action: 'unprotect' });
+  });
+
+  it('does not gate other subresources, nor other operations on these', async () => {
+    const old = deployment({ namespace: 'team-a', labels: critical });
+    const owned = withOwners(old, [ghost]);
+    expect(await throughStatus(owned, old, 'scale')).toMatchObject({ allowed: true, action: undefined });
+    const created = await decide(request({ operation: 'CREATE', object: owned, subResource: 'status' }), ctx());
+    expect(created).toMatchObject({ allowed: true, action: undefined });
+  });
+});
