@@ -15,7 +15,7 @@ import {
   qualifiedResource,
   readMeta,
 } from '../kubernetes/objects.ts';
-import { isExemptDeleter, type Policy } from '../policy/policy.ts';
+import { exemptDeleterRole, type Policy } from '../policy/policy.ts';
 import {
   type Action,
   type ChangeTarget,
@@ -32,13 +32,18 @@ import { quote } from './text.ts';
 /** A namespace's criticality as known from outside the object (the cluster's namespace labels). */
 export type NamespaceState = 'critical' | 'not-critical' | 'unknown';
 
+/** Whether a namespace's deletion has begun (its metadata.deletionTimestamp is set), as known from outside. */
+export type NamespaceDeletion = 'deleting' | 'active' | 'unknown';
+
 export interface NamespaceView {
   criticality(namespace: string): NamespaceState;
+  deletion(namespace: string): NamespaceDeletion;
 }
 
 /** Without a cluster, namespaces are critical only by the policy's list. */
 export const NO_CLUSTER_VIEW: NamespaceView = {
   criticality: () => 'not-critical',
+  deletion: () => 'unknown',
 };
 
 export interface GateContext {
@@ -270,25 +275,35 @@ export async function gateRequest(request: AdmissionRequest, ctx: GateContext): 
   if (request.subResource !== '' && !(METADATA_SUBRESOURCES.has(request.subResource) && request.operation === 'UPDATE')) {
     return notGated(`the ${request.subResource} subresource is not gated`);
   }
-  const exemptDelete = request.operation === 'DELETE' && isExemptDeleter(ctx.policy, request.user.username);
+  const role = request.operation === 'DELETE' ? exemptDeleterRole(ctx.policy, request.user.username) : undefined;
   if (kind === 'namespace') {
     // The namespace controller's last step deletes the emptied Namespace, whose deletion was
     // judged when it began: that is cleanup, however long it took. A Namespace not yet being
     // deleted is another matter: the garbage collector deletes one whose owner is gone, and
     // owners (say, a tenant object) can be deleted without approvals.
-    const finishing = exemptDelete && request.oldObject !== null && meta(request.oldObject, 'oldObject', 'DELETE').deletionTimestamp !== '';
+    const finishing =
+      role !== undefined && request.oldObject !== null && meta(request.oldObject, 'oldObject', 'DELETE').deletionTimestamp !== '';
     return finishing ? notGated('the namespace is already being deleted; finishing it is cluster cleanup') : gateNamespace(request, ctx);
   }
 
   const namespace = request.namespace;
   const byRouteOrPolicy = ctx.forceCritical || ctx.policy.criticalNamespaces.has(namespace);
   const state: NamespaceState = byRouteOrPolicy ? 'critical' : ctx.namespaces.criticality(namespace);
-  if (exemptDelete) {
+  // The namespace controller empties a namespace whose deletion has begun; its identity deleting
+  // anywhere else is not that cleanup, and is judged like anyone's delete.
+  const cleanup = role === 'garbageCollector' || (role === 'namespaceController' && ctx.namespaces.deletion(namespace) === 'deleting');
+  if (cleanup) {
     // The cluster's cleanup is exempt so that an approved namespace deletion never hangs. A
     // workload critical by its own label in a namespace that is not critical was never covered by
     // such an approval (its namespace, or its owner, was deleted ungated): it needs its own.
     const labelled = request.oldObject !== null && hasCriticalLabel(meta(request.oldObject, 'oldObject', 'DELETE').labels);
-    if (!labelled || state === 'critical') return notGated('deletes by this user are exempt (cluster cleanup)');
+    if (!labelled || state === 'critical') {
+      return notGated(
+        role === 'garbageCollector'
+          ? 'deletes by the garbage collector are exempt (cluster cleanup)'
+          : 'the namespace controller is emptying a namespace being deleted (cluster cleanup)',
+      );
+    }
   }
   if (state === 'critical' && !byRouteOrPolicy) {
     // The namespace watch can lag the apiserver, whose own view routes critical namespaces to

@@ -184,6 +184,24 @@ describe('twokey check --server', () => {
   });
 });
 
+describe('twokey check --server and the cleanup exemption', () => {
+  it("judges the namespace controller's delete by whether the live namespace is being deleted", async () => {
+    kube.putNamespace('closing', { 'twokey.dev/critical': 'true' }, { deleting: true });
+    for (const namespace of ['closing', 'payments']) kube.putObject(deployment({ name: 'cleaned', namespace }));
+    const judge = async (namespace: string) => {
+      const file = join(files.dir, `cleaned-${namespace}.json`);
+      await writeFile(file, JSON.stringify(deployment({ name: 'cleaned', namespace })));
+      const controller = 'system:serviceaccount:kube-system:namespace-controller';
+      return twokey('check', '--server', '--config', files.policy, '-f', file, '--operation', 'DELETE', '--user', controller, '-o', 'json');
+    };
+    const closing = await judge('closing');
+    expect(closing.code, closing.stdout + closing.stderr).toBe(0);
+    const active = await judge('payments');
+    expect(active.code).toBe(1);
+    expect(JSON.parse(active.stdout)[0]).toMatchObject({ allowed: false, action: 'delete' });
+  });
+});
+
 describe('twokey scan', () => {
   it('reports critical workloads whose current spec no valid approvals cover, and exits 1', async () => {
     const covered = deployment({ name: 'covered', namespace: 'payments' });

@@ -15,7 +15,9 @@ const gate = (
   gateRequest(request(options), {
     policy,
     forceCritical: extra.forceCritical ?? false,
-    namespaces: extra.namespaces ? { criticality: (ns) => extra.namespaces?.[ns] ?? 'not-critical' } : NO_CLUSTER_VIEW,
+    namespaces: extra.namespaces
+      ? { criticality: (ns) => extra.namespaces?.[ns] ?? 'not-critical', deletion: () => 'unknown' }
+      : NO_CLUSTER_VIEW,
   });
 const action = (g: Gate) => (g.gated ? g.aspects.map((a) => a.action).join('+') : 'none');
 const digest = (g: Gate) => (g.gated && g.aspects.length === 1 ? g.aspects[0].digest : undefined);

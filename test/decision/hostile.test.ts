@@ -8,7 +8,7 @@ import { createPublicKey } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { digestFromRefusal } from '../../src/cluster/client.ts';
 import { decide } from '../../src/decision/decide.ts';
-import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
+import { type NamespaceView, NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { Verdict } from '../../src/decision/verdict.ts';
 import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
@@ -53,6 +53,8 @@ async function createWith(annotations: Record<string, string>, user = 'deployer@
 }
 
 const bob = () => approve(issuer, 'deploy', api, { approver: 'bob@example.com' });
+/** A namespace view in which every namespace's deletion has begun. */
+const beingDeleted: NamespaceView = { ...NO_CLUSTER_VIEW, deletion: () => 'deleting' };
 const report = (verdict: Verdict, key: string) => verdict.approvals.find((a) => a.key === key);
 const header = (extra: Record<string, unknown> = {}) => ({
   alg: 'EdDSA',
@@ -632,7 +634,7 @@ describe('what is gated and what is not', () => {
   it('admits the namespace controller deleting inside a namespace being deleted', async () => {
     const verdict = await decide(
       request({ operation: 'DELETE', oldObject: api, user: 'system:serviceaccount:kube-system:namespace-controller', noName: true }),
-      ctx(),
+      ctx({ namespaces: beingDeleted }),
     );
     expect(verdict).toMatchObject({ allowed: true, action: undefined });
   });
@@ -742,7 +744,11 @@ describe('what is gated and what is not', () => {
     'gates %s deleting a workload labelled critical in a namespace that is not critical',
     async (user) => {
       const labelled = deployment({ namespace: 'team-a', labels: { 'twokey.dev/critical': 'true' } });
-      const refused = await decide(request({ operation: 'DELETE', oldObject: labelled, user, noName: true }), ctx());
+      // Even while its namespace is being deleted: that deletion's approvals never covered it.
+      const refused = await decide(
+        request({ operation: 'DELETE', oldObject: labelled, user, noName: true }),
+        ctx({ namespaces: beingDeleted }),
+      );
       expect(refused).toMatchObject({ allowed: false, action: 'delete' });
       const approvals = {
         'approval.twokey.dev/bob': await approve(issuer, 'delete', labelled, { approver: 'bob@example.com' }),
@@ -750,12 +756,14 @@ describe('what is gated and what is not', () => {
       };
       const admitted = await decide(
         request({ operation: 'DELETE', oldObject: withAnnotations(labelled, approvals), user, noName: true }),
-        ctx(),
+        ctx({ namespaces: beingDeleted }),
       );
       expect(admitted).toMatchObject({ allowed: true, action: 'delete' });
       // In a critical namespace, whose own deletion was gated, the cleanup stays exempt.
       const inCritical = deployment({ namespace: 'payments', labels: { 'twokey.dev/critical': 'true' } });
-      expect(await decide(request({ operation: 'DELETE', oldObject: inCritical, user, noName: true }), ctx())).toMatchObject({
+      expect(
+        await decide(request({ operation: 'DELETE', oldObject: inCritical, user, noName: true }), ctx({ namespaces: beingDeleted })),
+      ).toMatchObject({
         allowed: true,
         action: undefined,
       });
@@ -765,7 +773,7 @@ describe('what is gated and what is not', () => {
   it('gates by the stricter view when the namespace watch still says critical', async () => {
     const labelled = deployment({ namespace: 'team-a', labels: { 'twokey.dev/critical': 'true' } });
     const unlabelled = withLabels(labelled, { 'twokey.dev/critical': undefined });
-    const watchSaysCritical = { criticality: () => 'critical' as const };
+    const watchSaysCritical = { criticality: () => 'critical' as const, deletion: () => 'active' as const };
     const verdict = await decide(
       request({ operation: 'UPDATE', object: unlabelled, oldObject: labelled }),
       ctx({ namespaces: watchSaysCritical }),
@@ -791,10 +799,10 @@ describe('what is gated and what is not', () => {
   });
 
   it('honours a policy without the default exempt deleters', async () => {
-    const strict = await makeSnapshot([issuer], makePolicy({ exemptDeleters: [] }));
+    const strict = await makeSnapshot([issuer], makePolicy({ exemptDeleters: { namespaceController: [], garbageCollector: [] } }));
     const verdict = await decide(
       request({ operation: 'DELETE', oldObject: api, user: 'system:serviceaccount:kube-system:namespace-controller', noName: true }),
-      { ...strict, namespaces: NO_CLUSTER_VIEW, forceCritical: false, now: NOW },
+      { ...strict, namespaces: beingDeleted, forceCritical: false, now: NOW },
     );
     expect(verdict.allowed).toBe(false);
   });
@@ -1076,5 +1084,49 @@ describe('subresources that keep metadata changes are gated as the main resource
     expect(await throughStatus(owned, old, 'scale')).toMatchObject({ allowed: true, action: undefined });
     const created = await decide(request({ operation: 'CREATE', object: owned, subResource: 'status' }), ctx());
     expect(created).toMatchObject({ allowed: true, action: undefined });
+  });
+});
+
+describe("the namespace controller's exemption holds only where a namespace is being deleted", () => {
+  const controller = 'system:serviceaccount:kube-system:namespace-controller';
+  const collector = 'system:serviceaccount:kube-system:generic-garbage-collector';
+  const view = (deletion: 'deleting' | 'active' | 'unknown'): NamespaceView => ({
+    criticality: () => 'critical',
+    deletion: () => deletion,
+  });
+  const remove = (user: string, namespaces: NamespaceView, oldObject: JsonObject = api, policy = snapshot) =>
+    decide(request({ operation: 'DELETE', oldObject, user, noName: true }), { ...policy, namespaces, forceCritical: false, now: NOW });
+
+  it.each([['active'], ['unknown']] as const)(
+    'refuses its identity deleting a critical workload in a namespace whose deletion is %s',
+    async (deletion) => {
+      expect(await remove(controller, view(deletion))).toMatchObject({ allowed: false, action: 'delete' });
+      const approvals = {
+        'approval.twokey.dev/bob': await approve(issuer, 'delete', api, { approver: 'bob@example.com' }),
+        'approval.twokey.dev/carol': await approve(issuer, 'delete', api, { approver: 'carol@example.com' }),
+      };
+      expect(await remove(controller, view(deletion), withAnnotations(api, approvals))).toMatchObject({ allowed: true, action: 'delete' });
+    },
+  );
+
+  it('admits it emptying a namespace whose deletion has begun', async () => {
+    expect(await remove(controller, view('deleting'))).toMatchObject({ allowed: true, action: undefined });
+  });
+
+  it('keeps the garbage collector exempt wherever a critical namespace stands', async () => {
+    for (const deletion of ['active', 'unknown', 'deleting'] as const) {
+      expect(await remove(collector, view(deletion)), deletion).toMatchObject({ allowed: true, action: undefined });
+    }
+  });
+
+  it('judges each name by the role it is listed for', async () => {
+    const manager = 'system:kube-controller-manager';
+    const asCollector = await makeSnapshot([issuer], makePolicy({ exemptDeleters: { garbageCollector: [manager] } }));
+    expect(await remove(manager, view('active'), api, asCollector)).toMatchObject({ allowed: true, action: undefined });
+    // The default namespace controller is still its own role there, and only there.
+    expect(await remove(controller, view('active'), api, asCollector)).toMatchObject({ allowed: false, action: 'delete' });
+    const asController = await makeSnapshot([issuer], makePolicy({ exemptDeleters: { namespaceController: [manager] } }));
+    expect(await remove(manager, view('active'), api, asController)).toMatchObject({ allowed: false, action: 'delete' });
+    expect(await remove(manager, view('deleting'), api, asController)).toMatchObject({ allowed: true, action: undefined });
   });
 });

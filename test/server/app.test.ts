@@ -195,6 +195,7 @@ describe('POST /validate', () => {
         criticality: () => {
           throw new Error('cache exploded');
         },
+        deletion: () => 'unknown',
       },
     });
     const body = (await post(broken, admissionReview({ operation: 'CREATE', object: deployment({ namespace: 'team-a' }) }))).json();
