@@ -4,7 +4,14 @@
  * judge on a gated request becomes a refusal that says why.
  */
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
-import { approvalAnnotations, describeOwners, type ObjectMeta } from '../kubernetes/objects.ts';
+import {
+  approvalAnnotations,
+  criticalLabelLookAlike,
+  describeOwners,
+  type ObjectMeta,
+  readMeta,
+  typeOfResource,
+} from '../kubernetes/objects.ts';
 import { type ApprovalContext, type ExpectedBinding, evaluateApproval, tokenIdentity } from './approval.ts';
 import type { ChangeTarget } from './digest.ts';
 import { CannotJudge, type Gate, type GateContext, type GatedAspect, gateRequest } from './gate.ts';
@@ -16,14 +23,40 @@ import {
   type AspectFacts,
   actionLabel,
   cannotJudgeVerdict,
+  describeLookAlike,
   notGatedVerdict,
   quorumVerdict,
   type Verdict,
+  warningLines,
 } from './verdict.ts';
 
 export type DecisionContext = ApprovalContext & GateContext;
 
 export async function decide(request: AdmissionRequest, ctx: DecisionContext): Promise<Verdict> {
+  const verdict = await judge(request, ctx);
+  const lookAlike = lookAlikeWarning(request);
+  // Told whatever the verdict, which it never changes: the label is what was meant to protect the object.
+  return lookAlike === undefined ? verdict : { ...verdict, warnings: warningLines([lookAlike, ...verdict.warnings]) };
+}
+
+/** A warning when the object under review carries a critical label that protects nothing ("True", "yes"). */
+function lookAlikeWarning(request: AdmissionRequest): string | undefined {
+  const type = typeOfResource(request.resource);
+  // Only where the review carries the object itself (not a Scale, nor CONNECT options).
+  if (type === undefined || request.kind.group !== type.group || request.kind.kind !== type.kind) return undefined;
+  const subject = request.operation === 'DELETE' ? request.oldObject : request.object;
+  if (subject === null) return undefined;
+  let labels: Readonly<Record<string, string>>;
+  try {
+    ({ labels } = readMeta(subject));
+  } catch {
+    return undefined;
+  }
+  const value = criticalLabelLookAlike(labels);
+  return value === undefined ? undefined : `twokey: ${describeLookAlike(value, type.kind)}`;
+}
+
+async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<Verdict> {
   let gate: Gate;
   try {
     gate = await gateRequest(request, ctx);

@@ -2,6 +2,7 @@
  * The verdict and how it is worded for people: the refusal message, warnings and audit
  * annotations. Wording lives here so the webhook, `twokey check` and the demo say the same thing.
  */
+import { CRITICAL_LABEL, CRITICAL_VALUE } from '../kubernetes/objects.ts';
 import type { RejectionCode } from './approval.ts';
 import type { Action, ChangeTarget, UnprotectState } from './digest.ts';
 import { printable, quote, truncate } from './text.ts';
@@ -73,6 +74,11 @@ export function actionLabel(aspects: readonly { readonly action: Action }[]): st
 export function describeTarget(action: string, target: ChangeTarget): string {
   const where = target.namespace === '' ? target.name : `${target.namespace}/${target.name}`;
   return `${action} of ${target.resource} ${where}`;
+}
+
+/** Says that a look-alike of the critical label protects nothing, e.g. for a warning or a scan finding. */
+export function describeLookAlike(value: string, kind: string): string {
+  return `label ${CRITICAL_LABEL} is ${quote(value, 20)}, not "${CRITICAL_VALUE}": it does not make this ${kind} critical`;
 }
 
 const OWNERS_NAMED = 5;

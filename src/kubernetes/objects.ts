@@ -166,6 +166,15 @@ export function hasCriticalLabel(labels: Readonly<Record<string, string>>): bool
   return labels[CRITICAL_LABEL] === CRITICAL_VALUE;
 }
 
+/**
+ * The critical label's value when it is neither "true" nor "false" ("True", "yes", "1"): a
+ * look-alike that protects nothing; undefined otherwise.
+ */
+export function criticalLabelLookAlike(labels: Readonly<Record<string, string>>): string | undefined {
+  const value = Object.hasOwn(labels, CRITICAL_LABEL) ? labels[CRITICAL_LABEL] : undefined;
+  return value === undefined || value === CRITICAL_VALUE || value === 'false' ? undefined : value;
+}
+
 /** Approval annotations of an object, in key order so reports are stable. */
 export function approvalAnnotations(meta: ObjectMeta): Array<{ key: string; value: string }> {
   return Object.keys(meta.annotations)

@@ -312,6 +312,18 @@ describe('the change system flow: keygen, digest, approve, check', () => {
     );
   });
 
+  it('check warns of a critical label that only looks like "true", as the webhook does', async () => {
+    const manifest = parse(await readFile('examples/deployment.yaml', 'utf8'));
+    manifest.metadata.namespace = 'team-a';
+    manifest.metadata.labels['twokey.dev/critical'] = 'True';
+    await writeFile(path('look-alike.json'), JSON.stringify(manifest));
+    const result = await runCli(['check', '--config', path('policy.yaml'), '-f', path('look-alike.json'), '--user', 'alice']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(
+      'Warning: twokey: label twokey.dev/critical is "True", not "true": it does not make this Deployment critical\n',
+    );
+  });
+
   it('approve --digest binds the digest from a refusal', async () => {
     const digest = `sha256:${'ab'.repeat(32)}`;
     const token = await approve('bob@example.com', ['--digest', digest, '--ttl', '15m']);

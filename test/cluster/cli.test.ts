@@ -286,6 +286,82 @@ describe('twokey scan', () => {
   });
 });
 
+describe('twokey scan and look-alike critical labels', () => {
+  it('reports workloads and namespaces whose critical label is not "true" as findings, and exits 1 for them alone', async () => {
+    const own = new FakeKube();
+    await own.start();
+    try {
+      own.putNamespace('typo', { 'twokey.dev/critical': 'True' });
+      own.putNamespace('sandbox');
+      own.putNamespace('vault', { 'twokey.dev/critical': 'true' });
+      own.putObject(deployment({ name: 'api', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'yes' } }));
+      // Approved and critical by its namespace: its look-alike label is still a finding.
+      const approvedIn = async (labels: Record<string, string>) => {
+        const stored = own.putObject(deployment({ name: 'safe', namespace: 'vault', labels }));
+        const now = Date.parse((stored.metadata as JsonObject).creationTimestamp as string) / 1000 - 60;
+        own.putObject(
+          withAnnotations(stored, {
+            'approval.twokey.dev/bob': await approve(issuer, 'deploy', stored, { approver: 'bob@example.com', now }),
+            'approval.twokey.dev/carol': await approve(issuer, 'deploy', stored, { approver: 'carol@example.com', now }),
+          }),
+        );
+      };
+      await approvedIn({ 'twokey.dev/critical': '1' });
+      const config = await own.writeKubeconfig(join(files.dir, 'kubeconfig-look-alike'));
+      const found = await runCli(['scan', '--config', files.policy, '-o', 'json', '--kubeconfig', config]);
+      expect(found.code, found.stderr).toBe(1);
+      expect(JSON.parse(found.stdout)).toEqual([
+        {
+          resource: 'deployments.apps',
+          namespace: 'sandbox',
+          name: 'api',
+          criticalBy: 'none',
+          status: 'mislabelled',
+          detail: 'label twokey.dev/critical is "yes", not "true": it does not make this Deployment critical',
+          criticalLabel: 'yes',
+        },
+        expect.objectContaining({
+          resource: 'deployments.apps',
+          namespace: 'vault',
+          name: 'safe',
+          criticalBy: 'namespace label',
+          status: 'mislabelled',
+          detail:
+            'label twokey.dev/critical is "1", not "true": it does not make this Deployment critical; CHG0031337 approved by bob@example.com, carol@example.com',
+          criticalLabel: '1',
+        }),
+        {
+          resource: 'namespaces',
+          namespace: '',
+          name: 'typo',
+          criticalBy: 'none',
+          status: 'mislabelled',
+          detail: 'label twokey.dev/critical is "True", not "true": it does not make this Namespace critical',
+          criticalLabel: 'True',
+        },
+        {
+          resource: 'namespaces',
+          namespace: '',
+          name: 'vault',
+          criticalBy: 'label',
+          status: 'protected',
+          detail: 'deletion and unlabelling need approvals',
+        },
+      ]);
+      own.putNamespace('typo', { 'twokey.dev/critical': 'false' });
+      own.putObject(deployment({ name: 'api', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'false' } }));
+      await approvedIn({});
+      const table = await runCli(['scan', '--config', files.policy, '--kubeconfig', config]);
+      expect(table.code, table.stdout + table.stderr).toBe(0);
+      expect(table.stderr).toContain(
+        '2 critical objects, 0 without valid approvals for their current spec, 0 with a critical label that is not "true"',
+      );
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
 describe('an API server at an IPv6 address', () => {
   it('is reached by the CLI (an IPv6 literal keeps its brackets in a URL, not in a host name)', async () => {
     const v6 = new FakeKube({ host: '::1' });

@@ -1130,3 +1130,53 @@ describe("the namespace controller's exemption holds only where a namespace is b
     expect(await remove(manager, view('deleting'), api, asController)).toMatchObject({ allowed: true, action: undefined });
   });
 });
+
+describe('a critical label that only looks like "true" is called out, and changes nothing', () => {
+  const lookAlikes = ['True', 'yes', '1', ' true', 'TRUE', ''];
+  const labelled = (value: string, namespace = 'team-a') => deployment({ namespace, labels: { 'twokey.dev/critical': value } });
+
+  it.each(lookAlikes)('warns that %j does not make a Deployment critical, and admits what is not gated', async (value) => {
+    const verdict = await decide(request({ operation: 'CREATE', object: labelled(value) }), ctx());
+    expect(verdict).toMatchObject({ allowed: true, action: undefined });
+    expect(verdict.warnings).toEqual([
+      `twokey: label twokey.dev/critical is ${JSON.stringify(value)}, not "true": it does not make this Deployment critical`,
+    ]);
+  });
+
+  it('warns on every operation, reading the old object of a DELETE, and never changes the verdict', async () => {
+    const object = labelled('True');
+    const update = await decide(
+      request({ operation: 'UPDATE', object: withLabels(object, { team: 'a' }), oldObject: labelled('true') }),
+      ctx(),
+    );
+    // Taking the real label away for a look-alike is an unprotect, and is refused; it is also told.
+    expect(update).toMatchObject({ allowed: false, action: 'unprotect' });
+    expect(update.warnings[0]).toContain('label twokey.dev/critical is "True", not "true"');
+    const removed = await decide(request({ operation: 'DELETE', oldObject: object, user: 'alice@example.com' }), ctx());
+    expect(removed).toMatchObject({ allowed: true, action: undefined });
+    expect(removed.warnings).toHaveLength(1);
+    // In a critical namespace the workload stays gated by its namespace; the label is still told.
+    const inCritical = await decide(request({ operation: 'CREATE', object: labelled('yes', 'payments') }), ctx());
+    expect(inCritical).toMatchObject({ allowed: false, action: 'deploy' });
+    expect(inCritical.warnings).toEqual([
+      'twokey: label twokey.dev/critical is "yes", not "true": it does not make this Deployment critical',
+    ]);
+  });
+
+  it('warns for a Namespace, and not for "true", "false" or no label', async () => {
+    const ns = namespaceObject('team-b', { labels: { 'twokey.dev/critical': 'True' } });
+    for (const verdict of [
+      await decide(request({ operation: 'CREATE', object: ns }), ctx()),
+      await decide(request({ operation: 'DELETE', oldObject: ns }), ctx()),
+    ]) {
+      expect(verdict).toMatchObject({ allowed: true, action: undefined });
+      expect(verdict.warnings).toEqual([
+        'twokey: label twokey.dev/critical is "True", not "true": it does not make this Namespace critical',
+      ]);
+    }
+    for (const labels of [{ 'twokey.dev/critical': 'false' }, {}] as Record<string, string>[]) {
+      const verdict = await decide(request({ operation: 'CREATE', object: deployment({ namespace: 'team-a', labels }) }), ctx());
+      expect(verdict.warnings).toEqual([]);
+    }
+  });
+});
