@@ -4,18 +4,9 @@
  */
 import { type Command, Option } from 'commander';
 import { ClusterClient, digestFromRefusal } from '../cluster/client.ts';
-import { ACTIONS, type Action, type ChangeTarget, deploySpec, digestOf } from '../decision/digest.ts';
+import { ACTIONS, type Action, type ChangeTarget, deploySpec, digestOf, type UnprotectState, unprotectState } from '../decision/digest.ts';
 import { TwokeyError } from '../errors.ts';
-import {
-  hasCriticalLabel,
-  type JsonObject,
-  MalformedObjectError,
-  type ObjectMeta,
-  type OwnerIdentity,
-  ownerIdentities,
-  qualifiedResource,
-  readMeta,
-} from '../kubernetes/objects.ts';
+import { type JsonObject, MalformedObjectError, type ObjectMeta, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
 import { type ClusterFlags, err, kubeConfigOptions, out, withClusterOptions, withFieldManagerOption } from './common.ts';
 import { describeManifest, type ManifestObject, readManifests } from './manifests.ts';
 
@@ -46,10 +37,10 @@ export function objectDigest(m: ManifestObject, action: Action, object: JsonObje
   const target = targetOf(m);
   if (action === 'deploy') return digestOf({ ...target, action, spec: deploySpec(object) });
   let meta: ObjectMeta;
-  let owners: OwnerIdentity[];
+  let after: UnprotectState | undefined;
   try {
     meta = readMeta(object);
-    owners = action === 'unprotect' ? ownerIdentities(meta) : [];
+    after = action === 'unprotect' ? unprotectState(meta) : undefined;
   } catch (error) {
     if (error instanceof MalformedObjectError) throw new TwokeyError('ERR_MANIFEST_INVALID', `${describeManifest(m)}: ${error.message}`);
     throw error;
@@ -61,8 +52,9 @@ export function objectDigest(m: ManifestObject, action: Action, object: JsonObje
       `${target.resource} ${target.namespace}/${target.name} has no metadata.uid: a ${action} digest binds the live object's uid (use --server, or the output of kubectl get -o yaml)`,
     );
   }
-  if (action === 'delete') return digestOf({ ...target, action, uid: bound });
-  return digestOf({ ...target, action, uid: bound, critical: hasCriticalLabel(meta.labels), owners });
+  return after === undefined
+    ? digestOf({ ...target, action: 'delete', uid: bound })
+    : digestOf({ ...target, action: 'unprotect', uid: bound, ...after });
 }
 
 /** The digest the webhook in the cluster computes for this change. */

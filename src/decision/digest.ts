@@ -5,7 +5,14 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import canonicalize from 'canonicalize';
-import { isJsonObject, type JsonObject, type OwnerIdentity } from '../kubernetes/objects.ts';
+import {
+  hasCriticalLabel,
+  isJsonObject,
+  type JsonObject,
+  type ObjectMeta,
+  type OwnerIdentity,
+  ownerIdentities,
+} from '../kubernetes/objects.ts';
 
 export type Action = 'deploy' | 'delete' | 'unprotect';
 export const ACTIONS: readonly Action[] = ['deploy', 'delete', 'unprotect'];
@@ -56,6 +63,14 @@ export function canonicalOwners(owners: readonly OwnerIdentity[]): OwnerIdentity
     .map(({ apiVersion, kind, name, uid }) => ({ apiVersion, kind, name, uid }))
     .sort((a, b) => compare(a.uid, b.uid) || compare(a.apiVersion, b.apiVersion) || compare(a.kind, b.kind) || compare(a.name, b.name));
   return sorted.filter((owner, index) => index === 0 || !isDeepStrictEqual(owner, sorted[index - 1]));
+}
+
+/**
+ * The state an unprotect binds, read from the object as the change leaves it. Throws
+ * MalformedObjectError for an owner entry that lacks one of the fields that identify it.
+ */
+export function unprotectState(object: ObjectMeta): UnprotectState {
+  return { critical: hasCriticalLabel(object.labels), owners: canonicalOwners(ownerIdentities(object)) };
 }
 
 export function subjectJson(subject: ChangeSubject): JsonObject {

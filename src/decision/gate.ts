@@ -19,13 +19,13 @@ import { exemptDeleterRole, type Policy } from '../policy/policy.ts';
 import {
   type Action,
   type ChangeTarget,
-  canonicalOwners,
   changedDeployDigest,
   deployDigest,
   deploySpec,
   digestOf,
   type OffThreadDigester,
   type UnprotectState,
+  unprotectState,
 } from './digest.ts';
 import { quote } from './text.ts';
 
@@ -153,7 +153,7 @@ function deleteAspect(target: ChangeTarget, old: ObjectMeta): GatedAspect {
 
 /** Bound to the live object's uid and to the state the change leaves: its label and its owners. */
 function unprotectAspect(target: ChangeTarget, old: ObjectMeta, object: ObjectMeta): GatedAspect {
-  const after: UnprotectState = { critical: hasCriticalLabel(object.labels), owners: canonicalOwners(owners(object, 'object')) };
+  const after = readable('object', () => unprotectState(object));
   return { action: 'unprotect', digest: digestOf({ ...target, action: 'unprotect', uid: requireUid(old, 'unprotect'), ...after }), after };
 }
 
@@ -215,8 +215,8 @@ async function gateWorkload(
       const wasCritical = critical(old);
       if (!wasCritical && !critical(object)) return notGated('the workload is not critical');
       // Every gated aspect is judged: a spec changed along with the owners or the label is a deploy
-      // too, and unprotect approvals must not carry it.
-      // Through status or finalize only metadata changes stick: the spec is not judged there.
+      // too, and unprotect approvals must not carry it. Through status or finalize only metadata
+      // changes stick, so the spec is not judged there.
       const judgesSpec = request.subResource === '';
       const aspects: GatedAspect[] = [];
       const digest = judgesSpec ? await judgeable(changedDeployDigest(target, object.object, old.object, offThread)) : undefined;

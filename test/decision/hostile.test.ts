@@ -27,6 +27,7 @@ import {
   request,
   withAnnotations,
   withLabels,
+  withOwners,
 } from '../support/world.ts';
 
 let issuer: Issuer;
@@ -53,6 +54,9 @@ async function createWith(annotations: Record<string, string>, user = 'deployer@
 }
 
 const bob = () => approve(issuer, 'deploy', api, { approver: 'bob@example.com' });
+const critical = { 'twokey.dev/critical': 'true' };
+/** An owner that does not exist: the garbage collector would delete what it owns. */
+const ghost = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-of-nothing' };
 /** A namespace view in which every namespace's deletion has begun. */
 const beingDeleted: NamespaceView = { ...NO_CLUSTER_VIEW, deletion: () => 'deleting' };
 const report = (verdict: Verdict, key: string) => verdict.approvals.find((a) => a.key === key);
@@ -671,11 +675,6 @@ describe('what is gated and what is not', () => {
   });
 
   const owner = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-of-nothing', blockOwnerDeletion: true };
-  const withOwners = (object: JsonObject, owners: unknown[]) => {
-    const copy = structuredClone(object);
-    (copy.metadata as JsonObject).ownerReferences = owners;
-    return copy;
-  };
 
   it('gates giving a critical workload an owner (the garbage collector would delete it) as unprotect', async () => {
     const owned = withOwners(api, [owner]);
@@ -835,12 +834,6 @@ describe('bounded reading', () => {
 });
 
 describe('every gated aspect of one request needs approvals of its own', () => {
-  const ghost = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-of-nothing' };
-  const withOwners = (object: JsonObject, owners: unknown[]) => {
-    const copy = structuredClone(object);
-    (copy.metadata as JsonObject).ownerReferences = owners;
-    return copy;
-  };
   /** Approvals of one action for the object as it will be, one annotation per approver and action. */
   const approvalsOf = async (action: 'deploy' | 'unprotect', object: JsonObject, approvers = ['bob@example.com', 'carol@example.com']) =>
     Object.fromEntries(
@@ -956,16 +949,9 @@ describe('every gated aspect of one request needs approvals of its own', () => {
 });
 
 describe('unprotect approvals are bound to the state the change leaves', () => {
-  const critical = { 'twokey.dev/critical': 'true' };
   const ledger = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ledger-db', uid: 'uid-ledger' };
   const other = { apiVersion: 'example.com/v1', kind: 'Database', name: 'other-db', uid: 'uid-other' };
-  const ghost = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-of-nothing' };
   const labelled = deployment({ namespace: 'team-a', labels: critical });
-  const withOwners = (object: JsonObject, owners: unknown[]) => {
-    const copy = structuredClone(object);
-    (copy.metadata as JsonObject).ownerReferences = owners;
-    return copy;
-  };
   const unprotectApprovals = async (object: JsonObject) => ({
     'approval.twokey.dev/bob': await approve(issuer, 'unprotect', object, { approver: 'bob@example.com' }),
     'approval.twokey.dev/carol': await approve(issuer, 'unprotect', object, { approver: 'carol@example.com' }),
@@ -1023,13 +1009,6 @@ describe('unprotect approvals are bound to the state the change leaves', () => {
 });
 
 describe('subresources that keep metadata changes are gated as the main resource', () => {
-  const critical = { 'twokey.dev/critical': 'true' };
-  const ghost = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-of-nothing' };
-  const withOwners = (object: JsonObject, owners: unknown[]) => {
-    const copy = structuredClone(object);
-    (copy.metadata as JsonObject).ownerReferences = owners;
-    return copy;
-  };
   const workload = (kind: string, apiVersion: string): JsonObject => ({
     ...deployment({ namespace: 'team-a', labels: critical }),
     apiVersion,

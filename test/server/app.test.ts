@@ -1,9 +1,8 @@
-import { Writable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigSnapshot } from '../../src/config/store.ts';
 import { buildApp } from '../../src/server/app.ts';
-import { createLogger } from '../../src/server/logger.ts';
 import { createMetrics } from '../../src/server/metrics.ts';
+import { captureLog } from '../support/log.ts';
 import {
   admissionReview,
   approve,
@@ -251,14 +250,8 @@ describe('health, readiness and metrics', () => {
 
 describe('the decision log', () => {
   it('writes one line per review with who, what and why, and never a token', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
-    const server = app({ logger: createLogger('info', sink) });
+    const { lines, logger } = captureLog();
+    const server = app({ logger });
     const api = deployment();
     const token = await approve(issuer, 'deploy', api, { approver: 'bob@example.com' });
     const review = admissionReview({
@@ -290,15 +283,9 @@ describe('the decision log', () => {
 
 describe('a request gated as several actions', () => {
   it('is counted, logged and audited with each aspect its digest, change and approvers', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
+    const { lines, logger } = captureLog();
     const metrics = createMetrics({ defaultMetrics: false });
-    const server = app({ metrics, logger: createLogger('info', sink) });
+    const server = app({ metrics, logger });
     const api = deployment();
     const next = deployment({ image: 'registry.example.com/api:2.0.0' });
     (next.metadata as Record<string, unknown>).ownerReferences = [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'o', uid: 'uid-o' }];

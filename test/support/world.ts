@@ -142,6 +142,12 @@ export function withLabels(object: JsonObject, labels: Record<string, string | u
   return copy;
 }
 
+export function withOwners(object: JsonObject, owners: unknown[]): JsonObject {
+  const copy = structuredClone(object);
+  (copy.metadata as JsonObject).ownerReferences = owners;
+  return copy;
+}
+
 export interface ReviewOptions {
   operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
   object?: JsonObject | null;
