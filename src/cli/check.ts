@@ -8,7 +8,7 @@ import { type Command, Option } from 'commander';
 import { ClusterClient } from '../cluster/client.ts';
 import { loadSnapshot } from '../config/store.ts';
 import { decide } from '../decision/decide.ts';
-import type { NamespaceState, NamespaceView } from '../decision/gate.ts';
+import type { NamespaceDeletion, NamespaceState, NamespaceView } from '../decision/gate.ts';
 import type { Verdict } from '../decision/verdict.ts';
 import type { Operation } from '../kubernetes/admission.ts';
 import { toAdmissionRequest } from '../kubernetes/admission.ts';
@@ -31,23 +31,38 @@ interface CheckFlags extends ClusterFlags {
 
 const key = (m: ManifestObject) => `${qualifiedResource(m.resource)} ${m.namespace}/${m.name}`;
 
-/** Namespaces in the given manifests that carry the critical label, as the cluster would know them. */
+/**
+ * Namespaces in the given manifests that carry the critical label, as the cluster would know them.
+ * Whether a namespace's deletion has begun is not for files to say.
+ */
 function manifestNamespaces(objects: readonly ManifestObject[]): NamespaceView {
   const critical = new Set(
     objects.filter((m) => m.resource.resource === 'namespaces' && hasCriticalLabel(readMeta(m.object).labels)).map((m) => m.name),
   );
-  return { criticality: (namespace) => (critical.has(namespace) ? 'critical' : 'not-critical') };
+  return { criticality: (namespace) => (critical.has(namespace) ? 'critical' : 'not-critical'), deletion: () => 'unknown' };
 }
 
-/** The live labels of the namespaces involved, as the webhook's namespace watch sees them. */
+/** The live labels and deletion state of the namespaces involved, as the webhook's namespace watch sees them. */
 async function clusterNamespaces(client: ClusterClient, names: Iterable<string>): Promise<NamespaceView> {
-  const states = new Map<string, NamespaceState>();
+  const states = new Map<string, { criticality: NamespaceState; deletion: NamespaceDeletion }>();
   for (const name of new Set(names)) {
     if (name === '') continue;
     const ns = await client.read(NAMESPACES, '', name);
-    states.set(name, ns === undefined ? 'unknown' : hasCriticalLabel(readMeta(ns).labels) ? 'critical' : 'not-critical');
+    const meta = ns === undefined ? undefined : readMeta(ns);
+    states.set(
+      name,
+      meta === undefined
+        ? { criticality: 'unknown', deletion: 'unknown' }
+        : {
+            criticality: hasCriticalLabel(meta.labels) ? 'critical' : 'not-critical',
+            deletion: meta.deletionTimestamp !== '' ? 'deleting' : 'active',
+          },
+    );
   }
-  return { criticality: (namespace) => states.get(namespace) ?? 'unknown' };
+  return {
+    criticality: (namespace) => states.get(namespace)?.criticality ?? 'unknown',
+    deletion: (namespace) => states.get(namespace)?.deletion ?? 'unknown',
+  };
 }
 
 export function webhookNameFor(m: ManifestObject): string {

@@ -4,9 +4,9 @@
  */
 import { type Command, Option } from 'commander';
 import { ClusterClient, digestFromRefusal } from '../cluster/client.ts';
-import { ACTIONS, type Action, type ChangeTarget, deploySpec, digestOf } from '../decision/digest.ts';
+import { ACTIONS, type Action, type ChangeTarget, deploySpec, digestOf, type UnprotectState, unprotectState } from '../decision/digest.ts';
 import { TwokeyError } from '../errors.ts';
-import { isJsonObject, type JsonObject, qualifiedResource } from '../kubernetes/objects.ts';
+import { type JsonObject, MalformedObjectError, type ObjectMeta, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
 import { type ClusterFlags, err, kubeConfigOptions, out, withClusterOptions, withFieldManagerOption } from './common.ts';
 import { describeManifest, type ManifestObject, readManifests } from './manifests.ts';
 
@@ -28,31 +28,48 @@ export function targetOf(m: ManifestObject): ChangeTarget {
   return { resource: qualifiedResource(m.resource), namespace: m.namespace, name: m.name };
 }
 
-/** The digest of an object for an action; delete and unprotect need the live object's uid. */
-export function objectDigest(m: ManifestObject, action: Action, object: JsonObject = m.object): string {
+/**
+ * The digest of an object for an action. A delete binds the live object's uid; an unprotect binds
+ * it too, with the object as the change leaves it (its critical label and owners): `object` is the
+ * object as it will be, `uid` the live object's.
+ */
+export function objectDigest(m: ManifestObject, action: Action, object: JsonObject = m.object, uid?: string): string {
   const target = targetOf(m);
   if (action === 'deploy') return digestOf({ ...target, action, spec: deploySpec(object) });
-  const metadata = isJsonObject(object.metadata) ? object.metadata : {};
-  const uid = typeof metadata.uid === 'string' ? metadata.uid : '';
-  if (uid === '') {
+  let meta: ObjectMeta;
+  let after: UnprotectState | undefined;
+  try {
+    meta = readMeta(object);
+    after = action === 'unprotect' ? unprotectState(meta) : undefined;
+  } catch (error) {
+    if (error instanceof MalformedObjectError) throw new TwokeyError('ERR_MANIFEST_INVALID', `${describeManifest(m)}: ${error.message}`);
+    throw error;
+  }
+  const bound = uid ?? meta.uid;
+  if (bound === '') {
     throw new TwokeyError(
       'ERR_MANIFEST_INVALID',
       `${target.resource} ${target.namespace}/${target.name} has no metadata.uid: a ${action} digest binds the live object's uid (use --server, or the output of kubectl get -o yaml)`,
     );
   }
-  return digestOf({ ...target, action, uid });
+  return after === undefined
+    ? digestOf({ ...target, action: 'delete', uid: bound })
+    : digestOf({ ...target, action: 'unprotect', uid: bound, ...after });
 }
 
 /** The digest the webhook in the cluster computes for this change. */
 export async function serverDigest(client: ClusterClient, m: ManifestObject, action: Action, fieldManager?: string): Promise<string> {
+  let uid: string | undefined;
   if (action !== 'deploy') {
     const live = await client.read(m.resource, m.namespace, m.name);
     if (!live) throw new TwokeyError('ERR_CLUSTER', `${describeManifest(m)} does not exist in the cluster`);
-    return objectDigest(m, action, live);
+    if (action === 'delete') return objectDigest(m, action, live);
+    uid = readMeta(live).uid;
   }
+  // A deploy binds the spec as the server leaves it; an unprotect, the labels and owners.
   const outcome = await client.dryRunApply(m.resource, m.namespace, m.name, m.object, fieldManager);
-  if (outcome.kind === 'admitted') return objectDigest(m, action, outcome.object);
-  const digest = outcome.byTwokey ? digestFromRefusal(outcome.message) : undefined;
+  if (outcome.kind === 'admitted') return objectDigest(m, action, outcome.object, uid);
+  const digest = outcome.byTwokey ? digestFromRefusal(outcome.message, action) : undefined;
   if (!digest) throw new TwokeyError('ERR_CLUSTER', `the dry run of ${describeManifest(m)} was refused: ${outcome.message}`);
   return digest;
 }
@@ -78,7 +95,7 @@ export function registerDigest(program: Command): void {
         )
         .option(
           '--server',
-          "ask the cluster: a server-side dry run gives the digest the webhook computes, server defaults included; delete digests use the live object's uid",
+          "ask the cluster: a server-side dry run gives the digest the webhook computes, server defaults included; delete and unprotect digests use the live object's uid",
         ),
     ),
   ).action(async (flags: DigestFlags) => {

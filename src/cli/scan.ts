@@ -1,6 +1,7 @@
 /**
  * `twokey scan`: list critical workloads and namespaces, and report the workloads whose current
- * spec no valid approvals cover (exit 1 when there are any).
+ * spec no valid approvals cover and the objects whose critical label is a look-alike (exit 1 when
+ * there are any).
  */
 import { type Command, Option } from 'commander';
 import { ClusterClient } from '../cluster/client.ts';
@@ -27,7 +28,9 @@ export function registerScan(program: Command): void {
   withClusterOptions(
     program
       .command('scan')
-      .description('audit a cluster: critical workloads whose current spec has no valid approvals (exit 1 when any is found)')
+      .description(
+        'audit a cluster: critical workloads whose current spec has no valid approvals, and critical labels that are not "true" (exit 1 when any is found)',
+      )
       .requiredOption('--config <policy>', "the policy file (the cluster's policy: its issuers, keys and critical namespaces)")
       .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table')),
   ).action(async (flags: ScanFlags) => {
@@ -35,6 +38,7 @@ export function registerScan(program: Command): void {
     const { client } = ClusterClient.connect(kubeConfigOptions(flags));
     const rows = await scanCluster(client, snapshot);
     const unapproved = rows.filter((r) => r.status === 'unapproved');
+    const mislabelled = rows.filter((r) => r.criticalLabel !== undefined);
     if (flags.output === 'json') out(JSON.stringify(rows, null, 2));
     else {
       const columns: Array<[string, string]> = [
@@ -46,8 +50,11 @@ export function registerScan(program: Command): void {
         ['detail', 'DETAIL'],
       ];
       for (const line of table(rows as unknown as Array<Record<string, string>>, columns)) out(line);
-      err(`${rows.length} critical objects, ${unapproved.length} without valid approvals for their current spec`);
+      const critical = rows.filter((r) => r.criticalBy !== 'none');
+      err(
+        `${critical.length} critical objects, ${unapproved.length} without valid approvals for their current spec, ${mislabelled.length} with a critical label that is not "true"`,
+      );
     }
-    process.exitCode = unapproved.length > 0 ? EXIT.refused : EXIT.ok;
+    process.exitCode = unapproved.length > 0 || mislabelled.length > 0 ? EXIT.refused : EXIT.ok;
   });
 }

@@ -57,6 +57,12 @@ interface Seen {
 
 const MESSAGE_LIMIT = 1024;
 
+/** The digests an admission was bound to: `digest sha256:…`, or per aspect `digests deploy sha256:…, unprotect sha256:…`. */
+function digestsOf(verdict: Verdict): string {
+  if (verdict.aspects.length <= 1) return `digest ${verdict.digest ?? verdict.aspects[0]?.digest ?? ''}`;
+  return `digests ${verdict.aspects.map((a) => `${a.action} ${a.digest}`).join(', ')}`;
+}
+
 export class EventRecorder {
   readonly #rest: KubeRest;
   readonly #options: Required<Omit<EventRecorderOptions, 'metrics'>> & { metrics?: TwokeyMetrics };
@@ -78,7 +84,7 @@ export class EventRecorder {
   /** Records a decision; returns at once. */
   record(request: AdmissionRequest, verdict: Verdict): void {
     if (request.dryRun) return;
-    const admittedWithApprovals = verdict.allowed && verdict.change !== undefined;
+    const admittedWithApprovals = verdict.allowed && verdict.aspects.length > 0;
     if (!admittedWithApprovals && verdict.allowed) return;
     const subject = request.object ?? request.oldObject;
     if (!subject) return;
@@ -96,8 +102,10 @@ export class EventRecorder {
     const eventNamespace = namespace || 'default';
     const reason = verdict.allowed ? 'ChangeApproved' : 'ChangeRefused';
     const message = verdict.allowed
-      ? `twokey: ${verdict.summary.replace(/^admitted: /, '')} (digest ${verdict.digest})`
+      ? `twokey: ${verdict.summary.replace(/^admitted: /, '')} (${digestsOf(verdict)})`
       : (verdict.message ?? verdict.summary);
+    // One decision: the same aspects bound to the same digests, approved by the same changes.
+    const aspects = verdict.aspects.map((a) => `${a.action} ${a.digest} ${a.change ?? ''}`);
     const key = [
       reason,
       request.resource.resource,
@@ -105,7 +113,7 @@ export class EventRecorder {
       name,
       verdict.action ?? '',
       verdict.digest ?? '',
-      verdict.change ?? '',
+      ...aspects,
       request.user.username,
     ].join('\u0000');
 
@@ -133,7 +141,7 @@ export class EventRecorder {
         reason,
         message: message.length > MESSAGE_LIMIT ? `${message.slice(0, MESSAGE_LIMIT - 1)}…` : message,
         type: verdict.allowed ? 'Normal' : 'Warning',
-        action: verdict.action ? verdict.action[0]?.toUpperCase() + verdict.action.slice(1) : 'Judge',
+        action: verdict.action ? verdict.action.replace(/(^|\+)([a-z])/g, (_, sep: string, c: string) => sep + c.toUpperCase()) : 'Judge',
         source: { component: 'twokey', host: this.#options.instance },
         reportingComponent: 'twokey',
         reportingInstance: this.#options.instance,

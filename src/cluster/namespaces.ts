@@ -1,11 +1,12 @@
 /**
- * The labels of every namespace, kept current by a watch. `/validate` asks it whether a
- * workload's namespace is critical; until the first list has arrived it knows nothing, and a
- * namespace it has not seen is "unknown", which the decision treats fail-closed.
+ * The labels of every namespace and whether its deletion has begun, kept current by a watch.
+ * `/validate` asks it whether a workload's namespace is critical, and whether the namespace
+ * controller is emptying it; until the first list has arrived it knows nothing, and a namespace
+ * it has not seen is "unknown", which the decision treats fail-closed.
  */
 import { CoreV1Api, type KubeConfig, ListWatch, type V1Namespace, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { NamespaceState, NamespaceView } from '../decision/gate.ts';
+import type { NamespaceDeletion, NamespaceState, NamespaceView } from '../decision/gate.ts';
 import { describeError } from '../errors.ts';
 import { hasCriticalLabel } from '../kubernetes/objects.ts';
 import type { ReadinessCheck } from '../server/app.ts';
@@ -64,8 +65,15 @@ class ReportingWatch extends Watch {
   }
 }
 
+/** What the cache keeps of a namespace. */
+interface Known {
+  readonly labels: Readonly<Record<string, string>>;
+  /** metadata.deletionTimestamp is set. */
+  readonly deleting: boolean;
+}
+
 export class NamespaceCache implements NamespaceView, ReadinessCheck {
-  readonly #labels = new Map<string, Readonly<Record<string, string>>>();
+  readonly #namespaces = new Map<string, Known>();
   readonly #informer: ListWatch<V1Namespace>;
   readonly #options: NamespaceCacheOptions;
   #synced = false;
@@ -90,9 +98,9 @@ export class NamespaceCache implements NamespaceView, ReadinessCheck {
       async () => {
         const list = await core.listNamespace();
         // Replace the state with the full list: a relist after 410 Gone also drops what was deleted meanwhile.
-        this.#labels.clear();
+        this.#namespaces.clear();
         for (const ns of list.items) this.#set(ns);
-        if (!this.#synced) options.logger.info({ namespaces: this.#labels.size }, 'namespace cache synced');
+        if (!this.#synced) options.logger.info({ namespaces: this.#namespaces.size }, 'namespace cache synced');
         this.#synced = true;
         this.#backoff = options.backoffMs?.initial ?? 1000;
         options.metrics?.namespaceWatch.inc({ event: 'synced' });
@@ -103,8 +111,8 @@ export class NamespaceCache implements NamespaceView, ReadinessCheck {
     this.#informer.on('add', (ns) => this.#set(ns));
     this.#informer.on('update', (ns) => this.#set(ns));
     this.#informer.on('delete', (ns) => {
-      if (ns.metadata?.name) this.#labels.delete(ns.metadata.name);
-      this.#options.metrics?.namespaces.set(this.#labels.size);
+      if (ns.metadata?.name) this.#namespaces.delete(ns.metadata.name);
+      this.#options.metrics?.namespaces.set(this.#namespaces.size);
     });
     this.#informer.on('error', (error) => this.#failed(error));
   }
@@ -112,8 +120,8 @@ export class NamespaceCache implements NamespaceView, ReadinessCheck {
   #set(ns: V1Namespace): void {
     const name = ns.metadata?.name;
     if (!name) return;
-    this.#labels.set(name, { ...(ns.metadata?.labels ?? {}) });
-    this.#options.metrics?.namespaces.set(this.#labels.size);
+    this.#namespaces.set(name, { labels: { ...(ns.metadata?.labels ?? {}) }, deleting: Boolean(ns.metadata?.deletionTimestamp) });
+    this.#options.metrics?.namespaces.set(this.#namespaces.size);
   }
 
   /** The watch stopped with an error: keep serving the last state and try again with backoff. */
@@ -143,10 +151,19 @@ export class NamespaceCache implements NamespaceView, ReadinessCheck {
   }
 
   criticality(namespace: string): NamespaceState {
-    if (!this.#synced) return 'unknown';
-    const labels = this.#labels.get(namespace);
-    if (labels === undefined) return 'unknown';
-    return hasCriticalLabel(labels) ? 'critical' : 'not-critical';
+    const known = this.#known(namespace);
+    if (known === undefined) return 'unknown';
+    return hasCriticalLabel(known.labels) ? 'critical' : 'not-critical';
+  }
+
+  deletion(namespace: string): NamespaceDeletion {
+    const known = this.#known(namespace);
+    if (known === undefined) return 'unknown';
+    return known.deleting ? 'deleting' : 'active';
+  }
+
+  #known(namespace: string): Known | undefined {
+    return this.#synced ? this.#namespaces.get(namespace) : undefined;
   }
 
   notReady(): string[] {

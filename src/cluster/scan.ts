@@ -2,14 +2,25 @@
  * The audit: which critical workloads run a spec that no valid approvals cover. It finds what
  * changed while the webhook was down or failing open, and what was labelled critical after it
  * was deployed. Each workload's current spec is judged as a deploy, with the clock set to when
- * the spec last changed, so the approvals must have been valid then.
+ * the spec last changed, so the approvals must have been valid then. It also finds workloads and
+ * namespaces whose critical label is a look-alike ("True", "yes"), which protects nothing.
  */
 import type { ConfigSnapshot } from '../config/store.ts';
 import { decide } from '../decision/decide.ts';
 import { NO_CLUSTER_VIEW } from '../decision/gate.ts';
-import type { Verdict } from '../decision/verdict.ts';
+import { describeLookAlike, type Verdict } from '../decision/verdict.ts';
 import { toAdmissionRequest } from '../kubernetes/admission.ts';
-import { describeOwners, hasCriticalLabel, isJsonObject, type JsonObject, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
+import {
+  criticalLabelLookAlike,
+  describeOwners,
+  hasCriticalLabel,
+  isJsonObject,
+  type JsonObject,
+  NAMESPACES,
+  qualifiedResource,
+  readMeta,
+  typeOfResource,
+} from '../kubernetes/objects.ts';
 import { buildAdmissionReview } from '../kubernetes/review-builder.ts';
 import type { ClusterClient } from './client.ts';
 
@@ -20,9 +31,13 @@ export interface ScanRow {
   readonly resource: string;
   readonly namespace: string;
   readonly name: string;
-  readonly criticalBy: 'label' | 'namespace label' | 'policy list';
-  readonly status: 'approved' | 'unapproved' | 'protected';
+  /** "none": reported only for its look-alike label. */
+  readonly criticalBy: 'label' | 'namespace label' | 'policy list' | 'none';
+  /** A finding: unapproved, or mislabelled (a look-alike label; an unapproved one is reported as unapproved). */
+  readonly status: 'approved' | 'unapproved' | 'protected' | 'mislabelled';
   readonly detail: string;
+  /** The critical label's value when it is a look-alike of "true". */
+  readonly criticalLabel?: string;
   readonly digest?: string;
   readonly change?: string;
   readonly approvers?: readonly string[];
@@ -53,6 +68,12 @@ function unapprovedDetail(verdict: Verdict): string {
   return reasons.length > 0 ? `${found}; not counted: ${reasons.join(', ')}` : found;
 }
 
+/** A look-alike critical label: its value, and the finding's words. */
+function lookAlikeOf(labels: Readonly<Record<string, string>>, kind: string): { value: string; detail: string } | undefined {
+  const value = criticalLabelLookAlike(labels);
+  return value === undefined ? undefined : { value, detail: describeLookAlike(value, kind) };
+}
+
 export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapshot, now = Date.now() / 1000): Promise<ScanRow[]> {
   const { policy } = snapshot;
   const [namespaces, workloads] = await Promise.all([client.listNamespaces(), client.listWorkloads()]);
@@ -61,21 +82,34 @@ export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapsho
   for (const ns of namespaces) {
     const meta = readMeta(ns);
     const by = hasCriticalLabel(meta.labels) ? 'namespace label' : policy.criticalNamespaces.has(meta.name) ? 'policy list' : undefined;
-    if (!by) continue;
-    criticalNamespaces.set(meta.name, by);
+    const lookAlike = lookAlikeOf(meta.labels, NAMESPACES.kind);
+    if (by) criticalNamespaces.set(meta.name, by);
+    else if (!lookAlike) continue;
+    const protectedDetail = 'deletion and unlabelling need approvals';
     rows.push({
       resource: 'namespaces',
       namespace: '',
       name: meta.name,
-      criticalBy: by === 'namespace label' ? 'label' : by,
-      status: 'protected',
-      detail: 'deletion and unlabelling need approvals',
+      criticalBy: by === 'namespace label' ? 'label' : (by ?? 'none'),
+      ...(lookAlike
+        ? {
+            status: 'mislabelled',
+            detail: by ? `${lookAlike.detail}; ${protectedDetail}` : lookAlike.detail,
+            criticalLabel: lookAlike.value,
+          }
+        : { status: 'protected', detail: protectedDetail }),
     });
   }
   for (const { resource, object } of workloads) {
     const meta = readMeta(object);
     const criticalBy = hasCriticalLabel(meta.labels) ? 'label' : criticalNamespaces.get(meta.namespace);
-    if (!criticalBy) continue;
+    const lookAlike = lookAlikeOf(meta.labels, typeOfResource(resource)?.kind ?? 'workload');
+    const where = { resource: qualifiedResource(resource), namespace: meta.namespace, name: meta.name };
+    if (!criticalBy) {
+      if (lookAlike)
+        rows.push({ ...where, criticalBy: 'none', status: 'mislabelled', detail: lookAlike.detail, criticalLabel: lookAlike.value });
+      continue;
+    }
     const changedAt = lastSpecChange(object) ?? now;
     const verdict = await decide(toAdmissionRequest(buildAdmissionReview({ operation: 'CREATE', object, username: SCAN_USER })), {
       ...snapshot,
@@ -84,9 +118,7 @@ export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapsho
       now: changedAt,
     });
     const base = {
-      resource: qualifiedResource(resource),
-      namespace: meta.namespace,
-      name: meta.name,
+      ...where,
       criticalBy,
       specChangedAt: new Date(changedAt * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
       ...(verdict.digest ? { digest: verdict.digest } : {}),
@@ -96,10 +128,17 @@ export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapsho
     // An owner's deletion would have the garbage collector delete the workload, unapproved.
     const owners = describeOwners(meta);
     const ownedBy = owners ? `; owned by ${owners}, whose deletion deletes it without approvals` : '';
+    const labelled = lookAlike ? { criticalLabel: lookAlike.value } : {};
+    const mislabelled = lookAlike ? `${lookAlike.detail}; ` : '';
     rows.push(
       verdict.allowed
-        ? { ...base, status: 'approved', detail: `${verdict.change} approved by ${verdict.approvers?.join(', ')}${ownedBy}` }
-        : { ...base, status: 'unapproved', detail: `${unapprovedDetail(verdict)}${ownedBy}` },
+        ? {
+            ...base,
+            ...labelled,
+            status: lookAlike ? 'mislabelled' : 'approved',
+            detail: `${mislabelled}${verdict.change} approved by ${verdict.approvers?.join(', ')}${ownedBy}`,
+          }
+        : { ...base, ...labelled, status: 'unapproved', detail: `${mislabelled}${unapprovedDetail(verdict)}${ownedBy}` },
     );
   }
   return rows.sort(

@@ -58,6 +58,8 @@ export type ApprovalOutcome =
       readonly detail: string;
       /** The trusted issuer whose JWKS lacks the token's kid (worth a refetch: keys may have rotated). */
       readonly unknownKidOf?: string;
+      /** For a token bound to another change: how many binding fields differ (fewer: a nearer change). */
+      readonly mismatched?: number;
     };
 
 export interface ApprovalContext {
@@ -70,10 +72,12 @@ export interface ApprovalContext {
 class Rejection extends Error {
   readonly code: RejectionCode;
   readonly unknownKidOf: string | undefined;
-  constructor(code: RejectionCode, detail: string, unknownKidOf?: string) {
+  readonly mismatched: number | undefined;
+  constructor(code: RejectionCode, detail: string, extra: { unknownKidOf?: string; mismatched?: number } = {}) {
     super(detail);
     this.code = code;
-    this.unknownKidOf = unknownKidOf;
+    this.unknownKidOf = extra.unknownKidOf;
+    this.mismatched = extra.mismatched;
   }
 }
 
@@ -183,7 +187,9 @@ function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: Expect
     requester = normalizeIdentity(raw);
     if (requester === undefined) reject('identity', `twokey.requester ${quote(raw)} is not a valid identity`);
   }
-  if (mismatches.length > 0) reject('binding', `bound to another change: ${mismatches.join(', ')}`);
+  if (mismatches.length > 0) {
+    throw new Rejection('binding', `bound to another change: ${mismatches.join(', ')}`, { mismatched: mismatches.length });
+  }
   return {
     issuer,
     jti,
@@ -271,7 +277,7 @@ export async function evaluateApproval(value: string, expected: ExpectedBinding,
         : ctx.keys.keyCount(approval.issuer) === 0
           ? `the JWKS of ${quote(approval.issuer)} holds no usable key (its keys were withdrawn)`
           : `kid ${quote(kid)} is not in the JWKS of ${quote(approval.issuer)}`;
-      throw new Rejection('kid', detail, approval.issuer);
+      throw new Rejection('kid', detail, { unknownKidOf: approval.issuer });
     }
     const cryptoKey = key?.byAlgorithm.get(alg);
     if (cryptoKey === undefined) return reject('algorithm', `key ${quote(kid)} cannot verify alg ${quote(alg)}`);
@@ -288,7 +294,13 @@ export async function evaluateApproval(value: string, expected: ExpectedBinding,
     return { ok: true, approval };
   } catch (error) {
     if (error instanceof Rejection) {
-      return { ok: false, code: error.code, detail: error.message, ...(error.unknownKidOf ? { unknownKidOf: error.unknownKidOf } : {}) };
+      return {
+        ok: false,
+        code: error.code,
+        detail: error.message,
+        ...(error.unknownKidOf ? { unknownKidOf: error.unknownKidOf } : {}),
+        ...(error.mismatched ? { mismatched: error.mismatched } : {}),
+      };
     }
     return {
       ok: false,

@@ -4,18 +4,60 @@
  * judge on a gated request becomes a refusal that says why.
  */
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
-import { approvalAnnotations, describeOwners, type ObjectMeta } from '../kubernetes/objects.ts';
+import {
+  approvalAnnotations,
+  criticalLabelLookAlike,
+  describeOwners,
+  type ObjectMeta,
+  readMeta,
+  typeOfResource,
+} from '../kubernetes/objects.ts';
 import { type ApprovalContext, type ExpectedBinding, evaluateApproval, tokenIdentity } from './approval.ts';
-import { CannotJudge, type GateContext, gateRequest } from './gate.ts';
-import { normalizeIdentity } from './identity.ts';
+import type { ChangeTarget } from './digest.ts';
+import { CannotJudge, type Gate, type GateContext, type GatedAspect, gateRequest } from './gate.ts';
+import { type Identity, normalizeIdentity } from './identity.ts';
 import { type Candidate, tallyQuorum } from './quorum.ts';
 import { quote } from './text.ts';
-import { type ApprovalReport, admittedVerdict, cannotJudgeVerdict, notGatedVerdict, refusedVerdict, type Verdict } from './verdict.ts';
+import {
+  type ApprovalReport,
+  type AspectFacts,
+  actionLabel,
+  cannotJudgeVerdict,
+  describeLookAlike,
+  notGatedVerdict,
+  quorumVerdict,
+  type Verdict,
+  warningLines,
+} from './verdict.ts';
 
 export type DecisionContext = ApprovalContext & GateContext;
 
 export async function decide(request: AdmissionRequest, ctx: DecisionContext): Promise<Verdict> {
-  let gate: Awaited<ReturnType<typeof gateRequest>>;
+  const verdict = await judge(request, ctx);
+  const lookAlike = lookAlikeWarning(request);
+  // Told whatever the verdict, which it never changes: the label is what was meant to protect the object.
+  return lookAlike === undefined ? verdict : { ...verdict, warnings: warningLines([lookAlike, ...verdict.warnings]) };
+}
+
+/** A warning when the object under review carries a critical label that protects nothing ("True", "yes"). */
+function lookAlikeWarning(request: AdmissionRequest): string | undefined {
+  const type = typeOfResource(request.resource);
+  // Only where the review carries the object itself (not a Scale, nor CONNECT options).
+  if (type === undefined || request.kind.group !== type.group || request.kind.kind !== type.kind) return undefined;
+  const subject = request.operation === 'DELETE' ? request.oldObject : request.object;
+  if (subject === null) return undefined;
+  let labels: Readonly<Record<string, string>>;
+  try {
+    ({ labels } = readMeta(subject));
+  } catch {
+    return undefined;
+  }
+  const value = criticalLabelLookAlike(labels);
+  return value === undefined ? undefined : `twokey: ${describeLookAlike(value, type.kind)}`;
+}
+
+async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<Verdict> {
+  let gate: Gate;
   try {
     gate = await gateRequest(request, ctx);
   } catch (error) {
@@ -24,36 +66,82 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
   }
   if (!gate.gated) return notGatedVerdict(gate.why);
 
-  const { action, target, digest } = gate;
+  const { target, aspects } = gate;
   const user = normalizeIdentity(request.user.username);
   if (user === undefined) {
     return cannotJudgeVerdict(
       `the requesting user ${quote(request.user.username)} is not a valid identity, so twokey cannot tell it apart from an approver`,
-      { action, target, digest },
+      { action: actionLabel(aspects), target, ...(aspects.length === 1 ? { digest: aspects[0].digest } : {}) },
     );
   }
 
-  const expected: ExpectedBinding = { action, ...target, digest };
   const annotations = approvalAnnotations(gate.approvalsFrom);
   const limit = ctx.policy.maxApprovalAnnotations;
-  const { distinct, copyOf: copies } = setAsideCopies(annotations, ctx.policy.maxTokenBytes);
-  const read = distinct.slice(0, limit);
+  const { distinct, copyOf } = setAsideCopies(annotations, ctx.policy.maxTokenBytes);
+  const tokens: Tokens = { annotations, read: distinct.slice(0, limit), copyOf, limit };
+  const judged = await Promise.all(aspects.map((aspect) => judgeAspect(aspect, target, tokens, user, gate.approvalsFrom, ctx)));
+  return quorumVerdict({
+    target,
+    cluster: ctx.policy.cluster,
+    required: ctx.policy.required,
+    user,
+    limit,
+    now: ctx.now,
+    aspects: judged.map((j) => j.facts),
+    reports: mergeReports(judged),
+  });
+}
+
+/** The approval annotations of the object, as read once for every aspect. */
+interface Tokens {
+  readonly annotations: readonly Annotation[];
+  /** The distinct tokens read, at most the limit. */
+  readonly read: readonly Annotation[];
+  /** Annotations set aside as copies of another's token, by key: that annotation's key. */
+  readonly copyOf: ReadonlyMap<string, string>;
+  readonly limit: number;
+}
+
+/** How one aspect stands, and for each annotation how near its token came to this aspect's binding. */
+interface JudgedAspect {
+  readonly facts: AspectFacts;
+  /** By annotation key: 0 counted, 1 not counted for a reason of its own, 2 + mismatched fields when bound elsewhere. */
+  readonly rank: ReadonlyMap<string, number>;
+}
+
+/** Tallies one aspect with the two-person rule: distinct approvers of one change id, neither the user nor the requester. */
+async function judgeAspect(
+  aspect: GatedAspect,
+  target: ChangeTarget,
+  tokens: Tokens,
+  user: Identity,
+  approvalsFrom: ObjectMeta,
+  ctx: DecisionContext,
+): Promise<JudgedAspect> {
+  const { action, digest } = aspect;
+  const expected: ExpectedBinding = { action, ...target, digest };
+  const { read, limit } = tokens;
   const outcomes = await Promise.all(read.map(({ value }) => evaluateApproval(value, expected, ctx)));
 
   const candidates: Candidate[] = [];
   const rejected = new Map<string, ApprovalReport>();
+  const rank = new Map<string, number>();
   read.forEach(({ key }, index) => {
     const outcome = outcomes[index];
     if (outcome === undefined) return;
-    if (outcome.ok) candidates.push({ key, approval: outcome.approval });
-    else
-      rejected.set(key, {
-        key,
-        status: 'not-counted',
-        code: outcome.code,
-        detail: outcome.detail,
-        ...(outcome.unknownKidOf ? { unknownKidOf: outcome.unknownKidOf } : {}),
-      });
+    if (outcome.ok) {
+      candidates.push({ key, approval: outcome.approval });
+      rank.set(key, 1);
+      return;
+    }
+    rank.set(key, outcome.code === 'binding' ? 2 + (outcome.mismatched ?? 0) : 1);
+    rejected.set(key, {
+      key,
+      status: 'not-counted',
+      code: outcome.code,
+      detail: outcome.detail,
+      ...(outcome.unknownKidOf ? { unknownKidOf: outcome.unknownKidOf } : {}),
+    });
   });
 
   const quorum = tallyQuorum(candidates, user, ctx.policy.required);
@@ -94,6 +182,7 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
           const detail = `approves change ${quote(change)}, not ${quote(decisiveChange)}${quorum.admitted ? '' : ' (approvals of different change ids do not add up)'}`;
           return { ...base, status: 'not-counted', code: 'other-change', detail };
         }
+        rank.set(key, 0);
         return {
           ...base,
           status: 'counted',
@@ -103,37 +192,48 @@ export async function decide(request: AdmissionRequest, ctx: DecisionContext): P
   });
   // Reported in the annotations' order: what was read, copies, and what the limit left unread.
   const byKey = new Map(readReports.map((r) => [r.key, r]));
-  const reports = annotations.map(({ key }): ApprovalReport => {
+  const reports = tokens.annotations.map(({ key }): ApprovalReport => {
     const known = byKey.get(key);
     if (known) return known;
-    const first = copies.get(key);
+    const first = tokens.copyOf.get(key);
     if (first !== undefined) return { key, status: 'not-counted', code: 'duplicate', detail: `the same token as ${first}`, copyOf: first };
     return { key, status: 'not-read', code: 'limit', detail: `not read: only the first ${limit} distinct approval tokens are read` };
   });
 
-  const facts = {
-    action,
-    target,
-    digest,
-    cluster: ctx.policy.cluster,
-    required: ctx.policy.required,
-    user,
-    reports,
-    limit,
-    notes: action === 'deploy' ? ownerNotes(gate.approvalsFrom) : [],
-    now: ctx.now,
-  };
-  if (quorum.admitted) {
-    return admittedVerdict({
-      ...facts,
-      admitted: {
-        change: quorum.admitted.change,
-        approvers: quorum.admitted.approvers,
-      },
-    });
-  }
   const best = quorum.tallies[0];
-  return refusedVerdict(best ? { ...facts, best: { change: best.change, approvers: best.approvers } } : facts);
+  const facts: AspectFacts = {
+    action,
+    digest,
+    ...(aspect.after ? { after: aspect.after } : {}),
+    reports,
+    notes: action === 'deploy' ? ownerNotes(approvalsFrom) : [],
+    ...(quorum.admitted
+      ? { admitted: { change: quorum.admitted.change, approvers: quorum.admitted.approvers } }
+      : best
+        ? { best: { change: best.change, approvers: best.approvers } }
+        : {}),
+  };
+  return { facts, rank };
+}
+
+/**
+ * One report per annotation across the aspects: where its token counted, else where it came
+ * nearest (a token bound to the unprotect says why it did not count there, not that it is no deploy).
+ * With several aspects, each report names the aspect it was judged for.
+ */
+function mergeReports(judged: readonly JudgedAspect[]): ApprovalReport[] {
+  const [first, ...rest] = judged;
+  if (first === undefined) return [];
+  if (rest.length === 0) return [...first.facts.reports];
+  return first.facts.reports.map((report, index) => {
+    let pick = { action: first.facts.action, report, rank: first.rank.get(report.key) ?? 1 };
+    for (const other of rest) {
+      const candidate = other.facts.reports[index];
+      const rank = candidate ? (other.rank.get(candidate.key) ?? 1) : Number.POSITIVE_INFINITY;
+      if (candidate && rank < pick.rank) pick = { action: other.facts.action, report: candidate, rank };
+    }
+    return pick.report.status === 'not-read' || pick.report.copyOf !== undefined ? pick.report : { ...pick.report, action: pick.action };
+  });
 }
 
 /**

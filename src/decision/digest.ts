@@ -5,7 +5,14 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import canonicalize from 'canonicalize';
-import { isJsonObject, type JsonObject } from '../kubernetes/objects.ts';
+import {
+  hasCriticalLabel,
+  isJsonObject,
+  type JsonObject,
+  type ObjectMeta,
+  type OwnerIdentity,
+  ownerIdentities,
+} from '../kubernetes/objects.ts';
 
 export type Action = 'deploy' | 'delete' | 'unprotect';
 export const ACTIONS: readonly Action[] = ['deploy', 'delete', 'unprotect'];
@@ -18,12 +25,21 @@ export interface ChangeTarget {
   readonly name: string;
 }
 
+/**
+ * What an unprotect's approvals bind besides the live object's uid: the object as the change
+ * leaves it, so that approvals of one owner handover or label removal approve no other.
+ */
+export interface UnprotectState {
+  /** Whether the new object carries the label twokey.dev/critical: "true". */
+  readonly critical: boolean;
+  /** The new object's owners. */
+  readonly owners: readonly OwnerIdentity[];
+}
+
 export type ChangeSubject =
   | (ChangeTarget & { readonly action: 'deploy'; readonly spec: unknown })
-  | (ChangeTarget & {
-      readonly action: 'delete' | 'unprotect';
-      readonly uid: string;
-    });
+  | (ChangeTarget & { readonly action: 'delete'; readonly uid: string })
+  | (ChangeTarget & UnprotectState & { readonly action: 'unprotect'; readonly uid: string });
 
 export const DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;
 
@@ -36,6 +52,27 @@ export function deploySpec(object: JsonObject): unknown {
   return rest;
 }
 
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Owners as an unprotect subject lists them: the four fields that identify each, sorted by uid,
+ * then apiVersion, kind and name (as strings, by UTF-16 code units), without duplicates.
+ */
+export function canonicalOwners(owners: readonly OwnerIdentity[]): OwnerIdentity[] {
+  const sorted = owners
+    .map(({ apiVersion, kind, name, uid }) => ({ apiVersion, kind, name, uid }))
+    .sort((a, b) => compare(a.uid, b.uid) || compare(a.apiVersion, b.apiVersion) || compare(a.kind, b.kind) || compare(a.name, b.name));
+  return sorted.filter((owner, index) => index === 0 || !isDeepStrictEqual(owner, sorted[index - 1]));
+}
+
+/**
+ * The state an unprotect binds, read from the object as the change leaves it. Throws
+ * MalformedObjectError for an owner entry that lacks one of the fields that identify it.
+ */
+export function unprotectState(object: ObjectMeta): UnprotectState {
+  return { critical: hasCriticalLabel(object.labels), owners: canonicalOwners(ownerIdentities(object)) };
+}
+
 export function subjectJson(subject: ChangeSubject): JsonObject {
   const base = {
     action: subject.action,
@@ -43,7 +80,14 @@ export function subjectJson(subject: ChangeSubject): JsonObject {
     namespace: subject.namespace,
     name: subject.name,
   };
-  return subject.action === 'deploy' ? { ...base, spec: subject.spec } : { ...base, uid: subject.uid };
+  switch (subject.action) {
+    case 'deploy':
+      return { ...base, spec: subject.spec };
+    case 'delete':
+      return { ...base, uid: subject.uid };
+    case 'unprotect':
+      return { ...base, uid: subject.uid, critical: subject.critical, owners: canonicalOwners(subject.owners) };
+  }
 }
 
 /** "sha256:" + hex SHA-256 of the RFC 8785 canonical form of a JSON value. */

@@ -10,10 +10,12 @@ import {
   type JsonObject,
   MalformedObjectError,
   type ObjectMeta,
+  type OwnerIdentity,
+  ownerIdentities,
   qualifiedResource,
   readMeta,
 } from '../kubernetes/objects.ts';
-import { isExemptDeleter, type Policy } from '../policy/policy.ts';
+import { exemptDeleterRole, type Policy } from '../policy/policy.ts';
 import {
   type Action,
   type ChangeTarget,
@@ -22,19 +24,26 @@ import {
   deploySpec,
   digestOf,
   type OffThreadDigester,
+  type UnprotectState,
+  unprotectState,
 } from './digest.ts';
 import { quote } from './text.ts';
 
 /** A namespace's criticality as known from outside the object (the cluster's namespace labels). */
 export type NamespaceState = 'critical' | 'not-critical' | 'unknown';
 
+/** Whether a namespace's deletion has begun (its metadata.deletionTimestamp is set), as known from outside. */
+export type NamespaceDeletion = 'deleting' | 'active' | 'unknown';
+
 export interface NamespaceView {
   criticality(namespace: string): NamespaceState;
+  deletion(namespace: string): NamespaceDeletion;
 }
 
 /** Without a cluster, namespaces are critical only by the policy's list. */
 export const NO_CLUSTER_VIEW: NamespaceView = {
   criticality: () => 'not-critical',
+  deletion: () => 'unknown',
 };
 
 export interface GateContext {
@@ -46,13 +55,24 @@ export interface GateContext {
   readonly offThread?: OffThreadDigester;
 }
 
+/** One gated aspect of a request: what it does, and the digest its approvals must be bound to. */
+export interface GatedAspect {
+  readonly action: Action;
+  readonly digest: string;
+  /** For an unprotect: the state after the change, which its digest binds. */
+  readonly after?: UnprotectState;
+}
+
 export type Gate =
   | { readonly gated: false; readonly why: string }
   | {
       readonly gated: true;
-      readonly action: Action;
       readonly target: ChangeTarget;
-      readonly digest: string;
+      /**
+       * Every gated aspect of the request, in the order of ACTIONS; each needs a quorum of its own.
+       * An UPDATE that changes the spec and takes the protection away is both a deploy and an unprotect.
+       */
+      readonly aspects: readonly [GatedAspect, ...GatedAspect[]];
       /** The object whose approval annotations count. */
       readonly approvalsFrom: ObjectMeta;
     };
@@ -67,14 +87,24 @@ export class CannotJudge extends Error {
 
 const notGated = (why: string): Gate => ({ gated: false, why });
 
-function meta(object: JsonObject | null, field: string, operation: string): ObjectMeta & { object: JsonObject } {
-  if (object === null) throw new CannotJudge(`the ${operation} review carries no ${field}`);
+/** Reads part of an object; what is malformed there makes the request one twokey cannot judge. */
+function readable<T>(field: string, read: () => T): T {
   try {
-    return { ...readMeta(object), object };
+    return read();
   } catch (error) {
     if (error instanceof MalformedObjectError) throw new CannotJudge(`${field}: ${error.message}`);
     throw error;
   }
+}
+
+function meta(object: JsonObject | null, field: string, operation: string): ObjectMeta & { object: JsonObject } {
+  if (object === null) throw new CannotJudge(`the ${operation} review carries no ${field}`);
+  return readable(field, () => ({ ...readMeta(object), object }));
+}
+
+/** Owners are told apart by the four fields the garbage collector resolves them by. */
+function owners(m: ObjectMeta, field: string): OwnerIdentity[] {
+  return readable(field, () => ownerIdentities(m));
 }
 
 function targetName(request: AdmissionRequest, ...metas: ObjectMeta[]): string {
@@ -113,30 +143,18 @@ function requireUid(old: ObjectMeta, action: Action): string {
   return old.uid;
 }
 
-async function deployGate(
-  target: ChangeTarget,
-  object: JsonObject,
-  from: ObjectMeta,
-  offThread: OffThreadDigester | undefined,
-  digest?: string,
-): Promise<Gate> {
-  return {
-    gated: true,
-    action: 'deploy',
-    target,
-    digest: digest ?? (await judgeable(deployDigest(target, deploySpec(object), offThread))),
-    approvalsFrom: from,
-  };
+function gated(target: ChangeTarget, aspects: readonly [GatedAspect, ...GatedAspect[]], from: ObjectMeta): Gate {
+  return { gated: true, target, aspects, approvalsFrom: from };
 }
 
-function uidGate(action: 'delete' | 'unprotect', target: ChangeTarget, old: ObjectMeta, from: ObjectMeta): Gate {
-  return {
-    gated: true,
-    action,
-    target,
-    digest: digestOf({ ...target, action, uid: requireUid(old, action) }),
-    approvalsFrom: from,
-  };
+function deleteAspect(target: ChangeTarget, old: ObjectMeta): GatedAspect {
+  return { action: 'delete', digest: digestOf({ ...target, action: 'delete', uid: requireUid(old, 'delete') }) };
+}
+
+/** Bound to the live object's uid and to the state the change leaves: its label and its owners. */
+function unprotectAspect(target: ChangeTarget, old: ObjectMeta, object: ObjectMeta): GatedAspect {
+  const after = readable('object', () => unprotectState(object));
+  return { action: 'unprotect', digest: digestOf({ ...target, action: 'unprotect', uid: requireUid(old, 'unprotect'), ...after }), after };
 }
 
 function gateNamespace(request: AdmissionRequest, ctx: GateContext): Gate {
@@ -152,13 +170,15 @@ function gateNamespace(request: AdmissionRequest, ctx: GateContext): Gate {
       const name = targetName(request, object, old);
       if (!critical(old, name)) return notGated('the namespace is not critical');
       if (critical(object, name) && !handsOverDeletion(old, object)) return notGated('the namespace stays critical');
-      return uidGate('unprotect', { resource, namespace: '', name }, old, object);
+      const target = { resource, namespace: '', name };
+      return gated(target, [unprotectAspect(target, old, object)], object);
     }
     case 'DELETE': {
       const old = meta(request.oldObject, 'oldObject', 'DELETE');
       const name = targetName(request, old);
       if (!critical(old, name)) return notGated('the namespace is not critical');
-      return uidGate('delete', { resource, namespace: '', name }, old, old);
+      const target = { resource, namespace: '', name };
+      return gated(target, [deleteAspect(target, old)], old);
     }
     default:
       return notGated(`${request.operation} is not gated`);
@@ -180,7 +200,9 @@ async function gateWorkload(
         namespace: checkNamespace(request, object),
         name: targetName(request, object),
       };
-      return critical(object) ? deployGate(target, object.object, object, offThread) : notGated('the workload is not critical');
+      if (!critical(object)) return notGated('the workload is not critical');
+      const digest = await judgeable(deployDigest(target, deploySpec(object.object), offThread));
+      return gated(target, [{ action: 'deploy', digest }], object);
     }
     case 'UPDATE': {
       const object = meta(request.object, 'object', 'UPDATE');
@@ -190,12 +212,23 @@ async function gateWorkload(
         namespace: checkNamespace(request, object, old),
         name: targetName(request, object, old),
       };
-      if (critical(old) && (!critical(object) || handsOverDeletion(old, object))) return uidGate('unprotect', target, old, object);
-      if (!critical(object)) return notGated('the workload is not critical');
-      const digest = await judgeable(changedDeployDigest(target, object.object, old.object, offThread));
-      return digest === undefined
-        ? notGated('the deploy digest is unchanged (metadata or scale only)')
-        : deployGate(target, object.object, object, offThread, digest);
+      const wasCritical = critical(old);
+      if (!wasCritical && !critical(object)) return notGated('the workload is not critical');
+      // Every gated aspect is judged: a spec changed along with the owners or the label is a deploy
+      // too, and unprotect approvals must not carry it. Through status or finalize only metadata
+      // changes stick, so the spec is not judged there.
+      const judgesSpec = request.subResource === '';
+      const aspects: GatedAspect[] = [];
+      const digest = judgesSpec ? await judgeable(changedDeployDigest(target, object.object, old.object, offThread)) : undefined;
+      if (digest !== undefined) aspects.push({ action: 'deploy', digest });
+      if (wasCritical && (!critical(object) || handsOverDeletion(old, object))) aspects.push(unprotectAspect(target, old, object));
+      const [first, ...rest] = aspects;
+      if (first !== undefined) return gated(target, [first, ...rest], object);
+      return notGated(
+        judgesSpec
+          ? 'the deploy digest is unchanged (metadata or scale only)'
+          : `the ${request.subResource} subresource keeps the label and the owners`,
+      );
     }
     case 'DELETE': {
       const old = meta(request.oldObject, 'oldObject', 'DELETE');
@@ -204,7 +237,7 @@ async function gateWorkload(
         namespace: checkNamespace(request, old),
         name: targetName(request, old),
       };
-      return critical(old) ? uidGate('delete', target, old, old) : notGated('the workload is not critical');
+      return critical(old) ? gated(target, [deleteAspect(target, old)], old) : notGated('the workload is not critical');
     }
     default:
       return notGated(`${request.operation} is not gated`);
@@ -218,37 +251,59 @@ async function gateWorkload(
  * Removing owners only takes deletion away from the garbage collector and is not gated.
  */
 function handsOverDeletion(old: ObjectMeta, object: ObjectMeta): boolean {
-  return object.ownerReferences.some((owner) => !old.ownerReferences.some((known) => isDeepStrictEqual(known, owner)));
+  const identity = (o: OwnerIdentity) => JSON.stringify([o.apiVersion, o.kind, o.name, o.uid]);
+  const known = new Set(owners(old, 'oldObject').map(identity));
+  return owners(object, 'object').some((owner) => !known.has(identity(owner)));
 }
 
 function sameGate(a: Gate, b: Gate): boolean {
   if (!a.gated || !b.gated) return a.gated === b.gated;
-  return a.action === b.action && a.digest === b.digest;
+  return isDeepStrictEqual(a.aspects, b.aspects);
 }
 
+/**
+ * Subresources through which Kubernetes keeps metadata changes: a Deployment's status keeps
+ * owner changes; a StatefulSet's, DaemonSet's or CronJob's status and a Namespace's status and
+ * finalize keep label and owner changes. Their spec changes are reset, and `scale` changes only
+ * spec.replicas.
+ */
+const METADATA_SUBRESOURCES: ReadonlySet<string> = new Set(['status', 'finalize']);
+
 export async function gateRequest(request: AdmissionRequest, ctx: GateContext): Promise<Gate> {
-  if (request.subResource !== '') return notGated(`the ${request.subResource} subresource is not gated`);
   const kind = classifyResource(request.resource);
   if (kind === undefined) return notGated(`${qualifiedResource(request.resource)} is not gated`);
-  const exemptDelete = request.operation === 'DELETE' && isExemptDeleter(ctx.policy, request.user.username);
+  if (request.subResource !== '' && !(METADATA_SUBRESOURCES.has(request.subResource) && request.operation === 'UPDATE')) {
+    return notGated(`the ${request.subResource} subresource is not gated`);
+  }
+  const role = request.operation === 'DELETE' ? exemptDeleterRole(ctx.policy, request.user.username) : undefined;
   if (kind === 'namespace') {
     // The namespace controller's last step deletes the emptied Namespace, whose deletion was
     // judged when it began: that is cleanup, however long it took. A Namespace not yet being
     // deleted is another matter: the garbage collector deletes one whose owner is gone, and
     // owners (say, a tenant object) can be deleted without approvals.
-    const finishing = exemptDelete && request.oldObject !== null && meta(request.oldObject, 'oldObject', 'DELETE').deletionTimestamp !== '';
+    const finishing =
+      role !== undefined && request.oldObject !== null && meta(request.oldObject, 'oldObject', 'DELETE').deletionTimestamp !== '';
     return finishing ? notGated('the namespace is already being deleted; finishing it is cluster cleanup') : gateNamespace(request, ctx);
   }
 
   const namespace = request.namespace;
   const byRouteOrPolicy = ctx.forceCritical || ctx.policy.criticalNamespaces.has(namespace);
   const state: NamespaceState = byRouteOrPolicy ? 'critical' : ctx.namespaces.criticality(namespace);
-  if (exemptDelete) {
+  // The namespace controller empties a namespace whose deletion has begun; its identity deleting
+  // anywhere else is not that cleanup, and is judged like anyone's delete.
+  const cleanup = role === 'garbageCollector' || (role === 'namespaceController' && ctx.namespaces.deletion(namespace) === 'deleting');
+  if (cleanup) {
     // The cluster's cleanup is exempt so that an approved namespace deletion never hangs. A
     // workload critical by its own label in a namespace that is not critical was never covered by
     // such an approval (its namespace, or its owner, was deleted ungated): it needs its own.
     const labelled = request.oldObject !== null && hasCriticalLabel(meta(request.oldObject, 'oldObject', 'DELETE').labels);
-    if (!labelled || state === 'critical') return notGated('deletes by this user are exempt (cluster cleanup)');
+    if (!labelled || state === 'critical') {
+      return notGated(
+        role === 'garbageCollector'
+          ? 'deletes by the garbage collector are exempt (cluster cleanup)'
+          : 'the namespace controller is emptying a namespace being deleted (cluster cleanup)',
+      );
+    }
   }
   if (state === 'critical' && !byRouteOrPolicy) {
     // The namespace watch can lag the apiserver, whose own view routes critical namespaces to

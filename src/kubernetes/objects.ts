@@ -127,6 +127,31 @@ export function readMeta(object: JsonObject): ObjectMeta {
   };
 }
 
+/** An owner as the garbage collector resolves it: these four fields name the object it waits for. */
+export interface OwnerIdentity {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly uid: string;
+}
+
+const OWNER_FIELDS = ['apiVersion', 'kind', 'name', 'uid'] as const;
+
+/** The owners' identities; throws MalformedObjectError naming an entry that lacks one of them as a string. */
+export function ownerIdentities(meta: ObjectMeta): OwnerIdentity[] {
+  return meta.ownerReferences.map((owner, index) => {
+    const at = `metadata.ownerReferences[${index}]`;
+    if (!isJsonObject(owner)) throw new MalformedObjectError(`${at} is not an object`);
+    for (const field of OWNER_FIELDS) {
+      if (typeof owner[field] !== 'string') {
+        throw new MalformedObjectError(`${at}.${field} is ${owner[field] === undefined ? 'missing' : 'not a string'}`);
+      }
+    }
+    const { apiVersion, kind, name, uid } = owner as Record<(typeof OWNER_FIELDS)[number], string>;
+    return { apiVersion, kind, name, uid };
+  });
+}
+
 /** The owners as kind/name (at most three named), or undefined when there are none. */
 export function describeOwners(meta: ObjectMeta): string | undefined {
   if (meta.ownerReferences.length === 0) return undefined;
@@ -139,6 +164,15 @@ export function describeOwners(meta: ObjectMeta): string | undefined {
 
 export function hasCriticalLabel(labels: Readonly<Record<string, string>>): boolean {
   return labels[CRITICAL_LABEL] === CRITICAL_VALUE;
+}
+
+/**
+ * The critical label's value when it is neither "true" nor "false" ("True", "yes", "1"): a
+ * look-alike that protects nothing; undefined otherwise.
+ */
+export function criticalLabelLookAlike(labels: Readonly<Record<string, string>>): string | undefined {
+  const value = Object.hasOwn(labels, CRITICAL_LABEL) ? labels[CRITICAL_LABEL] : undefined;
+  return value === undefined || value === CRITICAL_VALUE || value === 'false' ? undefined : value;
 }
 
 /** Approval annotations of an object, in key order so reports are stable. */

@@ -8,8 +8,9 @@ import { Compile } from 'typebox/compile';
 import { parse as parseYaml } from 'yaml';
 import { normalizeIdentity } from '../decision/identity.ts';
 import { TwokeyError } from '../errors.ts';
+import { isJsonObject } from '../kubernetes/objects.ts';
 import { parseDuration } from './duration.ts';
-import { type IssuerPolicy, POLICY_DEFAULTS, type Policy } from './policy.ts';
+import { type DeleterRole, type IssuerPolicy, POLICY_DEFAULTS, type Policy } from './policy.ts';
 import { type PolicyDocument, PolicySchema } from './schema.ts';
 
 const validator = Compile(PolicySchema);
@@ -24,10 +25,19 @@ function fieldPath(instancePath: string): string {
         .replace(/^\./, '');
 }
 
+/** A list of exempt deleters cannot say which role a name plays, which decides where its deletes are exempt. */
+const LIST_FORM =
+  'exemptDeleters: name each role: {namespaceController: [...], garbageCollector: [...]} (a list cannot say which role a name plays)';
+
 function schemaProblems(document: unknown): string[] {
   const problems: string[] = [];
+  const listForm = isJsonObject(document) && Array.isArray(document.exemptDeleters);
   for (const error of validator.Errors(document)) {
     if (error.keyword === 'boolean') continue; // reported once more as additionalProperties
+    if (listForm && error.instancePath.startsWith('/exemptDeleters')) {
+      problems.push(LIST_FORM);
+      continue;
+    }
     if (error.keyword === 'additionalProperties') {
       const extra = (error.params as { additionalProperties?: string[] }).additionalProperties ?? [];
       const at = fieldPath(error.instancePath);
@@ -107,13 +117,25 @@ export function policyFromDocument(document: unknown, baseDir: string, source = 
   if (maxTtlSeconds > 7 * 24 * 3600) problems.push('approvals.maxTtl: must be at most 168h (approvals are short-lived)');
   if (clockSkewSeconds > 600) problems.push('approvals.clockSkew: must be at most 10m');
 
-  const exemptDeleters = new Set<string>();
-  (doc.exemptDeleters ?? POLICY_DEFAULTS.exemptDeleters).forEach((name, index) => {
-    // Kept exactly as written (compared exactly), but it must be a plausible user name.
-    if (normalizeIdentity(name) === undefined || name !== name.trim()) {
-      problems.push(`exemptDeleters[${index}]: ${JSON.stringify(name)} is not a valid user name`);
-    } else exemptDeleters.add(name);
-  });
+  const deleters = (role: DeleterRole): Set<string> => {
+    const names = new Set<string>();
+    (doc.exemptDeleters?.[role] ?? POLICY_DEFAULTS.exemptDeleters[role]).forEach((name, index) => {
+      // Kept exactly as written (compared exactly), but it must be a plausible user name.
+      if (normalizeIdentity(name) === undefined || name !== name.trim()) {
+        problems.push(`exemptDeleters.${role}[${index}]: ${JSON.stringify(name)} is not a valid user name`);
+      } else names.add(name);
+    });
+    return names;
+  };
+  const namespaceController = deleters('namespaceController');
+  const garbageCollector = deleters('garbageCollector');
+  for (const name of namespaceController) {
+    if (garbageCollector.has(name)) {
+      problems.push(
+        `exemptDeleters: ${JSON.stringify(name)} is listed for both roles; a name plays one (the roles are exempt in different places)`,
+      );
+    }
+  }
 
   if (problems.length > 0) throw invalid(problems);
   return {
@@ -124,7 +146,7 @@ export function policyFromDocument(document: unknown, baseDir: string, source = 
     clockSkewSeconds,
     algorithms: new Set(doc.approvals?.algorithms ?? POLICY_DEFAULTS.algorithms),
     criticalNamespaces: new Set(doc.critical?.namespaces ?? []),
-    exemptDeleters,
+    exemptDeleters: { namespaceController, garbageCollector },
     maxApprovalAnnotations: doc.limits?.maxApprovalAnnotations ?? POLICY_DEFAULTS.maxApprovalAnnotations,
     maxTokenBytes: doc.limits?.maxTokenBytes ?? POLICY_DEFAULTS.maxTokenBytes,
   };

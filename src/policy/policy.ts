@@ -17,9 +17,13 @@ export interface Policy {
   readonly clockSkewSeconds: number;
   readonly algorithms: ReadonlySet<string>;
   readonly criticalNamespaces: ReadonlySet<string>;
-  /** Kubernetes user names, compared exactly: the apiserver names its controllers exactly, and a
-   * look-alike name (other case, full-width letters, a trailing space) is another user. */
-  readonly exemptDeleters: ReadonlySet<string>;
+  /** Kubernetes user names whose deletes are cluster cleanup, by the role each plays, compared
+   * exactly: the apiserver names its controllers exactly, and a look-alike name (other case,
+   * full-width letters, a trailing space) is another user. No name plays both roles. */
+  readonly exemptDeleters: {
+    readonly namespaceController: ReadonlySet<string>;
+    readonly garbageCollector: ReadonlySet<string>;
+  };
   /** Approval annotations read per object; the rest are reported as not read. */
   readonly maxApprovalAnnotations: number;
   readonly maxTokenBytes: number;
@@ -30,12 +34,21 @@ export const POLICY_DEFAULTS = {
   maxTtl: '24h',
   clockSkew: '60s',
   algorithms: ['EdDSA', 'ES256'],
-  exemptDeleters: ['system:serviceaccount:kube-system:namespace-controller', 'system:serviceaccount:kube-system:generic-garbage-collector'],
+  exemptDeleters: {
+    namespaceController: ['system:serviceaccount:kube-system:namespace-controller'],
+    garbageCollector: ['system:serviceaccount:kube-system:generic-garbage-collector'],
+  },
   jwksRefresh: '5m',
   maxApprovalAnnotations: 50,
   maxTokenBytes: 8192,
 } as const;
 
-export function isExemptDeleter(policy: Policy, username: string): boolean {
-  return policy.exemptDeleters.has(username);
+/** The cleanup role whose deletes are exempt: the namespace controller empties a namespace being deleted, the garbage collector deletes what lost its owners. */
+export type DeleterRole = 'namespaceController' | 'garbageCollector';
+
+const DELETER_ROLES: readonly DeleterRole[] = ['namespaceController', 'garbageCollector'];
+
+/** The role a user's deletes are exempt for, if any. */
+export function exemptDeleterRole(policy: Policy, username: string): DeleterRole | undefined {
+  return DELETER_ROLES.find((role) => policy.exemptDeleters[role].has(username));
 }

@@ -76,7 +76,15 @@ export const PolicySchema = Type.Object(
     critical: Type.Optional(
       Type.Object({ namespaces: Type.Optional(Type.Array(Name, { uniqueItems: true })) }, { additionalProperties: false }),
     ),
-    exemptDeleters: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true })),
+    exemptDeleters: Type.Optional(
+      Type.Object(
+        {
+          namespaceController: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true })),
+          garbageCollector: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     limits: Type.Optional(
       Type.Object(
         {

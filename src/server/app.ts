@@ -247,6 +247,8 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
           change: verdict.change,
           approvers: verdict.approvers,
           digest: verdict.digest,
+          // A request gated as several actions: each one's digest, change and approvers.
+          aspects: verdict.aspects.length > 1 ? verdict.aspects : undefined,
           durationMs: Math.round(durationMs * 1000) / 1000,
         },
         'admission decision',

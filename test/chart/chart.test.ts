@@ -245,6 +245,9 @@ describe.each(valueSets)('the chart with %s', (set) => {
     for (const issuer of policy.issuers) {
       if (issuer.jwks.kind === 'file') expect(mounted).toContain(issuer.jwks.path);
     }
+    // Each cleanup identity keeps its role: they are exempt in different places.
+    expect([...policy.exemptDeleters.namespaceController]).toEqual(['system:serviceaccount:kube-system:namespace-controller']);
+    expect([...policy.exemptDeleters.garbageCollector]).toEqual(['system:serviceaccount:kube-system:generic-garbage-collector']);
   });
 
   it('guards twokey itself with a ValidatingAdmissionPolicy bound to its namespace', () => {
@@ -298,6 +301,9 @@ describe.each(valueSets)('the chart with %s', (set) => {
     const cleanup = (at(vap, 'spec', 'variables') as JsonObject[]).find((v) => v.name === 'clusterCleanup');
     expect(cleanup?.expression).toContain(
       "request.operation == 'DELETE' || (oldObject != null && has(oldObject.metadata.deletionTimestamp))",
+    );
+    expect(cleanup?.expression).toContain(
+      'request.userInfo.username in ["system:serviceaccount:kube-system:namespace-controller","system:serviceaccount:kube-system:generic-garbage-collector"]',
     );
     expect(at(one(objects, 'ValidatingAdmissionPolicyBinding'), 'spec')).toMatchObject({
       policyName: at(vap, 'metadata', 'name'),
@@ -366,6 +372,7 @@ describe('chart values', () => {
     ['secret TLS without a CA bundle', ['tls.mode=secret', 'tls.secret.name=x'], 'tls.secret.caBundle is required'],
     ['metrics on the webhook port', ['metrics.port=8443'], 'metrics.port'],
     ['a drain longer than the grace period', ['shutdownDelaySeconds=25'], 'terminationGracePeriodSeconds must be at least'],
+    ['exempt deleters as one list, which cannot say which role a name plays', ['policy.exemptDeleters={a,b}'], 'exemptDeleters'],
   ])('refuses %s', (_name, set, message) => {
     expect(() => render({ set })).toThrow(message);
   });

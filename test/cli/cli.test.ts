@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { mintApproval, parsePrivateJwk } from '../../src/keys/signing.ts';
 import { runCli } from '../support/cli.ts';
+import { bindingFor } from '../support/world.ts';
 
 /** Sorted-key JSON: RFC 8785 for ASCII member names and integers, written independently of src. */
 function canonical(value: unknown): string {
@@ -148,6 +150,43 @@ describe('the change system flow: keygen, digest, approve, check', () => {
     expect(result.stderr).toContain('deployments.apps payments/api has no metadata.uid');
   });
 
+  it('digest and approve bind an unprotect to the file as it will be: its uid, critical label and owners', async () => {
+    const next = parse(await readFile('examples/deployment.yaml', 'utf8'));
+    next.metadata.uid = 'uid-api';
+    next.metadata.ownerReferences = [
+      { apiVersion: 'example.com/v1', kind: 'Database', name: 'ledger-db', uid: 'uid-ledger', controller: true },
+      { apiVersion: 'example.com/v1', kind: 'Database', name: 'archive-db', uid: 'uid-archive' },
+    ];
+    await writeFile(path('handover.json'), JSON.stringify(next));
+    const result = await runCli(['digest', '--action', 'unprotect', '-f', path('handover.json')]);
+    expect(result.code, result.stderr).toBe(0);
+    const expected = sha(
+      canonical({
+        action: 'unprotect',
+        resource: 'deployments.apps',
+        namespace: 'payments',
+        name: 'api',
+        uid: 'uid-api',
+        critical: false,
+        owners: [
+          { apiVersion: 'example.com/v1', kind: 'Database', name: 'archive-db', uid: 'uid-archive' },
+          { apiVersion: 'example.com/v1', kind: 'Database', name: 'ledger-db', uid: 'uid-ledger' },
+        ],
+      }),
+    );
+    expect(result.stdout).toBe(`${expected}  deployments.apps payments/api\n`);
+    const token = await approve('bob@example.com', ['--action', 'unprotect', '-f', path('handover.json')]);
+    expect(JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()).twokey).toMatchObject({
+      action: 'unprotect',
+      digest: expected,
+    });
+    next.metadata.ownerReferences = [{ apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost' }];
+    await writeFile(path('broken-owner.json'), JSON.stringify(next));
+    const broken = await runCli(['digest', '--action', 'unprotect', '-f', path('broken-owner.json')]);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toContain('deployments.apps payments/api: metadata.ownerReferences[0].uid is missing');
+  });
+
   it('digest exits 2 on a file that is not YAML, or missing', async () => {
     await writeFile(path('broken.yaml'), 'kind: [unclosed');
     expect((await runCli(['digest', '-f', path('broken.yaml')])).stderr).toContain('is not valid YAML');
@@ -228,6 +267,61 @@ describe('the change system flow: keygen, digest, approve, check', () => {
       'alice',
     ]);
     expect(metadataOnly.code).toBe(0);
+  });
+
+  it('check refuses a spec change hidden in an owner handover until each aspect has its approvals, as the webhook does', async () => {
+    const live = parse(await readFile('examples/deployment.yaml', 'utf8'));
+    live.metadata.uid = 'uid-api';
+    const next = structuredClone(live);
+    next.spec.template.spec.containers[0].image = 'registry.example.com/payments/api:6.6.6';
+    next.metadata.ownerReferences = [{ apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-ghost' }];
+    await writeFile(path('live.json'), JSON.stringify(live));
+    await writeFile(path('next.json'), JSON.stringify(next));
+    // Minted in process with the change system's key, bound to the file's digests as twokey approve binds them.
+    const privateJwk = parsePrivateJwk(JSON.parse(await readFile(path('private.jwk.json'), 'utf8')), 'private.jwk.json');
+    const mint = (approver: string, action: 'deploy' | 'unprotect') =>
+      mintApproval({
+        privateJwk,
+        issuer: 'https://change.example.com',
+        audience: 'prod-eu-1',
+        approver: `${approver}@example.com`,
+        change: 'CHG0031337',
+        binding: bindingFor(action, next),
+        ttlSeconds: 600,
+      });
+    const tokens: Record<string, string> = {
+      'bob-unprotect': await mint('bob', 'unprotect'),
+      'carol-unprotect': await mint('carol', 'unprotect'),
+    };
+    const withTokens = async (name: string) => {
+      const annotated = structuredClone(next);
+      annotated.metadata.annotations = Object.fromEntries(Object.entries(tokens).map(([k, v]) => [`approval.twokey.dev/${k}`, v]));
+      await writeFile(path(name), JSON.stringify(annotated));
+      return ['check', '--config', path('policy.yaml'), '-f', path(name), '--old', path('live.json'), '--user', 'alice'];
+    };
+    const refused = await runCli(await withTokens('next-unprotect.json'));
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain('twokey: deploy+unprotect of deployments.apps payments/api refused');
+    expect(refused.stdout).toMatch(/The deploy needs approvals bound to digest sha256:[0-9a-f]{64}: 0 of 2 required approvals\./);
+    tokens['bob-deploy'] = await mint('bob', 'deploy');
+    tokens['carol-deploy'] = await mint('carol', 'deploy');
+    const admitted = await runCli(await withTokens('next-both.json'));
+    expect(admitted.code, admitted.stdout).toBe(0);
+    expect(admitted.stdout).toContain(
+      'deployments.apps payments/api: admitted (admitted: deploy+unprotect of deployments.apps payments/api: ',
+    );
+  });
+
+  it('check warns of a critical label that only looks like "true", as the webhook does', async () => {
+    const manifest = parse(await readFile('examples/deployment.yaml', 'utf8'));
+    manifest.metadata.namespace = 'team-a';
+    manifest.metadata.labels['twokey.dev/critical'] = 'True';
+    await writeFile(path('look-alike.json'), JSON.stringify(manifest));
+    const result = await runCli(['check', '--config', path('policy.yaml'), '-f', path('look-alike.json'), '--user', 'alice']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(
+      'Warning: twokey: label twokey.dev/critical is "True", not "true": it does not make this Deployment critical\n',
+    );
   });
 
   it('approve --digest binds the digest from a refusal', async () => {

@@ -5,13 +5,13 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deploySpec, digestOf } from '../../src/decision/digest.ts';
+import { canonicalDigest, deploySpec, digestOf } from '../../src/decision/digest.ts';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
 import type { RunningServer } from '../../src/server/serve.ts';
 import { runCli } from '../support/cli.ts';
-import { FakeKube } from '../support/fake-kube.ts';
+import { applyDefaults, FakeKube } from '../support/fake-kube.ts';
 import { SERVICE_NAME, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';
-import { approve, deployment, type Issuer, makeIssuer, withAnnotations } from '../support/world.ts';
+import { approve, bindingFor, deployment, type Issuer, makeIssuer, withAnnotations } from '../support/world.ts';
 
 let kube: FakeKube;
 let files: ServerFiles;
@@ -75,6 +75,45 @@ describe('twokey digest --server', () => {
     const uid = (live.metadata as JsonObject).uid as string;
     expect(deleted.stdout.split(' ')[0]).toBe(
       digestOf({ action: 'delete', resource: 'deployments.apps', namespace: 'sandbox', name: 'worker', uid }),
+    );
+  });
+
+  it('prints each aspect its own digest when one change is both a deploy and an unprotect', async () => {
+    const live = kube.putObject(deployment({ name: 'handover', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'true' } }));
+    const next = deployment({ name: 'handover', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'true' }, image: 'x:6.6.6' });
+    (next.metadata as JsonObject).ownerReferences = [{ apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-ghost' }];
+    const file = join(files.dir, 'handover.json');
+    await writeFile(file, JSON.stringify(next));
+    const target = { resource: 'deployments.apps', namespace: 'sandbox', name: 'handover' };
+    const deploy = await twokey('digest', '--server', '-f', file);
+    expect(deploy.code, deploy.stderr).toBe(0);
+    expect(deploy.stdout.split(' ')[0]).toBe(digestOf({ action: 'deploy', ...target, spec: deploySpec(applyDefaults(next)) }));
+    const unprotect = await twokey('digest', '--server', '--action', 'unprotect', '-f', file);
+    expect(unprotect.code, unprotect.stderr).toBe(0);
+    expect(unprotect.stdout.split(' ')[0]).toBe(
+      bindingFor('unprotect', { ...next, metadata: { ...(next.metadata as JsonObject), uid: (live.metadata as JsonObject).uid } }).digest,
+    );
+  });
+
+  it('binds an unprotect to the live uid and to the label and owners the change leaves', async () => {
+    const live = kube.putObject(deployment({ name: 'unlabel', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'true' } }));
+    const next = deployment({ name: 'unlabel', namespace: 'sandbox' });
+    delete (next.metadata as JsonObject).uid;
+    const file = join(files.dir, 'unlabel.json');
+    await writeFile(file, JSON.stringify(next));
+    const result = await twokey('digest', '--server', '--action', 'unprotect', '-f', file);
+    expect(result.code, result.stderr).toBe(0);
+    const uid = (live.metadata as JsonObject).uid as string;
+    expect(result.stdout.split(' ')[0]).toBe(
+      canonicalDigest({
+        action: 'unprotect',
+        resource: 'deployments.apps',
+        namespace: 'sandbox',
+        name: 'unlabel',
+        uid,
+        critical: false,
+        owners: [],
+      }),
     );
   });
 
@@ -142,6 +181,24 @@ describe('twokey check --server', () => {
     const result = await twokey('check', '--server', '--config', files.policy, '-f', file, '--operation', 'DELETE', '-o', 'json');
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout)[0]).toMatchObject({ object: 'deployments.apps payments/ledger', allowed: false, action: 'delete' });
+  });
+});
+
+describe('twokey check --server and the cleanup exemption', () => {
+  it("judges the namespace controller's delete by whether the live namespace is being deleted", async () => {
+    kube.putNamespace('closing', { 'twokey.dev/critical': 'true' }, { deleting: true });
+    for (const namespace of ['closing', 'payments']) kube.putObject(deployment({ name: 'cleaned', namespace }));
+    const judge = async (namespace: string) => {
+      const file = join(files.dir, `cleaned-${namespace}.json`);
+      await writeFile(file, JSON.stringify(deployment({ name: 'cleaned', namespace })));
+      const controller = 'system:serviceaccount:kube-system:namespace-controller';
+      return twokey('check', '--server', '--config', files.policy, '-f', file, '--operation', 'DELETE', '--user', controller, '-o', 'json');
+    };
+    const closing = await judge('closing');
+    expect(closing.code, closing.stdout + closing.stderr).toBe(0);
+    const active = await judge('payments');
+    expect(active.code).toBe(1);
+    expect(JSON.parse(active.stdout)[0]).toMatchObject({ allowed: false, action: 'delete' });
   });
 });
 
@@ -226,6 +283,82 @@ describe('twokey scan', () => {
     kube.putObject(withAnnotations(stored, await approvalsAt(changedAt + 7200)));
     rows = JSON.parse((await twokey('scan', '--config', files.policy, '-o', 'json')).stdout) as Array<Record<string, unknown>>;
     expect(rows.find((r) => r.name === 'timed')).toMatchObject({ status: 'unapproved' });
+  });
+});
+
+describe('twokey scan and look-alike critical labels', () => {
+  it('reports workloads and namespaces whose critical label is not "true" as findings, and exits 1 for them alone', async () => {
+    const own = new FakeKube();
+    await own.start();
+    try {
+      own.putNamespace('typo', { 'twokey.dev/critical': 'True' });
+      own.putNamespace('sandbox');
+      own.putNamespace('vault', { 'twokey.dev/critical': 'true' });
+      own.putObject(deployment({ name: 'api', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'yes' } }));
+      // Approved and critical by its namespace: its look-alike label is still a finding.
+      const approvedIn = async (labels: Record<string, string>) => {
+        const stored = own.putObject(deployment({ name: 'safe', namespace: 'vault', labels }));
+        const now = Date.parse((stored.metadata as JsonObject).creationTimestamp as string) / 1000 - 60;
+        own.putObject(
+          withAnnotations(stored, {
+            'approval.twokey.dev/bob': await approve(issuer, 'deploy', stored, { approver: 'bob@example.com', now }),
+            'approval.twokey.dev/carol': await approve(issuer, 'deploy', stored, { approver: 'carol@example.com', now }),
+          }),
+        );
+      };
+      await approvedIn({ 'twokey.dev/critical': '1' });
+      const config = await own.writeKubeconfig(join(files.dir, 'kubeconfig-look-alike'));
+      const found = await runCli(['scan', '--config', files.policy, '-o', 'json', '--kubeconfig', config]);
+      expect(found.code, found.stderr).toBe(1);
+      expect(JSON.parse(found.stdout)).toEqual([
+        {
+          resource: 'deployments.apps',
+          namespace: 'sandbox',
+          name: 'api',
+          criticalBy: 'none',
+          status: 'mislabelled',
+          detail: 'label twokey.dev/critical is "yes", not "true": it does not make this Deployment critical',
+          criticalLabel: 'yes',
+        },
+        expect.objectContaining({
+          resource: 'deployments.apps',
+          namespace: 'vault',
+          name: 'safe',
+          criticalBy: 'namespace label',
+          status: 'mislabelled',
+          detail:
+            'label twokey.dev/critical is "1", not "true": it does not make this Deployment critical; CHG0031337 approved by bob@example.com, carol@example.com',
+          criticalLabel: '1',
+        }),
+        {
+          resource: 'namespaces',
+          namespace: '',
+          name: 'typo',
+          criticalBy: 'none',
+          status: 'mislabelled',
+          detail: 'label twokey.dev/critical is "True", not "true": it does not make this Namespace critical',
+          criticalLabel: 'True',
+        },
+        {
+          resource: 'namespaces',
+          namespace: '',
+          name: 'vault',
+          criticalBy: 'label',
+          status: 'protected',
+          detail: 'deletion and unlabelling need approvals',
+        },
+      ]);
+      own.putNamespace('typo', { 'twokey.dev/critical': 'false' });
+      own.putObject(deployment({ name: 'api', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'false' } }));
+      await approvedIn({});
+      const table = await runCli(['scan', '--config', files.policy, '--kubeconfig', config]);
+      expect(table.code, table.stdout + table.stderr).toBe(0);
+      expect(table.stderr).toContain(
+        '2 critical objects, 0 without valid approvals for their current spec, 0 with a critical label that is not "true"',
+      );
+    } finally {
+      await own.stop();
+    }
   });
 });
 

@@ -85,6 +85,30 @@ describe('Events', () => {
     expect(String(eventsFor('approved-api')[0]?.message)).toContain('approved for CHG0031337 by bob@example.com, carol@example.com');
   });
 
+  it('records a request gated as several actions, naming each aspect its digest', async () => {
+    const old = deployment({ name: 'handover-api' });
+    const next = deployment({ name: 'handover-api', image: 'registry.example.com/api:2.0.0' });
+    (next.metadata as JsonObject).ownerReferences = [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'o', uid: 'uid-o' }];
+    expect((await call({ operation: 'UPDATE', object: next, oldObject: old })).kind).toBe('denied');
+    const now = Date.now() / 1000;
+    const approvals: Record<string, string> = {};
+    for (const action of ['deploy', 'unprotect'] as const) {
+      for (const approver of ['bob', 'carol']) {
+        approvals[`approval.twokey.dev/${approver}-${action}`] = await approve(issuer, action, next, {
+          approver: `${approver}@example.com`,
+          now,
+        });
+      }
+    }
+    expect((await call({ operation: 'UPDATE', object: withAnnotations(next, approvals), oldObject: old })).kind).toBe('allowed');
+    await eventually(() => eventsFor('handover-api').length === 2);
+    const [refused, approved] = eventsFor('handover-api');
+    expect(refused).toMatchObject({ type: 'Warning', reason: 'ChangeRefused', action: 'Deploy+Unprotect' });
+    expect(String(refused?.message)).toMatch(/^twokey: deploy\+unprotect of deployments.apps payments\/handover-api refused/);
+    expect(approved).toMatchObject({ type: 'Normal', reason: 'ChangeApproved', action: 'Deploy+Unprotect' });
+    expect(String(approved?.message)).toMatch(/\(digests deploy sha256:[0-9a-f]{64}, unprotect sha256:[0-9a-f]{64}\)$/);
+  });
+
   it('records nothing for a dry run or an ungated request', async () => {
     await call({ operation: 'CREATE', object: deployment({ name: 'dry-api' }), dryRun: true });
     await call({ operation: 'CREATE', object: deployment({ name: 'plain-api', namespace: 'default' }) });

@@ -61,6 +61,19 @@ describe('the namespace cache', () => {
     await eventually(() => c.criticality('team-b') === 'critical', 1000);
   });
 
+  it('follows whether a namespace is being deleted, and knows nothing of one it has not seen', async () => {
+    kube.putNamespace('team-h');
+    const c = cache();
+    expect(c.deletion('team-h')).toBe('unknown');
+    await c.start();
+    await eventually(() => c.deletion('team-h') === 'active');
+    expect(c.deletion('never-seen')).toBe('unknown');
+    kube.putNamespace('team-h', {}, { deleting: true });
+    await eventually(() => c.deletion('team-h') === 'deleting', 1000);
+    kube.deleteNamespace('team-h');
+    await eventually(() => c.deletion('team-h') === 'unknown', 1000);
+  });
+
   it('keeps serving the last state while the watch is down, and catches up when it is back', async () => {
     kube.putNamespace('team-c');
     const c = cache();
@@ -193,6 +206,22 @@ describe('/validate with the cluster', () => {
     expect(Date.now() - labelled).toBeLessThan(1000);
     kube.putNamespace('shop', {});
     await eventually(async () => (await validate('shop')).kind === 'allowed', 1000);
+  });
+
+  it("admits the namespace controller's deletes of critical workloads only once the namespace's deletion has begun", async () => {
+    kube.putNamespace('closing', { 'twokey.dev/critical': 'true' });
+    const remove = () =>
+      callWebhook(
+        endpointOf(server, files, '/validate', 'labeled-workloads.twokey.dev'),
+        admissionReview({
+          operation: 'DELETE',
+          oldObject: deployment({ namespace: 'closing' }),
+          user: 'system:serviceaccount:kube-system:namespace-controller',
+        }),
+      );
+    await eventually(async () => (await remove()).kind === 'denied');
+    kube.putNamespace('closing', { 'twokey.dev/critical': 'true' }, { deleting: true });
+    await eventually(async () => (await remove()).kind === 'allowed', 1000);
   });
 
   it('refuses, saying why, a workload in a namespace the cache has not seen', async () => {

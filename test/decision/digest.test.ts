@@ -13,9 +13,40 @@ describe('change digests (contract section 3)', () => {
     expect(digest).toBe(sha('{"action":"delete","name":"payments","namespace":"","resource":"namespaces","uid":"uid-1"}'));
   });
 
-  it('digests an unprotect subject with its own action', () => {
-    const digest = digestOf({ action: 'unprotect', resource: 'deployments.apps', namespace: 'payments', name: 'api', uid: 'u' });
-    expect(digest).toBe(sha('{"action":"unprotect","name":"api","namespace":"payments","resource":"deployments.apps","uid":"u"}'));
+  it('digests an unprotect subject with the state it leaves: critical, and owners by identity, sorted, once each', () => {
+    const owner = (uid: string, name = 'db') => ({ apiVersion: 'example.com/v1', kind: 'Database', name, uid });
+    // Extra fields are not part of an owner's identity; a repeated owner is one owner.
+    const owners = [{ ...owner('u-2'), controller: true, blockOwnerDeletion: true }, owner('u-1', 'b'), owner('u-1', 'a'), owner('u-2')];
+    const digest = digestOf({
+      action: 'unprotect',
+      resource: 'deployments.apps',
+      namespace: 'payments',
+      name: 'api',
+      uid: 'u',
+      critical: false,
+      owners,
+    });
+    expect(digest).toBe(
+      sha(
+        '{"action":"unprotect","critical":false,"name":"api","namespace":"payments","owners":[' +
+          '{"apiVersion":"example.com/v1","kind":"Database","name":"a","uid":"u-1"},' +
+          '{"apiVersion":"example.com/v1","kind":"Database","name":"b","uid":"u-1"},' +
+          '{"apiVersion":"example.com/v1","kind":"Database","name":"db","uid":"u-2"}' +
+          '],"resource":"deployments.apps","uid":"u"}',
+      ),
+    );
+    const none = digestOf({
+      action: 'unprotect',
+      resource: 'namespaces',
+      namespace: '',
+      name: 'team-a',
+      uid: 'u',
+      critical: true,
+      owners: [],
+    });
+    expect(none).toBe(
+      sha('{"action":"unprotect","critical":true,"name":"team-a","namespace":"","owners":[],"resource":"namespaces","uid":"u"}'),
+    );
   });
 
   it('canonicalises nested members, numbers and non-ASCII text as JCS does', () => {

@@ -2,7 +2,7 @@
  * Which requests are gated (contract section 2), as which action, bound to which digest.
  */
 import { describe, expect, it } from 'vitest';
-import { deploySpec, digestOf } from '../../src/decision/digest.ts';
+import { canonicalDigest, deploySpec, digestOf } from '../../src/decision/digest.ts';
 import { CannotJudge, type Gate, gateRequest, type NamespaceState, NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
 import { deployment, makePolicy, namespaceObject, type ReviewOptions, request, withLabels } from '../support/world.ts';
@@ -15,9 +15,12 @@ const gate = (
   gateRequest(request(options), {
     policy,
     forceCritical: extra.forceCritical ?? false,
-    namespaces: extra.namespaces ? { criticality: (ns) => extra.namespaces?.[ns] ?? 'not-critical' } : NO_CLUSTER_VIEW,
+    namespaces: extra.namespaces
+      ? { criticality: (ns) => extra.namespaces?.[ns] ?? 'not-critical', deletion: () => 'unknown' }
+      : NO_CLUSTER_VIEW,
   });
-const action = (g: Gate) => (g.gated ? g.action : 'none');
+const action = (g: Gate) => (g.gated ? g.aspects.map((a) => a.action).join('+') : 'none');
+const digest = (g: Gate) => (g.gated && g.aspects.length === 1 ? g.aspects[0].digest : undefined);
 const critical = { 'twokey.dev/critical': 'true' };
 
 function workload(kind: string, apiVersion: string, labels: Record<string, string> = {}, namespace = 'team-a'): JsonObject {
@@ -33,12 +36,11 @@ describe('critical workloads', async () => {
   ])('gates a labelled %s: deploy on CREATE, delete on DELETE, bound to %s', async (kind, apiVersion, resource) => {
     const object = workload(kind, apiVersion, critical);
     const created = await gate({ operation: 'CREATE', object });
-    expect(created).toMatchObject({ gated: true, action: 'deploy', target: { resource, namespace: 'team-a', name: 'w' } });
-    if (created.gated)
-      expect(created.digest).toBe(digestOf({ action: 'deploy', resource, namespace: 'team-a', name: 'w', spec: deploySpec(object) }));
+    expect(created).toMatchObject({ gated: true, aspects: [{ action: 'deploy' }], target: { resource, namespace: 'team-a', name: 'w' } });
+    expect(digest(created)).toBe(digestOf({ action: 'deploy', resource, namespace: 'team-a', name: 'w', spec: deploySpec(object) }));
     const deleted = await gate({ operation: 'DELETE', oldObject: object });
-    expect(deleted).toMatchObject({ gated: true, action: 'delete' });
-    if (deleted.gated) expect(deleted.digest).toBe(digestOf({ action: 'delete', resource, namespace: 'team-a', name: 'w', uid: 'uid-w' }));
+    expect(action(deleted)).toBe('delete');
+    expect(digest(deleted)).toBe(digestOf({ action: 'delete', resource, namespace: 'team-a', name: 'w', uid: 'uid-w' }));
   });
 
   it('does not gate a labelled object of another kind', async () => {
@@ -87,14 +89,49 @@ describe('critical workloads', async () => {
     );
   });
 
-  it('binds an unprotect to the old object uid', async () => {
+  it('gates every aspect of an UPDATE: a spec changed with the owners or the label is a deploy and an unprotect', async () => {
+    const old = deployment({ namespace: 'team-a', labels: critical });
+    const newImage = deployment({ namespace: 'team-a', labels: critical, image: 'x:2' });
+    const owned = structuredClone(newImage);
+    (owned.metadata as JsonObject).ownerReferences = [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'o', uid: 'uid-o' }];
+    expect(action(await gate({ operation: 'UPDATE', object: owned, oldObject: old }))).toBe('deploy+unprotect');
+    const unlabelled = withLabels(newImage, { 'twokey.dev/critical': undefined });
+    expect(action(await gate({ operation: 'UPDATE', object: unlabelled, oldObject: old }))).toBe('deploy+unprotect');
+    expect(action(await gate({ operation: 'UPDATE', object: newImage, oldObject: old }))).toBe('deploy');
+  });
+
+  it('binds an unprotect to the old object uid and to the label and owners the new object carries', async () => {
     const old = deployment({ namespace: 'team-a', labels: critical, uid: 'uid-old' });
-    const g = await gate({ operation: 'UPDATE', object: withLabels(old, { 'twokey.dev/critical': undefined }), oldObject: old });
-    expect(g).toMatchObject({ gated: true, action: 'unprotect' });
-    if (g.gated)
-      expect(g.digest).toBe(
-        digestOf({ action: 'unprotect', resource: 'deployments.apps', namespace: 'team-a', name: 'api', uid: 'uid-old' }),
-      );
+    const unlabelled = withLabels(old, { 'twokey.dev/critical': undefined });
+    (unlabelled.metadata as JsonObject).uid = 'uid-claimed-by-the-request';
+    const subject = { action: 'unprotect', resource: 'deployments.apps', namespace: 'team-a', name: 'api', uid: 'uid-old' } as const;
+    const g = await gate({ operation: 'UPDATE', object: unlabelled, oldObject: old });
+    expect(action(g)).toBe('unprotect');
+    // The subject written out, as the contract gives it, not through digestOf.
+    expect(digest(g)).toBe(canonicalDigest({ ...subject, critical: false, owners: [] }));
+    const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: 'o', uid: 'uid-o' };
+    const owned = structuredClone(old);
+    (owned.metadata as JsonObject).ownerReferences = [{ ...owner, controller: true }];
+    expect(digest(await gate({ operation: 'UPDATE', object: owned, oldObject: old }))).toBe(
+      canonicalDigest({ ...subject, critical: true, owners: [owner] }),
+    );
+  });
+
+  it('compares owners by apiVersion, kind, name and uid: other fields changing is no new owner', async () => {
+    const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: 'o', uid: 'uid-o' };
+    const withOwners = (owners: unknown[]) => {
+      const copy = deployment({ namespace: 'team-a', labels: critical });
+      (copy.metadata as JsonObject).ownerReferences = owners;
+      return copy;
+    };
+    const old = withOwners([owner]);
+    expect(action(await gate({ operation: 'UPDATE', object: withOwners([{ ...owner, blockOwnerDeletion: true }]), oldObject: old }))).toBe(
+      'none',
+    );
+    for (const field of ['apiVersion', 'kind', 'name', 'uid'] as const) {
+      const changed = withOwners([{ ...owner, [field]: `${owner[field]}-2` }]);
+      expect(action(await gate({ operation: 'UPDATE', object: changed, oldObject: old }))).toBe('unprotect');
+    }
   });
 });
 
@@ -107,7 +144,11 @@ describe('namespaces', async () => {
 
   it('gates deleting a labelled namespace, with namespace "" in the subject', async () => {
     const g = await gate({ operation: 'DELETE', oldObject: labelled });
-    expect(g).toMatchObject({ gated: true, action: 'delete', target: { resource: 'namespaces', namespace: '', name: 'team-a' } });
+    expect(g).toMatchObject({
+      gated: true,
+      aspects: [{ action: 'delete' }],
+      target: { resource: 'namespaces', namespace: '', name: 'team-a' },
+    });
   });
 
   it('gates deleting a namespace listed in the policy, label or not', async () => {
@@ -127,7 +168,7 @@ describe('namespaces', async () => {
     expect(action(await gate({ operation: 'UPDATE', object: namespaceObject('payments'), oldObject: payments }))).toBe('none');
   });
 
-  it('does not gate the status and finalize subresources', async () => {
+  it('does not gate status and finalize updates that keep the label and the owners', async () => {
     expect(action(await gate({ operation: 'UPDATE', object: labelled, oldObject: labelled, subResource: 'finalize' }))).toBe('none');
     expect(action(await gate({ operation: 'UPDATE', object: labelled, oldObject: labelled, subResource: 'status' }))).toBe('none');
   });
@@ -163,7 +204,7 @@ describe('requests that are never gated', async () => {
     'does not exempt %s deleting a critical namespace (an owner put on it would delete it ungated)',
     async (user) => {
       const g = await gate({ operation: 'DELETE', oldObject: namespaceObject('payments'), user });
-      expect(g).toMatchObject({ gated: true, action: 'delete' });
+      expect(action(g)).toBe('delete');
     },
   );
 
@@ -219,6 +260,26 @@ describe('what cannot be judged is refused', async () => {
     await expect(gateRequest(forged, { policy, forceCritical: true, namespaces: NO_CLUSTER_VIEW })).rejects.toThrow(
       /differs from the request/,
     );
+  });
+
+  it.each([
+    ['without a uid', { apiVersion: 'v1', kind: 'ConfigMap', name: 'o' }, /object: metadata.ownerReferences\[0\].uid is missing/],
+    [
+      'with a name that is not a string',
+      { apiVersion: 'v1', kind: 'ConfigMap', name: 7, uid: 'u' },
+      /ownerReferences\[0\].name is not a string/,
+    ],
+    ['that is not an object', 'owner', /ownerReferences\[0\] is not an object/],
+  ])('when a critical object gets an owner entry %s', async (_how, entry, reason) => {
+    const old = deployment({ namespace: 'team-a', labels: critical });
+    const object = structuredClone(old);
+    (object.metadata as JsonObject).ownerReferences = [entry];
+    await expect(judge({ operation: 'UPDATE', object, oldObject: old })).rejects.toThrow(reason);
+    // Not on an object that is not critical: nothing there depends on its owners.
+    const plain = deployment({ namespace: 'team-a' });
+    const plainOwned = structuredClone(plain);
+    (plainOwned.metadata as JsonObject).ownerReferences = [entry];
+    expect(action(await gate({ operation: 'UPDATE', object: plainOwned, oldObject: plain }))).toBe('none');
   });
 
   it('when a delete target has no uid', async () => {

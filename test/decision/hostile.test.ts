@@ -6,8 +6,9 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { digestFromRefusal } from '../../src/cluster/client.ts';
 import { decide } from '../../src/decision/decide.ts';
-import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
+import { type NamespaceView, NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { Verdict } from '../../src/decision/verdict.ts';
 import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
 import type { JsonObject } from '../../src/kubernetes/objects.ts';
@@ -26,6 +27,7 @@ import {
   request,
   withAnnotations,
   withLabels,
+  withOwners,
 } from '../support/world.ts';
 
 let issuer: Issuer;
@@ -52,6 +54,11 @@ async function createWith(annotations: Record<string, string>, user = 'deployer@
 }
 
 const bob = () => approve(issuer, 'deploy', api, { approver: 'bob@example.com' });
+const critical = { 'twokey.dev/critical': 'true' };
+/** An owner that does not exist: the garbage collector would delete what it owns. */
+const ghost = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-of-nothing' };
+/** A namespace view in which every namespace's deletion has begun. */
+const beingDeleted: NamespaceView = { ...NO_CLUSTER_VIEW, deletion: () => 'deleting' };
 const report = (verdict: Verdict, key: string) => verdict.approvals.find((a) => a.key === key);
 const header = (extra: Record<string, unknown> = {}) => ({
   alg: 'EdDSA',
@@ -631,7 +638,7 @@ describe('what is gated and what is not', () => {
   it('admits the namespace controller deleting inside a namespace being deleted', async () => {
     const verdict = await decide(
       request({ operation: 'DELETE', oldObject: api, user: 'system:serviceaccount:kube-system:namespace-controller', noName: true }),
-      ctx(),
+      ctx({ namespaces: beingDeleted }),
     );
     expect(verdict).toMatchObject({ allowed: true, action: undefined });
   });
@@ -668,19 +675,14 @@ describe('what is gated and what is not', () => {
   });
 
   const owner = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-of-nothing', blockOwnerDeletion: true };
-  const withOwners = (object: JsonObject, owners: unknown[]) => {
-    const copy = structuredClone(object);
-    (copy.metadata as JsonObject).ownerReferences = owners;
-    return copy;
-  };
 
   it('gates giving a critical workload an owner (the garbage collector would delete it) as unprotect', async () => {
     const owned = withOwners(api, [owner]);
     const refused = await decide(request({ operation: 'UPDATE', object: owned, oldObject: api }), ctx());
     expect(refused).toMatchObject({ allowed: false, action: 'unprotect' });
     const approvals = {
-      'approval.twokey.dev/bob': await approve(issuer, 'unprotect', api, { approver: 'bob@example.com' }),
-      'approval.twokey.dev/carol': await approve(issuer, 'unprotect', api, { approver: 'carol@example.com' }),
+      'approval.twokey.dev/bob': await approve(issuer, 'unprotect', owned, { approver: 'bob@example.com' }),
+      'approval.twokey.dev/carol': await approve(issuer, 'unprotect', owned, { approver: 'carol@example.com' }),
     };
     const admitted = await decide(request({ operation: 'UPDATE', object: withAnnotations(owned, approvals), oldObject: api }), ctx());
     expect(admitted).toMatchObject({ allowed: true, action: 'unprotect' });
@@ -741,7 +743,11 @@ describe('what is gated and what is not', () => {
     'gates %s deleting a workload labelled critical in a namespace that is not critical',
     async (user) => {
       const labelled = deployment({ namespace: 'team-a', labels: { 'twokey.dev/critical': 'true' } });
-      const refused = await decide(request({ operation: 'DELETE', oldObject: labelled, user, noName: true }), ctx());
+      // Even while its namespace is being deleted: that deletion's approvals never covered it.
+      const refused = await decide(
+        request({ operation: 'DELETE', oldObject: labelled, user, noName: true }),
+        ctx({ namespaces: beingDeleted }),
+      );
       expect(refused).toMatchObject({ allowed: false, action: 'delete' });
       const approvals = {
         'approval.twokey.dev/bob': await approve(issuer, 'delete', labelled, { approver: 'bob@example.com' }),
@@ -749,12 +755,14 @@ describe('what is gated and what is not', () => {
       };
       const admitted = await decide(
         request({ operation: 'DELETE', oldObject: withAnnotations(labelled, approvals), user, noName: true }),
-        ctx(),
+        ctx({ namespaces: beingDeleted }),
       );
       expect(admitted).toMatchObject({ allowed: true, action: 'delete' });
       // In a critical namespace, whose own deletion was gated, the cleanup stays exempt.
       const inCritical = deployment({ namespace: 'payments', labels: { 'twokey.dev/critical': 'true' } });
-      expect(await decide(request({ operation: 'DELETE', oldObject: inCritical, user, noName: true }), ctx())).toMatchObject({
+      expect(
+        await decide(request({ operation: 'DELETE', oldObject: inCritical, user, noName: true }), ctx({ namespaces: beingDeleted })),
+      ).toMatchObject({
         allowed: true,
         action: undefined,
       });
@@ -764,7 +772,7 @@ describe('what is gated and what is not', () => {
   it('gates by the stricter view when the namespace watch still says critical', async () => {
     const labelled = deployment({ namespace: 'team-a', labels: { 'twokey.dev/critical': 'true' } });
     const unlabelled = withLabels(labelled, { 'twokey.dev/critical': undefined });
-    const watchSaysCritical = { criticality: () => 'critical' as const };
+    const watchSaysCritical = { criticality: () => 'critical' as const, deletion: () => 'active' as const };
     const verdict = await decide(
       request({ operation: 'UPDATE', object: unlabelled, oldObject: labelled }),
       ctx({ namespaces: watchSaysCritical }),
@@ -790,10 +798,10 @@ describe('what is gated and what is not', () => {
   });
 
   it('honours a policy without the default exempt deleters', async () => {
-    const strict = await makeSnapshot([issuer], makePolicy({ exemptDeleters: [] }));
+    const strict = await makeSnapshot([issuer], makePolicy({ exemptDeleters: { namespaceController: [], garbageCollector: [] } }));
     const verdict = await decide(
       request({ operation: 'DELETE', oldObject: api, user: 'system:serviceaccount:kube-system:namespace-controller', noName: true }),
-      { ...strict, namespaces: NO_CLUSTER_VIEW, forceCritical: false, now: NOW },
+      { ...strict, namespaces: beingDeleted, forceCritical: false, now: NOW },
     );
     expect(verdict.allowed).toBe(false);
   });
@@ -822,5 +830,332 @@ describe('bounded reading', () => {
       '452 more approval annotations were not read (only the first 50 distinct tokens are read), e.g. approval.twokey.dev/a-050',
     );
     expect(verdict.message?.length).toBeLessThan(12_000);
+  });
+});
+
+describe('every gated aspect of one request needs approvals of its own', () => {
+  /** Approvals of one action for the object as it will be, one annotation per approver and action. */
+  const approvalsOf = async (action: 'deploy' | 'unprotect', object: JsonObject, approvers = ['bob@example.com', 'carol@example.com']) =>
+    Object.fromEntries(
+      await Promise.all(
+        approvers.map(async (approver) => [
+          `approval.twokey.dev/${approver.split('@')[0]}-${action}`,
+          await approve(issuer, action, object, { approver }),
+        ]),
+      ),
+    );
+  const update = (object: JsonObject, oldObject: JsonObject) => decide(request({ operation: 'UPDATE', object, oldObject }), ctx());
+  const labelled = deployment({ namespace: 'team-a', labels: { 'twokey.dev/critical': 'true' } });
+
+  it('refuses a new image hidden in an owner handover that only unprotect approvals cover', async () => {
+    const handedOver = withOwners(deployment({ image: 'registry.example.com/api:6.6.6' }), [ghost]);
+    const verdict = await update(withAnnotations(handedOver, await approvalsOf('unprotect', handedOver)), api);
+    expect(verdict).toMatchObject({
+      allowed: false,
+      action: 'deploy+unprotect',
+      aspects: [
+        { action: 'deploy', allowed: false, digest: bindingFor('deploy', handedOver).digest },
+        { action: 'unprotect', allowed: true, change: 'CHG0031337', approvers: ['bob@example.com', 'carol@example.com'] },
+      ],
+    });
+    expect(verdict.message).toMatch(
+      /^twokey: deploy\+unprotect of deployments\.apps payments\/api refused: this one request is a deploy and an unprotect, /,
+    );
+    expect(verdict.message).toContain(
+      `The deploy needs approvals bound to digest ${bindingFor('deploy', handedOver).digest}: 0 of 2 required approvals.`,
+    );
+    expect(verdict.message).toContain(
+      `To approve: twokey approve --action deploy --digest ${bindingFor('deploy', handedOver).digest} ...,`,
+    );
+    expect(verdict.auditAnnotations).toMatchObject({ decision: 'refused', action: 'deploy+unprotect', 'unprotect-change': 'CHG0031337' });
+  });
+
+  it('refuses a new image with the critical label removed when only unprotect approvals cover it', async () => {
+    const unlabelled = withLabels(deployment({ namespace: 'team-a', image: 'registry.example.com/api:6.6.6' }), {});
+    const verdict = await update(withAnnotations(unlabelled, await approvalsOf('unprotect', unlabelled)), labelled);
+    expect(verdict).toMatchObject({ allowed: false, action: 'deploy+unprotect' });
+    expect(verdict.aspects.map((a) => [a.action, a.allowed])).toEqual([
+      ['deploy', false],
+      ['unprotect', true],
+    ]);
+  });
+
+  it('refuses deploy approvals alone, naming the unprotect that lacks them', async () => {
+    const handedOver = withOwners(deployment({ image: 'registry.example.com/api:2.0.0' }), [ghost]);
+    const verdict = await update(withAnnotations(handedOver, await approvalsOf('deploy', handedOver)), api);
+    expect(verdict).toMatchObject({ allowed: false, action: 'deploy+unprotect' });
+    expect(verdict.message).toContain(`The unprotect needs approvals bound to digest ${bindingFor('unprotect', handedOver).digest}`);
+    expect(verdict.message).toContain('The deploy needs approvals bound to digest');
+    expect(verdict.message).toContain('approved for change "CHG0031337" by "bob@example.com", "carol@example.com".');
+  });
+
+  it('admits when each aspect reaches its quorum, the same approvers approving both', async () => {
+    const handedOver = withOwners(deployment({ image: 'registry.example.com/api:2.0.0' }), [ghost]);
+    const approvals = { ...(await approvalsOf('deploy', handedOver)), ...(await approvalsOf('unprotect', handedOver)) };
+    const verdict = await update(withAnnotations(handedOver, approvals), api);
+    expect(verdict).toMatchObject({ allowed: true, action: 'deploy+unprotect' });
+    expect(verdict.aspects.every((a) => a.allowed)).toBe(true);
+    // A token counts where it is bound; that it is no token of the other aspect is no warning.
+    expect(verdict.approvals.map((a) => [a.key, a.status, a.action])).toEqual([
+      ['approval.twokey.dev/bob-deploy', 'counted', 'deploy'],
+      ['approval.twokey.dev/bob-unprotect', 'counted', 'unprotect'],
+      ['approval.twokey.dev/carol-deploy', 'counted', 'deploy'],
+      ['approval.twokey.dev/carol-unprotect', 'counted', 'unprotect'],
+    ]);
+    expect(verdict.warnings).toEqual(['twokey: owned by Database/ghost: deleting an owner deletes this workload without delete approvals']);
+    expect(verdict.auditAnnotations).toMatchObject({
+      decision: 'admitted',
+      action: 'deploy+unprotect',
+      'deploy-digest': bindingFor('deploy', handedOver).digest,
+      'deploy-approvers': 'bob@example.com,carol@example.com',
+      'unprotect-digest': bindingFor('unprotect', handedOver).digest,
+    });
+  });
+
+  it('tallies each aspect by the rules: the requesting user does not approve its deploy half', async () => {
+    const handedOver = withOwners(deployment({ image: 'registry.example.com/api:2.0.0' }), [ghost]);
+    const approvals = {
+      ...(await approvalsOf('deploy', handedOver, ['bob@example.com', 'deployer@example.com'])),
+      ...(await approvalsOf('unprotect', handedOver)),
+    };
+    const verdict = await update(withAnnotations(handedOver, approvals), api);
+    expect(verdict).toMatchObject({
+      allowed: false,
+      aspects: [
+        { action: 'deploy', allowed: false },
+        { action: 'unprotect', allowed: true },
+      ],
+    });
+    expect(verdict.message).toContain(
+      'approval.twokey.dev/deployer-deploy (deploy): approver "deployer@example.com" is the user making this request',
+    );
+  });
+
+  it('lets the CLI read each aspect its digest from the refusal, and a single action its own', async () => {
+    const handedOver = withOwners(deployment({ image: 'registry.example.com/api:2.0.0' }), [ghost]);
+    const both = await update(handedOver, api);
+    expect(digestFromRefusal(`admission webhook "x" denied the request: ${both.message}`, 'deploy')).toBe(
+      bindingFor('deploy', handedOver).digest,
+    );
+    expect(digestFromRefusal(`admission webhook "x" denied the request: ${both.message}`, 'unprotect')).toBe(
+      bindingFor('unprotect', handedOver).digest,
+    );
+    expect(digestFromRefusal(both.message as string, 'delete')).toBeUndefined();
+    const single = await createWith({});
+    expect(digestFromRefusal(single.message as string)).toBe(bindingFor('deploy', api).digest);
+    expect(digestFromRefusal(single.message as string, 'deploy')).toBe(bindingFor('deploy', api).digest);
+    expect(digestFromRefusal(single.message as string, 'unprotect')).toBeUndefined();
+  });
+});
+
+describe('unprotect approvals are bound to the state the change leaves', () => {
+  const ledger = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ledger-db', uid: 'uid-ledger' };
+  const other = { apiVersion: 'example.com/v1', kind: 'Database', name: 'other-db', uid: 'uid-other' };
+  const labelled = deployment({ namespace: 'team-a', labels: critical });
+  const unprotectApprovals = async (object: JsonObject) => ({
+    'approval.twokey.dev/bob': await approve(issuer, 'unprotect', object, { approver: 'bob@example.com' }),
+    'approval.twokey.dev/carol': await approve(issuer, 'unprotect', object, { approver: 'carol@example.com' }),
+  });
+  const update = (object: JsonObject, oldObject: JsonObject) => decide(request({ operation: 'UPDATE', object, oldObject }), ctx());
+
+  it('admits the handover they approve, and says what its approvals bind', async () => {
+    const toLedger = withOwners(labelled, [ledger]);
+    const refused = await update(toLedger, labelled);
+    expect(refused.message).toMatch(
+      /^twokey: unprotect of deployments\.apps team-a\/api \(after the change: critical true, owners Database\/ledger-db\) refused: 0 of 2 required approvals/,
+    );
+    const admitted = await update(withAnnotations(toLedger, await unprotectApprovals(toLedger)), labelled);
+    expect(admitted).toMatchObject({ allowed: true, action: 'unprotect', aspects: [{ after: { critical: true, owners: [ledger] } }] });
+  });
+
+  it('does not let approvals left over from a handover to one owner approve another owner, a ghost or the label removal', async () => {
+    // The object as the approved handover left it: owned by ledger-db, its approvals still attached.
+    const handedOver = withAnnotations(withOwners(labelled, [ledger]), await unprotectApprovals(withOwners(labelled, [ledger])));
+    for (const [what, next] of [
+      ['another owner', withOwners(handedOver, [other])],
+      ['another owner besides', withOwners(handedOver, [ledger, other])],
+      ['an owner that does not exist', withOwners(handedOver, [ghost])],
+      ['the label removed', withLabels(handedOver, { 'twokey.dev/critical': undefined })],
+    ] as const) {
+      const verdict = await update(next, handedOver);
+      expect(verdict, what).toMatchObject({ allowed: false, action: 'unprotect' });
+      expect(report(verdict, 'approval.twokey.dev/bob'), what).toMatchObject({ code: 'binding' });
+    }
+  });
+
+  it('does not let approvals of a label removal approve a handover, nor the reverse', async () => {
+    const unlabelled = withLabels(labelled, { 'twokey.dev/critical': undefined });
+    const forRemoval = await unprotectApprovals(unlabelled);
+    expect((await update(withAnnotations(unlabelled, forRemoval), labelled)).allowed).toBe(true);
+    const handover = await update(withAnnotations(withOwners(labelled, [ghost]), forRemoval), labelled);
+    expect(handover).toMatchObject({ allowed: false, action: 'unprotect' });
+    expect(handover.message).toContain('(after the change: critical true, owners Database/ghost) refused');
+    const forHandover = await unprotectApprovals(withOwners(labelled, [ghost]));
+    const removal = await update(withAnnotations(unlabelled, forHandover), labelled);
+    expect(removal.message).toContain('unprotect of deployments.apps team-a/api (after the change: critical false, owners none) refused');
+    // The same for a Namespace: unlabelling approvals do not hand it over.
+    const ns = namespaceObject('team-a', { labels: critical });
+    const nsUnlabelled = withLabels(ns, { 'twokey.dev/critical': undefined });
+    const nsApprovals = await unprotectApprovals(nsUnlabelled);
+    expect((await update(withAnnotations(nsUnlabelled, nsApprovals), ns)).allowed).toBe(true);
+    expect((await update(withAnnotations(withOwners(ns, [ghost]), nsApprovals), ns)).allowed).toBe(false);
+  });
+
+  it('refuses, without crashing, an owner entry that lacks one of the four fields that name it', async () => {
+    const verdict = await update(withOwners(labelled, [{ apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost' }]), labelled);
+    expect(verdict).toMatchObject({ allowed: false, action: undefined });
+    expect(verdict.message).toContain('object: metadata.ownerReferences[0].uid is missing');
+  });
+});
+
+describe('subresources that keep metadata changes are gated as the main resource', () => {
+  const workload = (kind: string, apiVersion: string): JsonObject => ({
+    ...deployment({ namespace: 'team-a', labels: critical }),
+    apiVersion,
+    kind,
+  });
+  const throughStatus = (object: JsonObject, oldObject: JsonObject, subResource = 'status') =>
+    decide(request({ operation: 'UPDATE', object, oldObject, subResource }), ctx());
+
+  it.each([
+    ['Deployment', 'apps/v1'],
+    ['StatefulSet', 'apps/v1'],
+    ['DaemonSet', 'apps/v1'],
+    ['CronJob', 'batch/v1'],
+  ])('refuses an owner put on a critical %s through its status, and admits it with unprotect approvals', async (kind, apiVersion) => {
+    const old = workload(kind, apiVersion);
+    const owned = withOwners(old, [ghost]);
+    expect(await throughStatus(owned, old)).toMatchObject({ allowed: false, action: 'unprotect' });
+    const approvals = {
+      'approval.twokey.dev/bob': await approve(issuer, 'unprotect', owned, { approver: 'bob@example.com' }),
+      'approval.twokey.dev/carol': await approve(issuer, 'unprotect', owned, { approver: 'carol@example.com' }),
+    };
+    expect(await throughStatus(withAnnotations(owned, approvals), old)).toMatchObject({ allowed: true, action: 'unprotect' });
+  });
+
+  it.each([['StatefulSet'], ['DaemonSet']])('refuses the critical label removed from a %s through its status', async (kind) => {
+    const old = workload(kind, 'apps/v1');
+    const verdict = await throughStatus(withLabels(old, { 'twokey.dev/critical': undefined }), old);
+    expect(verdict).toMatchObject({ allowed: false, action: 'unprotect' });
+  });
+
+  it.each(['status', 'finalize'])('refuses a critical Namespace unlabelled or given an owner through %s', async (subResource) => {
+    const ns = namespaceObject('team-a', { labels: critical });
+    for (const next of [withLabels(ns, { 'twokey.dev/critical': undefined }), withOwners(ns, [ghost])]) {
+      expect(await throughStatus(next, ns, subResource)).toMatchObject({ allowed: false, action: 'unprotect' });
+    }
+    // Listed by the policy, it stays critical without its label.
+    const payments = namespaceObject('payments', { labels: critical });
+    expect(await throughStatus(namespaceObject('payments'), payments, subResource)).toMatchObject({ allowed: true, action: undefined });
+  });
+
+  it('never judges the spec there (the status strategy resets it), nor an update that keeps the label and owners', async () => {
+    const old = deployment({ namespace: 'team-a', labels: critical });
+    const newImage = deployment({ namespace: 'team-a', labels: critical, image: 'registry.example.com/api:6.6.6' });
+    expect(await throughStatus(newImage, old)).toMatchObject({ allowed: true, action: undefined });
+    const unlabelledNewImage = withLabels(newImage, { 'twokey.dev/critical': undefined });
+    expect(await throughStatus(unlabelledNewImage, old)).toMatchObject({ allowed: false, action: 'unprotect' });
+  });
+
+  it('does not gate other subresources, nor other operations on these', async () => {
+    const old = deployment({ namespace: 'team-a', labels: critical });
+    const owned = withOwners(old, [ghost]);
+    expect(await throughStatus(owned, old, 'scale')).toMatchObject({ allowed: true, action: undefined });
+    const created = await decide(request({ operation: 'CREATE', object: owned, subResource: 'status' }), ctx());
+    expect(created).toMatchObject({ allowed: true, action: undefined });
+  });
+});
+
+describe("the namespace controller's exemption holds only where a namespace is being deleted", () => {
+  const controller = 'system:serviceaccount:kube-system:namespace-controller';
+  const collector = 'system:serviceaccount:kube-system:generic-garbage-collector';
+  const view = (deletion: 'deleting' | 'active' | 'unknown'): NamespaceView => ({
+    criticality: () => 'critical',
+    deletion: () => deletion,
+  });
+  const remove = (user: string, namespaces: NamespaceView, oldObject: JsonObject = api, policy = snapshot) =>
+    decide(request({ operation: 'DELETE', oldObject, user, noName: true }), { ...policy, namespaces, forceCritical: false, now: NOW });
+
+  it.each([['active'], ['unknown']] as const)(
+    'refuses its identity deleting a critical workload in a namespace whose deletion is %s',
+    async (deletion) => {
+      expect(await remove(controller, view(deletion))).toMatchObject({ allowed: false, action: 'delete' });
+      const approvals = {
+        'approval.twokey.dev/bob': await approve(issuer, 'delete', api, { approver: 'bob@example.com' }),
+        'approval.twokey.dev/carol': await approve(issuer, 'delete', api, { approver: 'carol@example.com' }),
+      };
+      expect(await remove(controller, view(deletion), withAnnotations(api, approvals))).toMatchObject({ allowed: true, action: 'delete' });
+    },
+  );
+
+  it('admits it emptying a namespace whose deletion has begun', async () => {
+    expect(await remove(controller, view('deleting'))).toMatchObject({ allowed: true, action: undefined });
+  });
+
+  it('keeps the garbage collector exempt wherever a critical namespace stands', async () => {
+    for (const deletion of ['active', 'unknown', 'deleting'] as const) {
+      expect(await remove(collector, view(deletion)), deletion).toMatchObject({ allowed: true, action: undefined });
+    }
+  });
+
+  it('judges each name by the role it is listed for', async () => {
+    const manager = 'system:kube-controller-manager';
+    const asCollector = await makeSnapshot([issuer], makePolicy({ exemptDeleters: { garbageCollector: [manager] } }));
+    expect(await remove(manager, view('active'), api, asCollector)).toMatchObject({ allowed: true, action: undefined });
+    // The default namespace controller is still its own role there, and only there.
+    expect(await remove(controller, view('active'), api, asCollector)).toMatchObject({ allowed: false, action: 'delete' });
+    const asController = await makeSnapshot([issuer], makePolicy({ exemptDeleters: { namespaceController: [manager] } }));
+    expect(await remove(manager, view('active'), api, asController)).toMatchObject({ allowed: false, action: 'delete' });
+    expect(await remove(manager, view('deleting'), api, asController)).toMatchObject({ allowed: true, action: undefined });
+  });
+});
+
+describe('a critical label that only looks like "true" is called out, and changes nothing', () => {
+  const lookAlikes = ['True', 'yes', '1', ' true', 'TRUE', ''];
+  const labelled = (value: string, namespace = 'team-a') => deployment({ namespace, labels: { 'twokey.dev/critical': value } });
+
+  it.each(lookAlikes)('warns that %j does not make a Deployment critical, and admits what is not gated', async (value) => {
+    const verdict = await decide(request({ operation: 'CREATE', object: labelled(value) }), ctx());
+    expect(verdict).toMatchObject({ allowed: true, action: undefined });
+    expect(verdict.warnings).toEqual([
+      `twokey: label twokey.dev/critical is ${JSON.stringify(value)}, not "true": it does not make this Deployment critical`,
+    ]);
+  });
+
+  it('warns on every operation, reading the old object of a DELETE, and never changes the verdict', async () => {
+    const object = labelled('True');
+    const update = await decide(
+      request({ operation: 'UPDATE', object: withLabels(object, { team: 'a' }), oldObject: labelled('true') }),
+      ctx(),
+    );
+    // Taking the real label away for a look-alike is an unprotect, and is refused; it is also told.
+    expect(update).toMatchObject({ allowed: false, action: 'unprotect' });
+    expect(update.warnings[0]).toContain('label twokey.dev/critical is "True", not "true"');
+    const removed = await decide(request({ operation: 'DELETE', oldObject: object, user: 'alice@example.com' }), ctx());
+    expect(removed).toMatchObject({ allowed: true, action: undefined });
+    expect(removed.warnings).toHaveLength(1);
+    // In a critical namespace the workload stays gated by its namespace; the label is still told.
+    const inCritical = await decide(request({ operation: 'CREATE', object: labelled('yes', 'payments') }), ctx());
+    expect(inCritical).toMatchObject({ allowed: false, action: 'deploy' });
+    expect(inCritical.warnings).toEqual([
+      'twokey: label twokey.dev/critical is "yes", not "true": it does not make this Deployment critical',
+    ]);
+  });
+
+  it('warns for a Namespace, and not for "true", "false" or no label', async () => {
+    const ns = namespaceObject('team-b', { labels: { 'twokey.dev/critical': 'True' } });
+    for (const verdict of [
+      await decide(request({ operation: 'CREATE', object: ns }), ctx()),
+      await decide(request({ operation: 'DELETE', oldObject: ns }), ctx()),
+    ]) {
+      expect(verdict).toMatchObject({ allowed: true, action: undefined });
+      expect(verdict.warnings).toEqual([
+        'twokey: label twokey.dev/critical is "True", not "true": it does not make this Namespace critical',
+      ]);
+    }
+    for (const labels of [{ 'twokey.dev/critical': 'false' }, {}] as Record<string, string>[]) {
+      const verdict = await decide(request({ operation: 'CREATE', object: deployment({ namespace: 'team-a', labels }) }), ctx());
+      expect(verdict.warnings).toEqual([]);
+    }
   });
 });

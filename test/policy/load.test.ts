@@ -23,22 +23,21 @@ describe('policy file', () => {
       maxApprovalAnnotations: 50,
     });
     expect([...policy.algorithms]).toEqual(['EdDSA', 'ES256']);
-    expect([...policy.exemptDeleters]).toEqual([
-      'system:serviceaccount:kube-system:namespace-controller',
-      'system:serviceaccount:kube-system:generic-garbage-collector',
-    ]);
+    expect([...policy.exemptDeleters.namespaceController]).toEqual(['system:serviceaccount:kube-system:namespace-controller']);
+    expect([...policy.exemptDeleters.garbageCollector]).toEqual(['system:serviceaccount:kube-system:generic-garbage-collector']);
     expect(policy.issuers[0]?.jwks).toEqual({ kind: 'file', path: '/etc/twokey/jwks.json' });
   });
 
   it('reads every documented key', () => {
     const policy = parsePolicy(
-      `${minimal}approvals: {required: 3, maxTtl: 2h, clockSkew: 30s, algorithms: [ES256]}\ncritical: {namespaces: [payments, checkout]}\nexemptDeleters: [system:serviceaccount:kube-system:namespace-controller]\n`,
+      `${minimal}approvals: {required: 3, maxTtl: 2h, clockSkew: 30s, algorithms: [ES256]}\ncritical: {namespaces: [payments, checkout]}\nexemptDeleters: {namespaceController: [system:kube-controller-manager], garbageCollector: []}\n`,
       '/etc',
     );
     expect(policy).toMatchObject({ required: 3, maxTtlSeconds: 7200, clockSkewSeconds: 30 });
     expect([...policy.criticalNamespaces]).toEqual(['payments', 'checkout']);
     expect([...policy.algorithms]).toEqual(['ES256']);
-    expect(policy.exemptDeleters.size).toBe(1);
+    expect([...policy.exemptDeleters.namespaceController]).toEqual(['system:kube-controller-manager']);
+    expect(policy.exemptDeleters.garbageCollector.size).toBe(0);
   });
 
   it.each([
@@ -68,7 +67,22 @@ describe('policy file', () => {
     ],
     ['a duplicate YAML key', 'cluster: x\ncluster: y\n', 'not valid YAML'],
     ['not a map', '- a\n- b\n', 'not a valid twokey policy'],
-    ['an exempt deleter that is not an identity', `${minimal}exemptDeleters: ["a b"]`, 'exemptDeleters[0]'],
+    [
+      'an exempt deleter that is not an identity',
+      `${minimal}exemptDeleters: {garbageCollector: ["a b"]}`,
+      'exemptDeleters.garbageCollector[0]: "a b" is not a valid user name',
+    ],
+    [
+      'exempt deleters as a list, which cannot say which role a name plays',
+      `${minimal}exemptDeleters: [system:serviceaccount:kube-system:namespace-controller]`,
+      'exemptDeleters: name each role: {namespaceController: [...], garbageCollector: [...]} (a list cannot say which role a name plays)',
+    ],
+    [
+      'a name listed for both roles',
+      `${minimal}exemptDeleters: {namespaceController: [system:kube-controller-manager], garbageCollector: [system:kube-controller-manager]}`,
+      'exemptDeleters: "system:kube-controller-manager" is listed for both roles',
+    ],
+    ['an unknown role', `${minimal}exemptDeleters: {namespaceControler: [x]}`, 'exemptDeleters.namespaceControler: unknown field'],
   ])('refuses %s, naming the field', (_name, yaml, expected) => {
     const message = problems(yaml);
     expect(message).toContain('policy.yaml');

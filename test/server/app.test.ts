@@ -1,9 +1,8 @@
-import { Writable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigSnapshot } from '../../src/config/store.ts';
 import { buildApp } from '../../src/server/app.ts';
-import { createLogger } from '../../src/server/logger.ts';
 import { createMetrics } from '../../src/server/metrics.ts';
+import { captureLog } from '../support/log.ts';
 import {
   admissionReview,
   approve,
@@ -195,6 +194,7 @@ describe('POST /validate', () => {
         criticality: () => {
           throw new Error('cache exploded');
         },
+        deletion: () => 'unknown',
       },
     });
     const body = (await post(broken, admissionReview({ operation: 'CREATE', object: deployment({ namespace: 'team-a' }) }))).json();
@@ -250,14 +250,8 @@ describe('health, readiness and metrics', () => {
 
 describe('the decision log', () => {
   it('writes one line per review with who, what and why, and never a token', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
-    const server = app({ logger: createLogger('info', sink) });
+    const { lines, logger } = captureLog();
+    const server = app({ logger });
     const api = deployment();
     const token = await approve(issuer, 'deploy', api, { approver: 'bob@example.com' });
     const review = admissionReview({
@@ -287,16 +281,48 @@ describe('the decision log', () => {
   });
 });
 
+describe('a request gated as several actions', () => {
+  it('is counted, logged and audited with each aspect its digest, change and approvers', async () => {
+    const { lines, logger } = captureLog();
+    const metrics = createMetrics({ defaultMetrics: false });
+    const server = app({ metrics, logger });
+    const api = deployment();
+    const next = deployment({ image: 'registry.example.com/api:2.0.0' });
+    (next.metadata as Record<string, unknown>).ownerReferences = [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'o', uid: 'uid-o' }];
+    const object = withAnnotations(next, {
+      'approval.twokey.dev/bob-unprotect': await approve(issuer, 'unprotect', next, { approver: 'bob@example.com' }),
+      'approval.twokey.dev/carol-unprotect': await approve(issuer, 'unprotect', next, { approver: 'carol@example.com' }),
+    });
+    const body = (await post(server, admissionReview({ operation: 'UPDATE', object, oldObject: api }))).json();
+    expect(body.response.allowed).toBe(false);
+    expect(body.response.status.message).toMatch(/^twokey: deploy\+unprotect of deployments\.apps payments\/api refused: /);
+    expect(body.response.auditAnnotations).toMatchObject({
+      decision: 'refused',
+      action: 'deploy+unprotect',
+      'unprotect-change': 'CHG0031337',
+    });
+    for (const key of Object.keys(body.response.auditAnnotations)) expect(key).toMatch(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/);
+    const text = (await server.inject('/metrics')).body;
+    expect(text).toContain(
+      'twokey_admission_reviews_total{verdict="refused",action="deploy+unprotect",dry_run="false",route="/validate"} 1',
+    );
+    const [decision] = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'admission decision');
+    expect(decision).toMatchObject({
+      action: 'deploy+unprotect',
+      verdict: 'refused',
+      aspects: [
+        { action: 'deploy', allowed: false },
+        { action: 'unprotect', allowed: true, change: 'CHG0031337', approvers: ['bob@example.com', 'carol@example.com'] },
+      ],
+    });
+    expect(decision.aspects[0].digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+});
+
 describe('the decision log line', () => {
   it("names the object of a collection delete's review, which carries no request name", async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
-    const server = app({ logger: createLogger('info', sink) });
+    const { lines, logger } = captureLog();
+    const server = app({ logger });
     const review = admissionReview({
       operation: 'DELETE',
       oldObject: deployment({ name: 'ledger' }),

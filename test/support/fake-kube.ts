@@ -34,7 +34,7 @@ function status(code: number, reason: string, message: string) {
 }
 
 /** A few defaults the apiserver fills in, so the server-side digest differs from the file's. */
-function applyDefaults(object: JsonObject): JsonObject {
+export function applyDefaults(object: JsonObject): JsonObject {
   const copy = structuredClone(object);
   const spec = isJsonObject(copy.spec) ? copy.spec : {};
   if (copy.kind === 'Deployment') {
@@ -116,7 +116,8 @@ export class FakeKube {
 
   // ---- state changes, as a controller or kubectl would make them ----
 
-  putNamespace(name: string, labels: Record<string, string> = {}): JsonObject {
+  /** Creates or replaces a namespace; `deleting` marks its deletion as begun (deletionTimestamp set). */
+  putNamespace(name: string, labels: Record<string, string> = {}, options: { deleting?: boolean } = {}): JsonObject {
     const existing = this.namespaces.get(name);
     const object: JsonObject = {
       apiVersion: 'v1',
@@ -126,6 +127,7 @@ export class FakeKube {
         uid: existing ? readMeta(existing).uid : randomUUID(),
         resourceVersion: String(++this.#rv),
         creationTimestamp: '2026-11-01T00:00:00Z',
+        ...(options.deleting ? { deletionTimestamp: '2026-11-27T09:00:00Z' } : {}),
         labels: { 'kubernetes.io/metadata.name': name, ...labels },
       },
       spec: { finalizers: ['kubernetes'] },

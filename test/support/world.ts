@@ -10,7 +10,7 @@ import { type Action, deploySpec, digestOf } from '../../src/decision/digest.ts'
 import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
 import { generateIssuerKey, mintApproval } from '../../src/keys/signing.ts';
 import { type AdmissionRequest, type AdmissionReviewWire, toAdmissionRequest } from '../../src/kubernetes/admission.ts';
-import { type JsonObject, qualifiedResource, resourceForKind } from '../../src/kubernetes/objects.ts';
+import { type JsonObject, type OwnerIdentity, qualifiedResource, resourceForKind } from '../../src/kubernetes/objects.ts';
 import { buildAdmissionReview } from '../../src/kubernetes/review-builder.ts';
 import { policyFromDocument } from '../../src/policy/load.ts';
 import type { Policy } from '../../src/policy/policy.ts';
@@ -142,6 +142,12 @@ export function withLabels(object: JsonObject, labels: Record<string, string | u
   return copy;
 }
 
+export function withOwners(object: JsonObject, owners: unknown[]): JsonObject {
+  const copy = structuredClone(object);
+  (copy.metadata as JsonObject).ownerReferences = owners;
+  return copy;
+}
+
 export interface ReviewOptions {
   operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
   object?: JsonObject | null;
@@ -173,31 +179,37 @@ export function request(options: ReviewOptions): AdmissionRequest {
   return toAdmissionRequest(admissionReview(options));
 }
 
+/**
+ * The binding of an approval of `object`: for a deploy, its spec; for a delete, its uid; for an
+ * unprotect, its uid (the live object's: an UPDATE keeps it) and its label and owners as the
+ * change leaves them, so `object` is the new object.
+ */
 export function bindingFor(action: Action, object: JsonObject): ExpectedBinding {
   const meta = object.metadata as JsonObject;
   const kind = object.kind as string;
   const gr = resourceForKind(object.apiVersion as string, kind);
   if (!gr) throw new Error(`no resource for ${kind}`);
-  const qualified = qualifiedResource(gr);
-  const namespace = kind === 'Namespace' ? '' : (meta.namespace as string);
-  const name = meta.name as string;
+  const target = {
+    resource: qualifiedResource(gr),
+    namespace: kind === 'Namespace' ? '' : (meta.namespace as string),
+    name: meta.name as string,
+  };
+  const uid = meta.uid as string;
+  // Read here as the contract says, not with src's accessors, so the tests stand apart from them.
+  const critical = (meta.labels as Record<string, string> | undefined)?.['twokey.dev/critical'] === 'true';
+  const owners = ((meta.ownerReferences as OwnerIdentity[] | undefined) ?? []).map(({ apiVersion, kind, name, uid }) => ({
+    apiVersion,
+    kind,
+    name,
+    uid,
+  }));
   const digest =
     action === 'deploy'
-      ? digestOf({
-          action,
-          resource: qualified,
-          namespace,
-          name,
-          spec: deploySpec(object),
-        })
-      : digestOf({
-          action,
-          resource: qualified,
-          namespace,
-          name,
-          uid: meta.uid as string,
-        });
-  return { action, resource: qualified, namespace, name, digest };
+      ? digestOf({ ...target, action, spec: deploySpec(object) })
+      : action === 'delete'
+        ? digestOf({ ...target, action, uid })
+        : digestOf({ ...target, action, uid, critical, owners });
+  return { action, ...target, digest };
 }
 
 export interface ApproveOptions {
