@@ -1,7 +1,6 @@
 /**
  * `twokey serve` as a process: starts, answers, reloads its certificate, drains on SIGTERM.
  */
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -10,32 +9,9 @@ import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueServingCertificate } from '../../src/dev/certificates.ts';
 import { callWebhook } from '../../src/kubernetes/webhook-client.ts';
-import { runCli, startCli } from '../support/cli.ts';
+import { runCli, serveCli as serve } from '../support/cli.ts';
 import { endpointOf, eventually, SERVICE_NAME, type ServerFiles, serverFiles } from '../support/files.ts';
 import { admissionReview, deployment, makeIssuer } from '../support/world.ts';
-
-interface Served {
-  child: ChildProcess;
-  logs: Array<Record<string, unknown>>;
-  port: number;
-  exited: Promise<number | null>;
-}
-
-async function serve(args: string[], cwd?: string, env?: NodeJS.ProcessEnv): Promise<Served> {
-  const child = startCli(['serve', '--host', '127.0.0.1', '--port', '0', ...args], { ...(cwd ? { cwd } : {}), ...(env ? { env } : {}) });
-  const logs: Array<Record<string, unknown>> = [];
-  let buffer = '';
-  child.stdout?.on('data', (chunk) => {
-    buffer += chunk;
-    const lines = buffer.split('\n');
-    buffer = lines.pop() ?? '';
-    for (const line of lines) if (line.trim()) logs.push(JSON.parse(line));
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  await eventually(() => logs.some((l) => l.msg === 'twokey is serving'), 10_000);
-  const url = new URL(logs.find((l) => l.msg === 'twokey is serving')?.url as string);
-  return { child, logs, port: Number(url.port), exited };
-}
 
 function peerSerial(port: number, ca: string): Promise<string> {
   return new Promise((resolve, reject) => {
