@@ -8,6 +8,7 @@ import { connectCluster } from '../cluster/integration.ts';
 import { loadKubeConfig, runningInCluster } from '../cluster/kubeconfig.ts';
 import { DEV_CLUSTER, DEV_ISSUER, ensureDevState } from '../dev/state.ts';
 import { describeError } from '../errors.ts';
+import { checkClientLimits, DEFAULT_CLIENT_LIMITS } from '../server/limits.ts';
 import { createLogger, LOG_LEVELS } from '../server/logger.ts';
 import type { TwokeyMetrics } from '../server/metrics.ts';
 import { type RunningServer, startServer } from '../server/serve.ts';
@@ -26,6 +27,8 @@ interface ServeFlags {
   shutdownDelay: number;
   pollInterval: number;
   bodyLimitMib?: number;
+  maxConnections: number;
+  maxConnectionsPerPeer: number;
   metricsPort?: number;
   dev?: boolean;
   stateDir: string;
@@ -48,11 +51,20 @@ export function registerServe(program: Command): void {
     .option('--poll-interval <duration>', 'how often policy, JWKS and certificate files are checked for changes', durationOption, 5)
     .option('--metrics-port <port>', 'also serve GET /metrics over plain HTTP on this port', portOption)
     .option('--body-limit-mib <n>', 'largest review body accepted, in MiB (default 16)', positiveIntegerOption)
+    .option('--max-connections <n>', 'connections open at once', positiveIntegerOption, DEFAULT_CLIENT_LIMITS.maxConnections)
+    .option(
+      '--max-connections-per-peer <n>',
+      'connections open at once from one address (kube-apiserver may come through one)',
+      positiveIntegerOption,
+      DEFAULT_CLIENT_LIMITS.maxConnectionsPerPeer,
+    )
     .option('--dev', 'development mode: make or reuse a policy, certificate and change-system key in --state-dir and serve on loopback')
     .option('--state-dir <dir>', 'state folder for --dev', '.twokey-dev')
     .action(async (flags: ServeFlags) => {
       if (!LOG_LEVELS.includes(flags.logLevel)) throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
       if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw usageError('--tls-cert and --tls-key go together');
+      const limits = { maxConnections: flags.maxConnections, maxConnectionsPerPeer: flags.maxConnectionsPerPeer };
+      checkClientLimits(limits);
       let policyPath = flags.config;
       let tls = flags.tlsCert && flags.tlsKey ? { certPath: flags.tlsCert, keyPath: flags.tlsKey } : undefined;
       const dev = flags.dev ? await ensureDevState(flags.stateDir) : undefined;
@@ -93,6 +105,7 @@ export function registerServe(program: Command): void {
           ...(cluster ? { cluster } : {}),
           ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
           ...(flags.bodyLimitMib ? { bodyLimit: flags.bodyLimitMib * 1024 * 1024 } : {}),
+          limits,
         });
       } catch (error) {
         logger.fatal({ error: describeError(error) }, 'cannot start');
