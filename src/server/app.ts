@@ -31,10 +31,11 @@ import {
   toAdmissionRequest,
 } from '../kubernetes/admission.ts';
 import { qualifiedResource } from '../kubernetes/objects.ts';
-import { type ClientLimitOptions, ClientLimits, DEFAULT_CLIENT_LIMITS, timeoutOptions } from './limits.ts';
+import { type ClientLimitOptions, ClientLimits, DEFAULT_CLIENT_LIMITS, MIB, timeoutOptions } from './limits.ts';
 import { createMetrics, type TwokeyMetrics } from './metrics.ts';
 
-export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
+/** The largest review kube-apiserver sends: its object and old object at 3 MiB each, and 1 MiB for the rest (README, "Limits"). */
+export const DEFAULT_BODY_LIMIT = 7 * MIB;
 
 /** Something that must be loaded before the server can judge. */
 export interface ReadinessCheck {
@@ -54,7 +55,7 @@ export interface TwokeyAppOptions {
   readonly metrics?: TwokeyMetrics;
   readonly https?: { key: string | Buffer; cert: string | Buffer };
   readonly bodyLimit?: number;
-  /** What clients may hold of the server: connections, per peer and in total. */
+  /** What clients may hold of the server: connections and body bytes, per peer and in total. */
   readonly limits?: ClientLimitOptions;
   /** Seconds since the epoch; injectable for tests. */
   readonly clock?: () => number;
@@ -116,9 +117,10 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
   const namespaces = options.namespaces ?? NO_CLUSTER_VIEW;
   let draining = false;
 
-  const limits = new ClientLimits(options.limits ?? DEFAULT_CLIENT_LIMITS, (limit) => metrics.shed.inc({ limit }));
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const limits = new ClientLimits(options.limits ?? DEFAULT_CLIENT_LIMITS, bodyLimit, (limit) => metrics.shed.inc({ limit }));
   const serverOptions: FastifyServerOptions = {
-    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    bodyLimit,
     // One decision line per review replaces fastify's per-request lines.
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: 'idle',
@@ -159,7 +161,7 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
       error.validation !== undefined
         ? error.message
         : code === 413
-          ? `the body is larger than the server's limit of ${options.bodyLimit ?? DEFAULT_BODY_LIMIT} bytes`
+          ? `the body is larger than the server's limit of ${bodyLimit} bytes`
           : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
             ? 'the body must be an AdmissionReview v1 sent as application/json'
             : `the body is not an AdmissionReview v1: ${error.message}`;

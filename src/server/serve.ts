@@ -14,7 +14,7 @@ import type { Verdict } from '../decision/verdict.ts';
 import { describeError } from '../errors.ts';
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
 import { buildApp, type ReadinessCheck } from './app.ts';
-import { type ClientLimitOptions, ClientLimits, timeoutOptions } from './limits.ts';
+import { type ClientLimitOptions, ClientLimits, MIB, timeoutOptions } from './limits.ts';
 import { createMetrics, type TwokeyMetrics } from './metrics.ts';
 import { readTlsFiles, type TlsFiles, type TlsMaterial, watchTlsFiles } from './tls.ts';
 
@@ -28,8 +28,14 @@ export interface ClusterIntegration extends ReadinessCheck {
 /** How long in-flight reviews may take to finish after the server stops accepting new ones. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-/** The plain-HTTP metrics listener serves a few scrapers. */
-const METRICS_CLIENT_LIMITS: ClientLimitOptions = { maxConnections: 64, maxConnectionsPerPeer: 16 };
+/** The plain-HTTP metrics listener serves a few scrapers, and reads no bodies worth the name. */
+const METRICS_BODY_LIMIT = 64 * 1024;
+const METRICS_CLIENT_LIMITS: ClientLimitOptions = {
+  maxConnections: 64,
+  maxConnectionsPerPeer: 16,
+  bodyMemory: MIB,
+  bodyMemoryPerPeer: 256 * 1024,
+};
 
 export interface ServeOptions {
   readonly policyPath: string;
@@ -131,8 +137,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 
   let metricsApp: FastifyInstance | undefined;
   if (options.metricsPort !== undefined) {
-    metricsApp = Fastify({ logger: false, ...timeoutOptions() });
-    new ClientLimits(METRICS_CLIENT_LIMITS, (limit) => metrics.shed.inc({ limit })).guard(metricsApp, false);
+    metricsApp = Fastify({ logger: false, bodyLimit: METRICS_BODY_LIMIT, ...timeoutOptions() });
+    new ClientLimits(METRICS_CLIENT_LIMITS, METRICS_BODY_LIMIT, (limit) => metrics.shed.inc({ limit })).guard(metricsApp, false);
     metricsApp.get('/metrics', async (_request, reply) =>
       reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
     );

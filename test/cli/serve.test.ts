@@ -134,20 +134,23 @@ describe('twokey serve', () => {
     expect(result.stderr).toContain('context "prod" is not in the kubeconfig');
   });
 
-  it.each([[['--max-connections-per-peer', '2000'], '--max-connections-per-peer cannot exceed --max-connections']])(
-    'exits 2 when the client limits contradict each other (%s), naming the options',
-    async (limits, message) => {
-      const result = await runCli(['serve', '--config', files.policy, ...limits]);
-      expect(result.code).toBe(2);
-      expect(result.stderr).toContain(message);
-    },
-  );
+  it.each([
+    [['--max-connections-per-peer', '2000'], '--max-connections-per-peer cannot exceed --max-connections'],
+    [['--body-limit-mib', '40'], '--body-limit-mib cannot exceed --body-memory-per-peer-mib'],
+  ])('exits 2 when the client limits contradict each other (%s), naming the options', async (limits, message) => {
+    const result = await runCli(['serve', '--config', files.policy, ...limits]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+  });
 
   it('names the client limits and their defaults in --help', async () => {
     const { stdout } = await runCli(['serve', '--help']);
     for (const [option, value] of [
+      ['--body-limit-mib <n>', 7],
       ['--max-connections <n>', 1024],
       ['--max-connections-per-peer <n>', 256],
+      ['--body-memory-mib <n>', 64],
+      ['--body-memory-per-peer-mib <n>', 32],
     ])
       expect(stdout.replace(/\s+/g, ' ')).toMatch(new RegExp(`${option} .*?\\(default: ${value}\\)`));
   });
