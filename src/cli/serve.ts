@@ -8,6 +8,8 @@ import { connectCluster } from '../cluster/integration.ts';
 import { loadKubeConfig, runningInCluster } from '../cluster/kubeconfig.ts';
 import { DEV_CLUSTER, DEV_ISSUER, ensureDevState } from '../dev/state.ts';
 import { describeError } from '../errors.ts';
+import { DEFAULT_BODY_LIMIT } from '../server/app.ts';
+import { checkClientLimits, DEFAULT_CLIENT_LIMITS, MIB } from '../server/limits.ts';
 import { createLogger, LOG_LEVELS } from '../server/logger.ts';
 import type { TwokeyMetrics } from '../server/metrics.ts';
 import { type RunningServer, startServer } from '../server/serve.ts';
@@ -25,7 +27,11 @@ interface ServeFlags {
   logLevel: LevelWithSilent;
   shutdownDelay: number;
   pollInterval: number;
-  bodyLimitMib?: number;
+  bodyLimitMib: number;
+  maxConnections: number;
+  maxConnectionsPerPeer: number;
+  bodyMemoryMib: number;
+  bodyMemoryPerPeerMib: number;
   metricsPort?: number;
   dev?: boolean;
   stateDir: string;
@@ -47,12 +53,39 @@ export function registerServe(program: Command): void {
     .option('--shutdown-delay <duration>', 'on SIGTERM, report unready this long before closing, so endpoints drain', durationOption, 0)
     .option('--poll-interval <duration>', 'how often policy, JWKS and certificate files are checked for changes', durationOption, 5)
     .option('--metrics-port <port>', 'also serve GET /metrics over plain HTTP on this port', portOption)
-    .option('--body-limit-mib <n>', 'largest review body accepted, in MiB (default 16)', positiveIntegerOption)
+    .option('--body-limit-mib <n>', 'largest review body accepted, in MiB', positiveIntegerOption, DEFAULT_BODY_LIMIT / MIB)
+    .option('--max-connections <n>', 'connections open at once', positiveIntegerOption, DEFAULT_CLIENT_LIMITS.maxConnections)
+    .option(
+      '--max-connections-per-peer <n>',
+      'connections open at once from one address (kube-apiserver may come through one)',
+      positiveIntegerOption,
+      DEFAULT_CLIENT_LIMITS.maxConnectionsPerPeer,
+    )
+    .option(
+      '--body-memory-mib <n>',
+      'review bodies held at once, arriving or being judged, in MiB',
+      positiveIntegerOption,
+      DEFAULT_CLIENT_LIMITS.bodyMemory / MIB,
+    )
+    .option(
+      '--body-memory-per-peer-mib <n>',
+      'review bodies held at once for one address, in MiB',
+      positiveIntegerOption,
+      DEFAULT_CLIENT_LIMITS.bodyMemoryPerPeer / MIB,
+    )
     .option('--dev', 'development mode: make or reuse a policy, certificate and change-system key in --state-dir and serve on loopback')
     .option('--state-dir <dir>', 'state folder for --dev', '.twokey-dev')
     .action(async (flags: ServeFlags) => {
       if (!LOG_LEVELS.includes(flags.logLevel)) throw usageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
       if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw usageError('--tls-cert and --tls-key go together');
+      const bodyLimit = flags.bodyLimitMib * MIB;
+      const limits = {
+        maxConnections: flags.maxConnections,
+        maxConnectionsPerPeer: flags.maxConnectionsPerPeer,
+        bodyMemory: flags.bodyMemoryMib * MIB,
+        bodyMemoryPerPeer: flags.bodyMemoryPerPeerMib * MIB,
+      };
+      checkClientLimits(limits, bodyLimit);
       let policyPath = flags.config;
       let tls = flags.tlsCert && flags.tlsKey ? { certPath: flags.tlsCert, keyPath: flags.tlsKey } : undefined;
       const dev = flags.dev ? await ensureDevState(flags.stateDir) : undefined;
@@ -92,7 +125,8 @@ export function registerServe(program: Command): void {
           pollIntervalMs: flags.pollInterval * 1000,
           ...(cluster ? { cluster } : {}),
           ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
-          ...(flags.bodyLimitMib ? { bodyLimit: flags.bodyLimitMib * 1024 * 1024 } : {}),
+          bodyLimit,
+          limits,
         });
       } catch (error) {
         logger.fatal({ error: describeError(error) }, 'cannot start');

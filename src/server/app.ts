@@ -32,10 +32,11 @@ import {
   toAdmissionRequest,
 } from '../kubernetes/admission.ts';
 import { qualifiedResource } from '../kubernetes/objects.ts';
+import { type ClientLimitOptions, ClientLimits, DEFAULT_CLIENT_LIMITS, MIB, timeoutOptions } from './limits.ts';
 import { createMetrics, type TwokeyMetrics } from './metrics.ts';
 
-export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
-export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** The largest review kube-apiserver sends: its object and old object at 3 MiB each, and 1 MiB for the rest (README, "Limits"). */
+export const DEFAULT_BODY_LIMIT = 7 * MIB;
 
 /** Something that must be loaded before the server can judge. */
 export interface ReadinessCheck {
@@ -55,8 +56,8 @@ export interface TwokeyAppOptions {
   readonly metrics?: TwokeyMetrics;
   readonly https?: { key: string | Buffer; cert: string | Buffer };
   readonly bodyLimit?: number;
-  /** Open connections accepted at once (kube-apiserver keeps a small pool per instance). */
-  readonly maxConnections?: number;
+  /** What clients may hold of the server: connections and body bytes, per peer and in total. */
+  readonly limits?: ClientLimitOptions;
   /** Seconds since the epoch; injectable for tests. */
   readonly clock?: () => number;
   /** Computes digests of large objects off the event loop. */
@@ -117,27 +118,22 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
   const namespaces = options.namespaces ?? NO_CLUSTER_VIEW;
   let draining = false;
 
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const limits = new ClientLimits(options.limits ?? DEFAULT_CLIENT_LIMITS, bodyLimit, (limit) => metrics.shed.inc({ limit }));
   const serverOptions: FastifyServerOptions = {
-    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    bodyLimit,
     // One decision line per review replaces fastify's per-request lines.
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: 'idle',
     // A review that reaches a closing server is still judged (an HTTP 503 would refuse it).
     return503OnClosing: false,
-    // kube-apiserver waits at most 30s for an answer; a client that takes longer to send a
-    // review is not an apiserver, and must not hold a connection or memory.
-    requestTimeout: 30_000,
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     schemaErrorFormatter: (errors) => new Error(describeSchemaIssues(errors as SchemaIssue[])),
   };
   const app = (options.https
-    ? Fastify({
-        ...serverOptions,
-        https: options.https,
-      } as FastifyHttpsOptions<HttpsServer>)
-    : Fastify(serverOptions)) as unknown as FastifyInstance;
-
-  app.server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    ? Fastify({ ...serverOptions, ...timeoutOptions(options.https) } as FastifyHttpsOptions<HttpsServer>)
+    : Fastify({ ...serverOptions, ...timeoutOptions() })) as unknown as FastifyInstance;
+  limits.guard(app, options.https !== undefined);
   app.decorate('twokeyMetrics', metrics);
   app.decorate('markDraining', () => {
     draining = true;
@@ -166,7 +162,7 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
       error.validation !== undefined
         ? error.message
         : code === 413
-          ? `the body is larger than the server's limit of ${options.bodyLimit ?? DEFAULT_BODY_LIMIT} bytes`
+          ? `the body is larger than the server's limit of ${bodyLimit} bytes`
           : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
             ? 'the body must be an AdmissionReview v1 sent as application/json'
             : `the body is not an AdmissionReview v1: ${error.message}`;

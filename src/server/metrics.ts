@@ -9,6 +9,7 @@ export interface TwokeyMetrics {
   readonly decisionSeconds: Histogram<'verdict'>;
   readonly notCounted: Counter<'code'>;
   readonly badRequests: Counter<'reason'>;
+  readonly shed: Counter<'limit'>;
   readonly reloads: Counter<'kind' | 'result'>;
   readonly ready: Gauge;
   readonly events: Counter<'result'>;
@@ -44,6 +45,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Twoke
       name: 'twokey_bad_requests_total',
       help: 'Requests to the review endpoints refused with an HTTP error because the body was not an AdmissionReview v1.',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    shed: new Counter({
+      name: 'twokey_connections_shed_total',
+      help: 'Connections closed to keep clients within the server limits, by limit (connections|peer-connections|body-memory).',
+      labelNames: ['limit'],
       registers: [registry],
     }),
     reloads: new Counter({

@@ -14,6 +14,7 @@ import type { Verdict } from '../decision/verdict.ts';
 import { describeError } from '../errors.ts';
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
 import { buildApp, type ReadinessCheck } from './app.ts';
+import { type ClientLimitOptions, ClientLimits, MIB, timeoutOptions } from './limits.ts';
 import { createMetrics, type TwokeyMetrics } from './metrics.ts';
 import { readTlsFiles, type TlsFiles, type TlsMaterial, watchTlsFiles } from './tls.ts';
 
@@ -27,6 +28,15 @@ export interface ClusterIntegration extends ReadinessCheck {
 /** How long in-flight reviews may take to finish after the server stops accepting new ones. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
+/** The plain-HTTP metrics listener serves a few scrapers, and reads no bodies worth the name. */
+const METRICS_BODY_LIMIT = 64 * 1024;
+const METRICS_CLIENT_LIMITS: ClientLimitOptions = {
+  maxConnections: 64,
+  maxConnectionsPerPeer: 16,
+  bodyMemory: MIB,
+  bodyMemoryPerPeer: 256 * 1024,
+};
+
 export interface ServeOptions {
   readonly policyPath: string;
   readonly tls?: TlsFiles;
@@ -35,6 +45,8 @@ export interface ServeOptions {
   readonly logger: Logger;
   readonly pollIntervalMs?: number;
   readonly bodyLimit?: number;
+  /** What clients may hold of the webhook listener (defaults: DEFAULT_CLIENT_LIMITS). */
+  readonly limits?: ClientLimitOptions;
   /** Also serve GET /metrics over plain HTTP on this port, for scrapers that do not speak the webhook's TLS. */
   readonly metricsPort?: number;
   /** Connects to the cluster once metrics and logger exist; without it the server judges from the policy and objects alone. */
@@ -112,6 +124,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       https: tls,
       offThread: digestWorker.digest,
       ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
     });
     await app.listen({ host: options.host, port: options.port });
   } catch (error) {
@@ -124,7 +137,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 
   let metricsApp: FastifyInstance | undefined;
   if (options.metricsPort !== undefined) {
-    metricsApp = Fastify({ logger: false });
+    metricsApp = Fastify({ logger: false, bodyLimit: METRICS_BODY_LIMIT, ...timeoutOptions() });
+    new ClientLimits(METRICS_CLIENT_LIMITS, METRICS_BODY_LIMIT, (limit) => metrics.shed.inc({ limit })).guard(metricsApp, false);
     metricsApp.get('/metrics', async (_request, reply) =>
       reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
     );

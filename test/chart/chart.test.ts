@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isJsonObject, type JsonObject } from '../../src/kubernetes/objects.ts';
 import { parsePolicy } from '../../src/policy/load.ts';
+import { DEFAULT_BODY_LIMIT } from '../../src/server/app.ts';
+import { DEFAULT_CLIENT_LIMITS, MIB } from '../../src/server/limits.ts';
 import { CHART, helm, MANIFESTS, parseObjects, render, renderManifests } from '../support/chart.ts';
 
 const valueSets = ['defaults', ...readdirSync(join(CHART, 'ci')).filter((f) => f.endsWith('-values.yaml'))];
@@ -373,8 +375,22 @@ describe('chart values', () => {
     ['metrics on the webhook port', ['metrics.port=8443'], 'metrics.port'],
     ['a drain longer than the grace period', ['shutdownDelaySeconds=25'], 'terminationGracePeriodSeconds must be at least'],
     ['exempt deleters as one list, which cannot say which role a name plays', ['policy.exemptDeleters={a,b}'], 'exemptDeleters'],
+    ['a body limit over what one address may hold', ['serverLimits.bodyLimitMiB=40'], 'serverLimits: '],
   ])('refuses %s', (_name, set, message) => {
     expect(() => render({ set })).toThrow(message);
+  });
+
+  it("passes the server's client limits, by default the server's own", () => {
+    const args = at(one(render({}), 'Deployment'), 'spec', 'template', 'spec', 'containers', 0, 'args');
+    expect(args).toEqual(
+      expect.arrayContaining([
+        `--max-connections=${DEFAULT_CLIENT_LIMITS.maxConnections}`,
+        `--max-connections-per-peer=${DEFAULT_CLIENT_LIMITS.maxConnectionsPerPeer}`,
+        `--body-limit-mib=${DEFAULT_BODY_LIMIT / MIB}`,
+        `--body-memory-mib=${DEFAULT_CLIENT_LIMITS.bodyMemory / MIB}`,
+        `--body-memory-per-peer-mib=${DEFAULT_CLIENT_LIMITS.bodyMemoryPerPeer / MIB}`,
+      ]),
+    );
   });
 
   it('keeps the helm test pod out of the Service, and lets it through a restricted webhook port', () => {

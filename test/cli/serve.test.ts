@@ -1,7 +1,6 @@
 /**
  * `twokey serve` as a process: starts, answers, reloads its certificate, drains on SIGTERM.
  */
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -10,32 +9,9 @@ import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueServingCertificate } from '../../src/dev/certificates.ts';
 import { callWebhook } from '../../src/kubernetes/webhook-client.ts';
-import { runCli, startCli } from '../support/cli.ts';
+import { runCli, serveCli as serve } from '../support/cli.ts';
 import { endpointOf, eventually, SERVICE_NAME, type ServerFiles, serverFiles } from '../support/files.ts';
 import { admissionReview, deployment, makeIssuer } from '../support/world.ts';
-
-interface Served {
-  child: ChildProcess;
-  logs: Array<Record<string, unknown>>;
-  port: number;
-  exited: Promise<number | null>;
-}
-
-async function serve(args: string[], cwd?: string, env?: NodeJS.ProcessEnv): Promise<Served> {
-  const child = startCli(['serve', '--host', '127.0.0.1', '--port', '0', ...args], { ...(cwd ? { cwd } : {}), ...(env ? { env } : {}) });
-  const logs: Array<Record<string, unknown>> = [];
-  let buffer = '';
-  child.stdout?.on('data', (chunk) => {
-    buffer += chunk;
-    const lines = buffer.split('\n');
-    buffer = lines.pop() ?? '';
-    for (const line of lines) if (line.trim()) logs.push(JSON.parse(line));
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  await eventually(() => logs.some((l) => l.msg === 'twokey is serving'), 10_000);
-  const url = new URL(logs.find((l) => l.msg === 'twokey is serving')?.url as string);
-  return { child, logs, port: Number(url.port), exited };
-}
 
 function peerSerial(port: number, ca: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -156,6 +132,27 @@ describe('twokey serve', () => {
     });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('context "prod" is not in the kubeconfig');
+  });
+
+  it.each([
+    [['--max-connections-per-peer', '2000'], '--max-connections-per-peer cannot exceed --max-connections'],
+    [['--body-limit-mib', '40'], '--body-limit-mib cannot exceed --body-memory-per-peer-mib'],
+  ])('exits 2 when the client limits contradict each other (%s), naming the options', async (limits, message) => {
+    const result = await runCli(['serve', '--config', files.policy, ...limits]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+  });
+
+  it('names the client limits and their defaults in --help', async () => {
+    const { stdout } = await runCli(['serve', '--help']);
+    for (const [option, value] of [
+      ['--body-limit-mib <n>', 7],
+      ['--max-connections <n>', 1024],
+      ['--max-connections-per-peer <n>', 256],
+      ['--body-memory-mib <n>', 64],
+      ['--body-memory-per-peer-mib <n>', 32],
+    ])
+      expect(stdout.replace(/\s+/g, ' ')).toMatch(new RegExp(`${option} .*?\\(default: ${value}\\)`));
   });
 
   it('exits 2 when only one of --tls-cert and --tls-key is given', async () => {

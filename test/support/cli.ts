@@ -3,6 +3,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { eventually } from './files.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = fileURLToPath(new URL('../../bin/twokey.js', import.meta.url));
@@ -46,4 +47,33 @@ export function runCli(
     });
     child.stdin?.end(options.input ?? '');
   });
+}
+
+export interface Served {
+  readonly child: ChildProcess;
+  /** The JSON log lines written so far. */
+  readonly logs: Array<Record<string, unknown>>;
+  readonly port: number;
+  readonly exited: Promise<number | null>;
+}
+
+/** Starts `twokey serve` on loopback, port 0, and waits until it says it is serving. */
+export async function serveCli(args: string[], cwd?: string, env?: NodeJS.ProcessEnv): Promise<Served> {
+  const child = startCli(['serve', '--host', '127.0.0.1', '--port', '0', ...args], { ...(cwd ? { cwd } : {}), ...(env ? { env } : {}) });
+  const logs: Array<Record<string, unknown>> = [];
+  let buffer = '';
+  child.stdout?.on('data', (chunk) => {
+    buffer += chunk;
+    const lines = buffer.split('\n');
+    buffer = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) logs.push(JSON.parse(line));
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // A server that never says it is serving is stopped here: no caller holds it to stop it.
+  await eventually(() => logs.some((l) => l.msg === 'twokey is serving'), 10_000).catch((error: unknown) => {
+    child.kill('SIGKILL');
+    throw error;
+  });
+  const url = new URL(logs.find((l) => l.msg === 'twokey is serving')?.url as string);
+  return { child, logs, port: Number(url.port), exited };
 }

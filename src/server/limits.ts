@@ -1,0 +1,336 @@
+/**
+ * What clients may hold of the server: open connections and request bodies, per peer address and
+ * in total, so that a client that opens connections or starts uploads and stalls cannot crowd out
+ * kube-apiserver. At a limit the server sheds what costs a real review least before it refuses
+ * anything. The rules and the defaults are stated in the README ("Limits", under "The server").
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Server, Socket } from 'node:net';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { TwokeyError } from '../errors.ts';
+
+export const MIB = 1024 * 1024;
+
+export interface ClientLimitOptions {
+  /** Connections open at once. */
+  readonly maxConnections: number;
+  /** Connections open at once from one peer address. */
+  readonly maxConnectionsPerPeer: number;
+  /** Bytes of request bodies held at once, from the headers until the answer is sent. */
+  readonly bodyMemory: number;
+  /** The same, for the bodies of one peer address. */
+  readonly bodyMemoryPerPeer: number;
+}
+
+/** How long a client may take, from what kube-apiserver needs of a webhook. */
+export const TIMEOUTS = {
+  tlsHandshakeMs: 10_000,
+  headersMs: 10_000,
+  requestMs: 30_000,
+  keepAliveMs: 72_000,
+} as const;
+
+/** Fastify server options that apply TIMEOUTS, over TLS with these credentials or over plain HTTP. */
+export function timeoutOptions<T extends object>(https?: T) {
+  const node = {
+    headersTimeout: TIMEOUTS.headersMs,
+    // Node checks the headers and request timeouts this often (every 30 s by default, which would
+    // let a stalled request outlive its timeout by as much).
+    connectionsCheckingInterval: 1000,
+  };
+  return {
+    requestTimeout: TIMEOUTS.requestMs,
+    keepAliveTimeout: TIMEOUTS.keepAliveMs,
+    ...(https ? { https: { ...https, ...node, handshakeTimeout: TIMEOUTS.tlsHandshakeMs } } : { http: node }),
+  };
+}
+
+export const DEFAULT_CLIENT_LIMITS: ClientLimitOptions = {
+  maxConnections: 1024,
+  maxConnectionsPerPeer: 256,
+  bodyMemory: 64 * MIB,
+  bodyMemoryPerPeer: 32 * MIB,
+};
+
+/** Which limit made the server close a connection, for the metric. */
+export type ShedReason = 'connections' | 'peer-connections' | 'body-memory';
+
+interface Peer {
+  readonly address: string;
+  readonly connections: Set<Connection>;
+  /** Bodies counted and still arriving, oldest first: what another peer's body may displace. */
+  readonly arriving: Set<Body>;
+  /** Bytes of bodies counted for this peer. */
+  held: number;
+}
+
+interface Connection {
+  /** The TCP socket; destroying it also closes the TLS socket on top of it. */
+  readonly socket: Socket;
+  readonly peer: Peer;
+  /** Identifies the connection while its TLS handshake is under way. */
+  readonly addresses: string;
+  secure: boolean;
+  /** Requests received and not yet answered. */
+  requests: number;
+  readonly bodies: Set<Body>;
+  closed: boolean;
+}
+
+interface Body {
+  readonly connection: Connection;
+  readonly bytes: number;
+  /** Counted in the budgets (until the answer is sent). */
+  held: boolean;
+  arriving: boolean;
+  /** Lets the request go on to have its body read; set while it waits for room. */
+  proceed?: HookHandlerDoneFunction;
+}
+
+const addressesOf = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort}|${socket.localAddress}|${socket.localPort}`;
+
+/** Refuses limits that contradict each other, naming the `twokey serve` options that set them. */
+export function checkClientLimits(limits: ClientLimitOptions, bodyLimit: number): void {
+  const problems = [
+    limits.maxConnectionsPerPeer > limits.maxConnections && '--max-connections-per-peer cannot exceed --max-connections',
+    limits.bodyMemoryPerPeer > limits.bodyMemory && '--body-memory-per-peer-mib cannot exceed --body-memory-mib',
+    bodyLimit > limits.bodyMemoryPerPeer && '--body-limit-mib cannot exceed --body-memory-per-peer-mib (such a body could never be read)',
+  ].filter((problem) => typeof problem === 'string');
+  if (problems.length > 0) throw new TwokeyError('ERR_USAGE', problems.join('; '));
+}
+
+export class ClientLimits {
+  readonly #limits: ClientLimitOptions;
+  readonly #bodyLimit: number;
+  readonly #onShed: (reason: ShedReason) => void;
+  readonly #peers = new Map<string, Peer>();
+  /** Connections whose TLS handshake is under way, by their addresses (the TLS socket is another object). */
+  readonly #handshaking = new Map<string, Connection>();
+  readonly #bySocket = new WeakMap<Socket, Connection>();
+  /** Requests waiting for room for their bodies, oldest first. */
+  readonly #waiting = new Set<Body>();
+  #open = 0;
+  #held = 0;
+  #admitting = false;
+
+  constructor(limits: ClientLimitOptions, bodyLimit: number, onShed: (reason: ShedReason) => void = () => {}) {
+    checkClientLimits(limits, bodyLimit);
+    this.#limits = limits;
+    this.#bodyLimit = bodyLimit;
+    this.#onShed = onShed;
+  }
+
+  /**
+   * Counts the server's connections and requests; over TLS a connection is idle once its handshake
+   * is done. (Node's own maxConnections refuses every new connection at the limit, which is what
+   * lets idle clients lock kube-apiserver out.)
+   */
+  guard(app: FastifyInstance, tls: boolean): void {
+    const server = app.server as Server;
+    server.on('connection', (socket: Socket) => this.#accept(socket, tls));
+    if (tls) server.on('secureConnection', (socket: Socket) => this.#secured(socket));
+    app.addHook('onRequest', this.#onRequest);
+  }
+
+  /** A request holds its connection until answered, and waits for room for its body before it is read. */
+  readonly #onRequest = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+    const connection = this.#bySocket.get(request.raw.socket);
+    if (connection === undefined || connection.closed) {
+      done();
+      return;
+    }
+    connection.requests += 1;
+    const bytes = this.#bodyBytes(request.headers);
+    const body: Body | undefined = bytes > 0 ? { connection, bytes, held: false, arriving: true } : undefined;
+    // `on`, not `once`: each fires once per request, and `once` costs a wrapper per request.
+    reply.raw.on('close', () => {
+      connection.requests -= 1;
+      if (body) {
+        this.#waiting.delete(body);
+        this.#release(body);
+        this.#admitWaiting();
+      }
+    });
+    if (!body) {
+      done();
+      return;
+    }
+    connection.bodies.add(body);
+    request.raw.on('end', () => {
+      body.arriving = false;
+      connection.peer.arriving.delete(body);
+    });
+    if (this.#take(body)) done();
+    else {
+      body.proceed = done;
+      this.#waiting.add(body);
+    }
+  };
+
+  /** What a body will hold: its declared length, or the whole limit when it is sent in chunks. */
+  #bodyBytes(headers: IncomingHttpHeaders): number {
+    const declared = headers['content-length'];
+    if (declared !== undefined) {
+      const length = Number(declared);
+      // A larger body is refused from its Content-Length, before it is read.
+      return length > 0 && length <= this.#bodyLimit ? length : 0;
+    }
+    return headers['transfer-encoding'] === undefined ? 0 : this.#bodyLimit;
+  }
+
+  #accept(socket: Socket, tls: boolean): void {
+    const address = socket.remoteAddress;
+    if (address === undefined) {
+      socket.destroy();
+      return;
+    }
+    let peer = this.#peers.get(address);
+    if (peer === undefined) {
+      peer = { address, connections: new Set(), arriving: new Set(), held: 0 };
+      this.#peers.set(address, peer);
+    }
+    const connection: Connection = {
+      socket,
+      peer,
+      addresses: tls ? addressesOf(socket) : '',
+      secure: !tls,
+      requests: 0,
+      bodies: new Set(),
+      closed: false,
+    };
+    peer.connections.add(connection);
+    this.#open += 1;
+    if (tls) this.#handshaking.set(connection.addresses, connection);
+    else this.#bySocket.set(socket, connection);
+    socket.once('close', () => {
+      this.#forget(connection);
+      this.#admitWaiting();
+    });
+
+    if (peer.connections.size > this.#limits.maxConnectionsPerPeer) {
+      const victim = this.#idleOf(peer, connection);
+      this.#shed(victim ?? connection, 'peer-connections');
+      if (!victim) return;
+    }
+    if (this.#open > this.#limits.maxConnections) this.#shed(this.#connectionVictim(connection) ?? connection, 'connections');
+  }
+
+  #secured(socket: Socket): void {
+    const addresses = addressesOf(socket);
+    const connection = this.#handshaking.get(addresses);
+    if (connection === undefined) return;
+    this.#handshaking.delete(addresses);
+    connection.secure = true;
+    this.#bySocket.set(socket, connection);
+  }
+
+  /** A peer's oldest connection that has not finished its TLS handshake, else its oldest without a request. */
+  #idleOf(peer: Peer, except: Connection): Connection | undefined {
+    let idle: Connection | undefined;
+    for (const connection of peer.connections) {
+      if (connection === except) continue;
+      if (!connection.secure) return connection;
+      if (connection.requests === 0) idle ??= connection;
+    }
+    return idle;
+  }
+
+  /**
+   * For a new connection over the server's limit: an idle connection of the peer holding the most,
+   * else a connection whose request body is still arriving, of a peer holding more connections
+   * than the newcomer's.
+   */
+  #connectionVictim(newcomer: Connection): Connection | undefined {
+    const peers = [...this.#peers.values()].sort((a, b) => b.connections.size - a.connections.size);
+    for (const peer of peers) {
+      const idle = this.#idleOf(peer, newcomer);
+      if (idle) return idle;
+    }
+    for (const peer of peers) {
+      if (peer.connections.size <= newcomer.peer.connections.size) break;
+      for (const connection of peer.connections) for (const body of connection.bodies) if (body.arriving) return connection;
+    }
+    return undefined;
+  }
+
+  /**
+   * Counts a body if there is room. A peer at its own limit waits for its own bodies to be
+   * answered. When the server is at its limit, unfinished bodies of peers holding more than this
+   * peer would are displaced, the largest holder's oldest first; failing that, the body waits.
+   */
+  #take(body: Body): boolean {
+    const { peer } = body.connection;
+    const wanted = peer.held + body.bytes;
+    if (wanted > this.#limits.bodyMemoryPerPeer) return false;
+    while (this.#held + body.bytes > this.#limits.bodyMemory) {
+      let largest: Peer | undefined;
+      for (const other of this.#peers.values())
+        if (other.held > wanted && other.arriving.size > 0 && (largest === undefined || other.held > largest.held)) largest = other;
+      const [oldest] = largest?.arriving ?? [];
+      if (oldest === undefined) return false;
+      this.#shed(oldest.connection, 'body-memory');
+    }
+    body.held = true;
+    peer.held += body.bytes;
+    this.#held += body.bytes;
+    if (body.arriving) peer.arriving.add(body);
+    return true;
+  }
+
+  #release(body: Body): void {
+    const { connection } = body;
+    connection.bodies.delete(body);
+    connection.peer.arriving.delete(body);
+    if (!body.held) return;
+    body.held = false;
+    connection.peer.held -= body.bytes;
+    this.#held -= body.bytes;
+  }
+
+  /** Lets waiting requests read their bodies, oldest first, as far as there is room. */
+  #admitWaiting(): void {
+    if (this.#admitting || this.#waiting.size === 0) return;
+    this.#admitting = true;
+    try {
+      this.#admitEach();
+    } finally {
+      this.#admitting = false;
+    }
+  }
+
+  #admitEach(): void {
+    for (const body of this.#waiting) {
+      if (body.connection.closed) {
+        this.#waiting.delete(body);
+        continue;
+      }
+      if (!this.#take(body)) continue;
+      this.#waiting.delete(body);
+      const proceed = body.proceed;
+      body.proceed = undefined;
+      proceed?.();
+    }
+  }
+
+  #shed(connection: Connection, reason: ShedReason): void {
+    if (connection.closed) return;
+    this.#forget(connection);
+    this.#onShed(reason);
+    connection.socket.destroy();
+  }
+
+  /** Stops counting a connection and what it holds, at once (its sockets close a moment later). */
+  #forget(connection: Connection): void {
+    if (connection.closed) return;
+    connection.closed = true;
+    for (const body of connection.bodies) {
+      this.#waiting.delete(body);
+      this.#release(body);
+    }
+    const { peer } = connection;
+    peer.connections.delete(connection);
+    this.#open -= 1;
+    if (!connection.secure) this.#handshaking.delete(connection.addresses);
+    if (peer.connections.size === 0) this.#peers.delete(peer.address);
+  }
+}
