@@ -32,6 +32,7 @@ interface ServeFlags {
   maxConnectionsPerPeer: number;
   bodyMemoryMib: number;
   bodyMemoryPerPeerMib: number;
+  parseMemoryMib: number;
   metricsPort?: number;
   dev?: boolean;
   stateDir: string;
@@ -73,6 +74,12 @@ export function registerServe(program: Command): void {
       positiveIntegerOption,
       DEFAULT_CLIENT_LIMITS.bodyMemoryPerPeer / MIB,
     )
+    .option(
+      '--parse-memory-mib <n>',
+      'reviews held parsed at once, at their estimated size as JavaScript values, in MiB',
+      positiveIntegerOption,
+      DEFAULT_CLIENT_LIMITS.parseMemory / MIB,
+    )
     .option('--dev', 'development mode: make or reuse a policy, certificate and change-system key in --state-dir and serve on loopback')
     .option('--state-dir <dir>', 'state folder for --dev', '.twokey-dev')
     .action(async (flags: ServeFlags) => {
@@ -84,6 +91,7 @@ export function registerServe(program: Command): void {
         maxConnectionsPerPeer: flags.maxConnectionsPerPeer,
         bodyMemory: flags.bodyMemoryMib * MIB,
         bodyMemoryPerPeer: flags.bodyMemoryPerPeerMib * MIB,
+        parseMemory: flags.parseMemoryMib * MIB,
       };
       checkClientLimits(limits, bodyLimit);
       let policyPath = flags.config;

@@ -37,6 +37,12 @@ interface Thread {
   idleTimer?: NodeJS.Timeout;
 }
 
+/**
+ * The thread's heap, within the server's memory limit: canonicalising the largest real spec (3 MiB
+ * of JSON) takes about 30 MB, and without a bound V8 lets a thread's garbage grow to hundreds.
+ */
+const WORKER_HEAP = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 8 } as const;
+
 /** How long an idle thread is kept: a thread holds about 15 MB, and large specs are rare. */
 export const DEFAULT_IDLE_MS = 60_000;
 
@@ -72,7 +78,7 @@ export class DigestWorker {
   #ensure(): Thread {
     if (this.#thread) return this.#thread;
     const file = import.meta.url.endsWith('.ts') ? './digest-worker.ts' : './digest-worker.js';
-    const thread: Thread = { worker: new Worker(new URL(file, import.meta.url)), pending: new Map() };
+    const thread: Thread = { worker: new Worker(new URL(file, import.meta.url), { resourceLimits: WORKER_HEAP }), pending: new Map() };
     thread.worker.unref();
     thread.worker.on('message', (message: { id: number; digest?: string; error?: string }) => {
       const job = thread.pending.get(message.id);
@@ -85,12 +91,19 @@ export class DigestWorker {
         thread.idleTimer.unref();
       }
     });
-    const fail = () => {
+    let outOfMemory = false;
+    const fail = (error?: Error & { code?: string }) => {
       clearTimeout(thread.idleTimer);
       if (this.#thread === thread) this.#thread = undefined;
-      // The thread is gone: finish its jobs here, so no verdict is lost to a worker problem.
+      outOfMemory ||= error?.code === 'ERR_WORKER_OUT_OF_MEMORY';
+      // The thread is gone: finish its jobs here, so no verdict is lost to a worker problem. A spec
+      // that took the thread past its heap would take the server past its memory limit as well.
       for (const [id, job] of thread.pending) {
         thread.pending.delete(id);
+        if (outOfMemory) {
+          job.reject(new Error(`canonicalising it takes more than the ${WORKER_HEAP.maxOldGenerationSizeMb} MB the server gives one spec`));
+          continue;
+        }
         try {
           job.resolve(canonicalDigest(JSON.parse(job.text)));
         } catch (error) {
@@ -99,7 +112,7 @@ export class DigestWorker {
       }
     };
     thread.worker.on('error', fail);
-    thread.worker.on('exit', fail);
+    thread.worker.on('exit', () => fail());
     this.#thread = thread;
     return thread;
   }

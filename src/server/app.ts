@@ -32,7 +32,7 @@ import {
   toAdmissionRequest,
 } from '../kubernetes/admission.ts';
 import { qualifiedResource } from '../kubernetes/objects.ts';
-import { type ClientLimitOptions, ClientLimits, DEFAULT_CLIENT_LIMITS, MIB, timeoutOptions } from './limits.ts';
+import { type ClientLimitOptions, ClientLimits, DEFAULT_CLIENT_LIMITS, MIB, parsedSizeEstimate, timeoutOptions } from './limits.ts';
 import { createMetrics, type TwokeyMetrics } from './metrics.ts';
 
 /** The largest review kube-apiserver sends: its object and old object at 3 MiB each, and 1 MiB for the rest (README, "Limits"). */
@@ -150,6 +150,26 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
           };
   });
 
+  // Reviews are parsed only when their estimated size as JavaScript values fits what the reviews
+  // being judged leave: a hostile JSON text can grow twenty times its size (README, "Limits").
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const text = body as Buffer;
+    limits.admitParse(request.raw, parsedSizeEstimate(text)).then(
+      (admitted) =>
+        admitted
+          ? parseJson(request, text.toString('utf8'), done)
+          : done(
+              Object.assign(new Error('the review would take more memory than the server gives all reviews being judged'), {
+                statusCode: 413,
+                code: 'TWOKEY_REVIEW_TOO_LARGE_PARSED',
+              }),
+              undefined,
+            ),
+      (error: unknown) => done(error as Error, undefined),
+    );
+  });
+
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const code = error.statusCode ?? 500;
     if (code >= 500) {
@@ -161,11 +181,13 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
     const message =
       error.validation !== undefined
         ? error.message
-        : code === 413
-          ? `the body is larger than the server's limit of ${bodyLimit} bytes`
-          : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-            ? 'the body must be an AdmissionReview v1 sent as application/json'
-            : `the body is not an AdmissionReview v1: ${error.message}`;
+        : error.code === 'TWOKEY_REVIEW_TOO_LARGE_PARSED'
+          ? `${error.message} (its JSON holds too many objects and arrays for its size)`
+          : code === 413
+            ? `the body is larger than the server's limit of ${bodyLimit} bytes`
+            : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+              ? 'the body must be an AdmissionReview v1 sent as application/json'
+              : `the body is not an AdmissionReview v1: ${error.message}`;
     metrics.badRequests.inc({
       reason: bodyError ? (status === 413 ? 'too-large' : 'not-a-review') : 'other',
     });

@@ -4,7 +4,7 @@
  * kube-apiserver. At a limit the server sheds what costs a real review least before it refuses
  * anything. The rules and the defaults are stated in the README ("Limits", under "The server").
  */
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Server, Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { TwokeyError } from '../errors.ts';
@@ -20,6 +20,8 @@ export interface ClientLimitOptions {
   readonly bodyMemory: number;
   /** The same, for the bodies of one peer address. */
   readonly bodyMemoryPerPeer: number;
+  /** Reviews held parsed at once, at their estimated size as JavaScript values, from parsing until the answer is sent. */
+  readonly parseMemory: number;
 }
 
 /** How long a client may take, from what kube-apiserver needs of a webhook. */
@@ -50,7 +52,38 @@ export const DEFAULT_CLIENT_LIMITS: ClientLimitOptions = {
   maxConnectionsPerPeer: 256,
   bodyMemory: 64 * MIB,
   bodyMemoryPerPeer: 32 * MIB,
+  parseMemory: 48 * MIB,
 };
+
+/** Bodies up to this size are not scanned: they are taken at the most a JSON text can grow. */
+const SCANNED_FROM = 64 * 1024;
+/** How many times its size a JSON text grows at most once parsed (an array of empty objects), measured. */
+const MOST_GROWTH = 22;
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * What a JSON body is expected to take once parsed: twice its bytes (strings are kept as UTF-16)
+ * and 64 bytes for each object and array, which is what Node takes for them (measured, and the
+ * README says so under "Limits"). Real reviews hold one object or array per 12 to 80 bytes and
+ * grow about 2.5 times; a hostile one (`[{},{},...]`) grows 21 times, which this estimate sees.
+ */
+export function parsedSizeEstimate(body: Buffer): number {
+  if (body.length < SCANNED_FROM) return body.length * MOST_GROWTH;
+  let containers = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i += 1) {
+    const byte = body[i];
+    if (inString) {
+      if (byte === BACKSLASH) i += 1;
+      else if (byte === QUOTE) inString = false;
+    } else if (byte === QUOTE) inString = true;
+    else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) containers += 1;
+  }
+  return 2 * body.length + 64 * containers;
+}
 
 /** Which limit made the server close a connection, for the metric. */
 export type ShedReason = 'connections' | 'peer-connections' | 'body-memory';
@@ -95,6 +128,8 @@ export function checkClientLimits(limits: ClientLimitOptions, bodyLimit: number)
     limits.maxConnectionsPerPeer > limits.maxConnections && '--max-connections-per-peer cannot exceed --max-connections',
     limits.bodyMemoryPerPeer > limits.bodyMemory && '--body-memory-per-peer-mib cannot exceed --body-memory-mib',
     bodyLimit > limits.bodyMemoryPerPeer && '--body-limit-mib cannot exceed --body-memory-per-peer-mib (such a body could never be read)',
+    bodyLimit * 2 > limits.parseMemory &&
+      '--parse-memory-mib must be at least twice --body-limit-mib (a review of the largest size could never be judged)',
   ].filter((problem) => typeof problem === 'string');
   if (problems.length > 0) throw new TwokeyError('ERR_USAGE', problems.join('; '));
 }
@@ -109,8 +144,13 @@ export class ClientLimits {
   readonly #bySocket = new WeakMap<Socket, Connection>();
   /** Requests waiting for room for their bodies, oldest first. */
   readonly #waiting = new Set<Body>();
+  /** The parse budget each request holds, by its request. */
+  readonly #parsed = new Map<IncomingMessage, number>();
+  /** Parsed bodies waiting for room, oldest first. */
+  readonly #parseWaiting = new Map<IncomingMessage, { readonly estimate: number; readonly resolve: (admitted: boolean) => void }>();
   #open = 0;
   #held = 0;
+  #parseHeld = 0;
   #admitting = false;
 
   constructor(limits: ClientLimitOptions, bodyLimit: number, onShed: (reason: ShedReason) => void = () => {}) {
@@ -136,6 +176,7 @@ export class ClientLimits {
   readonly #onRequest = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
     const connection = this.#bySocket.get(request.raw.socket);
     if (connection === undefined || connection.closed) {
+      reply.raw.on('close', () => this.#releaseParse(request.raw));
       done();
       return;
     }
@@ -145,6 +186,7 @@ export class ClientLimits {
     // `on`, not `once`: each fires once per request, and `once` costs a wrapper per request.
     reply.raw.on('close', () => {
       connection.requests -= 1;
+      this.#releaseParse(request.raw);
       if (body) {
         this.#waiting.delete(body);
         this.#release(body);
@@ -166,6 +208,41 @@ export class ClientLimits {
       this.#waiting.add(body);
     }
   };
+
+  /**
+   * Waits until a body read whole may be parsed: its estimated parsed size must fit what the
+   * reviews being judged leave of the parse budget. False when it could never fit: the review
+   * would take more memory than the server may give all reviews. Held until the answer is sent.
+   */
+  admitParse(raw: IncomingMessage, estimate: number): Promise<boolean> {
+    if (estimate > this.#limits.parseMemory) return Promise.resolve(false);
+    if (this.#parseHeld + estimate <= this.#limits.parseMemory) {
+      this.#holdParse(raw, estimate);
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => this.#parseWaiting.set(raw, { estimate, resolve }));
+  }
+
+  #holdParse(raw: IncomingMessage, estimate: number): void {
+    this.#parsed.set(raw, estimate);
+    this.#parseHeld += estimate;
+  }
+
+  #releaseParse(raw: IncomingMessage): void {
+    this.#parseWaiting.get(raw)?.resolve(false);
+    this.#parseWaiting.delete(raw);
+    const estimate = this.#parsed.get(raw);
+    if (estimate === undefined) return;
+    this.#parsed.delete(raw);
+    this.#parseHeld -= estimate;
+    // Oldest first, and any that fits: a small review never waits behind a large one that does not.
+    for (const [waiting, { estimate: wanted, resolve }] of this.#parseWaiting) {
+      if (this.#parseHeld + wanted > this.#limits.parseMemory) continue;
+      this.#parseWaiting.delete(waiting);
+      this.#holdParse(waiting, wanted);
+      resolve(true);
+    }
+  }
 
   /** What a body will hold: its declared length, or the whole limit when it is sent in chunks. */
   #bodyBytes(headers: IncomingHttpHeaders): number {

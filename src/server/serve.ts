@@ -35,6 +35,7 @@ const METRICS_CLIENT_LIMITS: ClientLimitOptions = {
   maxConnectionsPerPeer: 16,
   bodyMemory: MIB,
   bodyMemoryPerPeer: 256 * 1024,
+  parseMemory: 2 * MIB,
 };
 
 export interface ServeOptions {

@@ -104,4 +104,33 @@ describe('hostile clients against twokey serve', () => {
       clearInterval(sampler);
     }
   });
+
+  it('stays under the chart memory limit while reviews whose JSON grows twenty times its size arrive', async () => {
+    const { server, clients } = await serve();
+    const pid = server.child.pid as number;
+    let peak = residentBytes(pid);
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, residentBytes(pid));
+    }, 50);
+    /** A review kube-apiserver could never send: a critical Deployment whose spec is `count` empty objects. */
+    const dense = (count: number) => {
+      const review = admissionReview({ operation: 'CREATE', object: deployment() });
+      const text = JSON.stringify(review).replace('"spec":{', `"spec":{"x":[${'{},'.repeat(count)}{}],`);
+      return Buffer.from(text);
+    };
+    try {
+      // About 6.5 MiB each, growing to about 140 MB each once parsed; from six addresses at once.
+      const statuses = await Promise.all(Array.from({ length: 6 }, (_, i) => clients.post(`127.0.0.${2 + i}`, dense(2_200_000))));
+      expect(statuses).toEqual(Array(6).fill(413));
+      // Denser than real reviews, but within what the server may hold: judged in turn, and answered.
+      const judged = await Promise.all(Array.from({ length: 6 }, (_, i) => clients.post(`127.0.0.${2 + i}`, dense(180_000))));
+      expect(judged).toEqual(Array(6).fill(200));
+      const { outcome, ms } = await timedReview(server);
+      expect(outcome.kind, JSON.stringify(outcome)).toBe('denied');
+      expect(ms).toBeLessThan(WEBHOOK_TIMEOUT_MS);
+      expect(peak).toBeLessThan(CHART_MEMORY_LIMIT);
+    } finally {
+      clearInterval(sampler);
+    }
+  });
 });

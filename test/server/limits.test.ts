@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { callWebhook } from '../../src/kubernetes/webhook-client.ts';
-import { TIMEOUTS } from '../../src/server/limits.ts';
+import { type ClientLimitOptions, parsedSizeEstimate, TIMEOUTS } from '../../src/server/limits.ts';
 import type { RunningServer } from '../../src/server/serve.ts';
 import { Clients, closed } from '../support/clients.ts';
 import { endpointOf, eventually, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';
@@ -29,10 +29,17 @@ afterAll(async () => {
   await files.cleanup();
 });
 
-async function serve(limits: { maxConnections?: number; maxConnectionsPerPeer?: number; bodyMemory?: number; bodyMemoryPerPeer?: number }) {
+async function serve(limits: Partial<ClientLimitOptions>) {
   server = await serveFiles(files, {
     bodyLimit: 64 * KIB,
-    limits: { maxConnections: 64, maxConnectionsPerPeer: 64, bodyMemory: 1024 * KIB, bodyMemoryPerPeer: 1024 * KIB, ...limits },
+    limits: {
+      maxConnections: 64,
+      maxConnectionsPerPeer: 64,
+      bodyMemory: 1024 * KIB,
+      bodyMemoryPerPeer: 1024 * KIB,
+      parseMemory: 4096 * KIB,
+      ...limits,
+    },
   });
   clients = new Clients(server.port, files.ca.certPem);
   return server;
@@ -101,6 +108,19 @@ describe('connection limits', () => {
     ]);
     // kube-apiserver's client keeps idle connections up to 90 s; it sees a close sooner at once.
     expect(TIMEOUTS.keepAliveMs).toBeGreaterThanOrEqual(60_000);
+  });
+});
+
+describe('parsed size estimates', () => {
+  it('takes small bodies at the most JSON can grow, and counts the objects and arrays of larger ones, strings apart', () => {
+    expect(parsedSizeEstimate(Buffer.from('{"a":[1,2]}'))).toBe(11 * 22);
+    const real = Buffer.from(JSON.stringify({ env: Array.from({ length: 4000 }, (_, i) => ({ name: `VAR_${i}`, value: `value-${i}` })) }));
+    expect(parsedSizeEstimate(real)).toBe(2 * real.length + 64 * 4002);
+    // Brackets inside strings (and escaped quotes) are not objects or arrays.
+    const strings = Buffer.from(JSON.stringify({ text: `${'{["\\'.repeat(30_000)}` }));
+    expect(parsedSizeEstimate(strings)).toBe(2 * strings.length + 64);
+    const hostile = Buffer.from(`[${'{},'.repeat(100_000)}{}]`);
+    expect(parsedSizeEstimate(hostile)).toBeGreaterThan(20 * hostile.length);
   });
 });
 

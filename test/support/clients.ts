@@ -83,6 +83,31 @@ export class Clients {
     return socket;
   }
 
+  /** Sends a whole review body and resolves with the HTTP status of the answer (0 when the server cut the connection). */
+  post(source: string, body: Buffer, path = '/validate?timeout=5s'): Promise<number> {
+    const socket = this.#tls(source);
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+    });
+    socket.once('secureConnect', () => {
+      socket.write(
+        `POST ${path} HTTP/1.1\r\nHost: ${SERVICE_NAME}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+      );
+      socket.write(body);
+    });
+    return new Promise((resolve) => {
+      const settle = () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0));
+      socket.on('data', () => {
+        if (/\r\n\r\n/.test(answer)) {
+          settle();
+          socket.destroy();
+        }
+      });
+      socket.once('close', settle);
+    });
+  }
+
   /** Sends the rest of a stalled upload's body: `bytes` more (at most 256 KiB). */
   finish(socket: Socket, bytes: number): void {
     socket.write(filler.subarray(0, bytes));
