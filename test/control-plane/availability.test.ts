@@ -2,9 +2,12 @@
  * The guard never becomes the outage: with twokey stopped, the real API server refuses gated
  * requests with its own "failed calling webhook" message (failurePolicy Fail) while everything
  * outside the critical scope keeps working; with twokey started again, everything is back without
- * restarting anything else.
+ * restarting anything else. Crowded by clients that hold connections, it still answers.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Clients } from '../support/clients.ts';
 import { deployment, kubectl, kubectlOk, namespace, plane, unique, writeManifest } from './support.ts';
 import { startTwokeyServer, stopTwokeyServer } from './twokey.ts';
 
@@ -45,5 +48,29 @@ describe('twokey stopped', () => {
     expect(back.stderr).toMatch(
       /admission webhook "workloads.twokey.dev" denied the request: twokey: deploy of deployments\.apps .* refused: 0 of 2/,
     );
+  });
+});
+
+describe('twokey crowded by idle clients', () => {
+  it('still answers kube-apiserver while 1,100 connections that never start TLS are held open', async () => {
+    const critical = await namespace('crowded');
+    const file = await writeManifest('crowded', deployment({ namespace: critical }));
+    const port = Number(new URL(plane.twokey.url).port);
+    const clients = new Clients(port, readFileSync(join(plane.twokey.dir, 'ca.crt'), 'utf8'));
+    // Started afresh, so that kube-apiserver has no kept-alive connection to it and must open one.
+    await stopTwokeyServer(plane.stateDir);
+    await startTwokeyServer(plane.stateDir, { pid: plane.ownerPid });
+    try {
+      // Eleven pods' worth, from eleven addresses: more than the server's connection limit.
+      for (let i = 2; i <= 12; i += 1) await clients.idle(`127.0.0.${i}`, 100);
+      for (let i = 0; i < 3; i += 1) {
+        const started = Date.now();
+        const result = await kubectl(['apply', '--dry-run=server', '-f', file]);
+        expect(result.stderr).toMatch(/admission webhook "workloads\.twokey\.dev" denied the request: twokey: deploy of /);
+        expect(Date.now() - started).toBeLessThan(5000);
+      }
+    } finally {
+      clients.destroyAll();
+    }
   });
 });
