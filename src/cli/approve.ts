@@ -3,10 +3,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
-import type { ExpectedBinding } from '../decision/approval.ts';
-import { ACTIONS, type Action } from '../decision/digest.ts';
-import { normalizeIdentity } from '../decision/identity.ts';
+import type { Binding } from '../change/claims.ts';
+import { ACTIONS, type Action } from '../change/digest.ts';
 import { TwokeyError } from '../errors.ts';
+import { normalizeIdentity } from '../identity.ts';
 import { mintApproval, parsePrivateJwk } from '../keys/signing.ts';
 import { digestOption, durationOption, err, out, usageError } from './common.ts';
 import { actionFor, objectDigest, targetOf } from './digest.ts';
@@ -65,7 +65,7 @@ export function registerApprove(program: Command): void {
       const m = objects[0] as (typeof objects)[number];
       const action = actionFor(m, flags.action);
       const digest = flags.digest ?? objectDigest(m, action);
-      const binding: ExpectedBinding = { action, ...targetOf(m), digest };
+      const binding: Binding = { action, ...targetOf(m), digest };
       let jwkDocument: unknown;
       try {
         jwkDocument = JSON.parse(await readFile(flags.privateKey, 'utf8'));

@@ -3,8 +3,8 @@
  */
 
 import { type Command, InvalidArgumentError } from 'commander';
+import { DIGEST_PATTERN } from '../change/digest.ts';
 import { DEFAULT_FIELD_MANAGER } from '../cluster/client.ts';
-import { DIGEST_PATTERN } from '../decision/digest.ts';
 import { TwokeyError } from '../errors.ts';
 import { parseDuration } from '../policy/duration.ts';
 

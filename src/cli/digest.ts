@@ -3,10 +3,11 @@
  * with --server, by the cluster (server defaults and mutations included).
  */
 import { type Command, Option } from 'commander';
+import { ACTIONS, type Action, type ChangeTarget, deploySpec, digestOf, type UnprotectState, unprotectState } from '../change/digest.ts';
 import { ClusterClient, digestFromRefusal } from '../cluster/client.ts';
-import { ACTIONS, type Action, type ChangeTarget, deploySpec, digestOf, type UnprotectState, unprotectState } from '../decision/digest.ts';
 import { TwokeyError } from '../errors.ts';
-import { type JsonObject, MalformedObjectError, type ObjectMeta, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
+import type { JsonObject } from '../json.ts';
+import { MalformedObjectError, type ObjectMeta, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
 import { type ClusterFlags, err, kubeConfigOptions, out, withClusterOptions, withFieldManagerOption } from './common.ts';
 import { describeManifest, type ManifestObject, readManifests } from './manifests.ts';
 

@@ -5,7 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
 import { TwokeyError } from '../errors.ts';
-import { type GroupResource, isJsonObject, type JsonObject, qualifiedResource, resourceForKind } from '../kubernetes/objects.ts';
+import { isJsonObject, type JsonObject } from '../json.ts';
+import { type GroupResource, qualifiedResource, resourceForKind } from '../kubernetes/objects.ts';
 
 export interface ManifestObject {
   readonly object: JsonObject;

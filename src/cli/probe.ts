@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { TwokeyError } from '../errors.ts';
-import type { JsonObject } from '../kubernetes/objects.ts';
+import type { JsonObject } from '../json.ts';
 import { buildAdmissionReview } from '../kubernetes/review-builder.ts';
 import { callWebhook, type WebhookOutcome } from '../kubernetes/webhook-client.ts';
 import { durationOption, EXIT, out } from './common.ts';

@@ -3,9 +3,10 @@
  * refusal by twokey names the digest the webhook computed), who the caller is, and lists of
  * workloads and namespaces for `twokey scan`.
  */
-import type { Action } from '../decision/digest.ts';
+import type { Action } from '../change/digest.ts';
 import { TwokeyError } from '../errors.ts';
-import { type GroupResource, isJsonObject, type JsonObject, NAMESPACES, typeOfResource, WORKLOADS } from '../kubernetes/objects.ts';
+import { isJsonObject, type JsonObject } from '../json.ts';
+import { type GroupResource, NAMESPACES, typeOfResource, WORKLOADS } from '../kubernetes/objects.ts';
 import { type KubeConfigOptions, loadKubeConfig } from './kubeconfig.ts';
 import { KubeRest, listItems, type RestResponse, resourcePath, statusMessage } from './rest.ts';
 

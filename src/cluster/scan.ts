@@ -9,13 +9,12 @@ import type { ConfigSnapshot } from '../config/store.ts';
 import { decide } from '../decision/decide.ts';
 import { NO_CLUSTER_VIEW } from '../decision/gate.ts';
 import { describeLookAlike, type Verdict } from '../decision/verdict.ts';
+import { isJsonObject, type JsonObject } from '../json.ts';
 import { toAdmissionRequest } from '../kubernetes/admission.ts';
 import {
   criticalLabelLookAlike,
   describeOwners,
   hasCriticalLabel,
-  isJsonObject,
-  type JsonObject,
   NAMESPACES,
   qualifiedResource,
   readMeta,

@@ -3,15 +3,13 @@
  * count. Cheap structural checks come first and the signature last, so junk costs little.
  */
 import { compactVerify } from 'jose';
+import { APPROVAL_TYPE, BINDING_FIELDS, type Binding } from '../change/claims.ts';
+import { type Identity, normalizeIdentity } from '../identity.ts';
+import { isJsonObject, type JsonObject } from '../json.ts';
 import type { KeyRing } from '../keys/jwks.ts';
-import { isJsonObject, type JsonObject } from '../kubernetes/objects.ts';
 import type { Policy } from '../policy/policy.ts';
-import type { Action } from './digest.ts';
-import { type Identity, normalizeIdentity } from './identity.ts';
+import { quote } from '../text.ts';
 import { decodeIJson, IJsonError } from './ijson.ts';
-import { quote } from './text.ts';
-
-export const APPROVAL_TYPE = 'twokey-approval+jwt';
 
 /** Stable codes for why an approval did not count; also a metrics label. */
 export type RejectionCode =
@@ -31,14 +29,6 @@ export type RejectionCode =
   | 'expired'
   | 'lifetime'
   | 'binding';
-
-export interface ExpectedBinding {
-  readonly action: Action;
-  readonly resource: string;
-  readonly namespace: string;
-  readonly name: string;
-  readonly digest: string;
-}
 
 export interface VerifiedApproval {
   readonly issuer: string;
@@ -87,7 +77,6 @@ const reject = (code: RejectionCode, detail: string): never => {
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
 const KEY_CARRYING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c'] as const;
-const BINDING_FIELDS = ['action', 'resource', 'namespace', 'name', 'digest'] as const;
 
 function decodeSegment(segment: string, what: 'header' | 'payload'): JsonObject {
   let value: unknown;
@@ -140,7 +129,7 @@ const isoTime = (seconds: number) => {
   return Number.isNaN(date.getTime()) ? String(seconds) : date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 };
 
-function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: ExpectedBinding) {
+function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: Binding) {
   const { policy, now } = ctx;
   const issuer = requireString(payload, 'iss');
   if (!policy.issuers.some((trusted) => trusted.issuer === issuer)) reject('issuer', `issuer ${quote(issuer)} is not trusted`);
@@ -255,7 +244,7 @@ function isCanonicalSegment(segment: string): boolean {
 }
 
 /** Judges one approval token against the change it must be bound to. Never throws on bad input. */
-export async function evaluateApproval(value: string, expected: ExpectedBinding, ctx: ApprovalContext): Promise<ApprovalOutcome> {
+export async function evaluateApproval(value: string, expected: Binding, ctx: ApprovalContext): Promise<ApprovalOutcome> {
   try {
     // Whitespace around a token (a YAML block scalar's newline) is not part of it.
     const token = value.trim();

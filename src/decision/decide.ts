@@ -3,6 +3,10 @@
  * and `twokey check` both call it, so they cannot disagree. It never throws: anything it cannot
  * judge on a gated request becomes a refusal that says why.
  */
+
+import type { Binding } from '../change/claims.ts';
+import type { ChangeTarget } from '../change/digest.ts';
+import { type Identity, normalizeIdentity } from '../identity.ts';
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
 import {
   approvalAnnotations,
@@ -12,12 +16,10 @@ import {
   readMeta,
   typeOfResource,
 } from '../kubernetes/objects.ts';
-import { type ApprovalContext, type ExpectedBinding, evaluateApproval, tokenIdentity } from './approval.ts';
-import type { ChangeTarget } from './digest.ts';
+import { quote } from '../text.ts';
+import { type ApprovalContext, evaluateApproval, tokenIdentity } from './approval.ts';
 import { CannotJudge, type Gate, type GateContext, type GatedAspect, gateRequest } from './gate.ts';
-import { type Identity, normalizeIdentity } from './identity.ts';
 import { type Candidate, tallyQuorum } from './quorum.ts';
-import { quote } from './text.ts';
 import {
   type ApprovalReport,
   type AspectFacts,
@@ -119,7 +121,7 @@ async function judgeAspect(
   ctx: DecisionContext,
 ): Promise<JudgedAspect> {
   const { action, digest } = aspect;
-  const expected: ExpectedBinding = { action, ...target, digest };
+  const expected: Binding = { action, ...target, digest };
   const { read, limit } = tokens;
   const outcomes = await Promise.all(read.map(({ value }) => evaluateApproval(value, expected, ctx)));
 

@@ -3,19 +3,6 @@
  * Everything here is synchronous and pure; a request that cannot be judged throws CannotJudge.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { AdmissionRequest } from '../kubernetes/admission.ts';
-import {
-  classifyResource,
-  hasCriticalLabel,
-  type JsonObject,
-  MalformedObjectError,
-  type ObjectMeta,
-  type OwnerIdentity,
-  ownerIdentities,
-  qualifiedResource,
-  readMeta,
-} from '../kubernetes/objects.ts';
-import { exemptDeleterRole, type Policy } from '../policy/policy.ts';
 import {
   type Action,
   type ChangeTarget,
@@ -26,8 +13,21 @@ import {
   type OffThreadDigester,
   type UnprotectState,
   unprotectState,
-} from './digest.ts';
-import { quote } from './text.ts';
+} from '../change/digest.ts';
+import type { JsonObject } from '../json.ts';
+import type { AdmissionRequest } from '../kubernetes/admission.ts';
+import {
+  classifyResource,
+  hasCriticalLabel,
+  MalformedObjectError,
+  type ObjectMeta,
+  type OwnerIdentity,
+  ownerIdentities,
+  qualifiedResource,
+  readMeta,
+} from '../kubernetes/objects.ts';
+import { exemptDeleterRole, type Policy } from '../policy/policy.ts';
+import { quote } from '../text.ts';
 
 /** A namespace's criticality as known from outside the object (the cluster's namespace labels). */
 export type NamespaceState = 'critical' | 'not-critical' | 'unknown';

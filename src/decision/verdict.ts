@@ -2,10 +2,11 @@
  * The verdict and how it is worded for people: the refusal message, warnings and audit
  * annotations. Wording lives here so the webhook, `twokey check` and the demo say the same thing.
  */
+
+import type { Action, ChangeTarget, UnprotectState } from '../change/digest.ts';
 import { CRITICAL_LABEL, CRITICAL_VALUE } from '../kubernetes/objects.ts';
+import { printable, quote, truncate } from '../text.ts';
 import type { RejectionCode } from './approval.ts';
-import type { Action, ChangeTarget, UnprotectState } from './digest.ts';
-import { printable, quote, truncate } from './text.ts';
 
 /** How one approval annotation fared. */
 export interface ApprovalReport {

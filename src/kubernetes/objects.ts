@@ -2,17 +2,11 @@
  * The slice of the Kubernetes object model twokey reads: resource identities, labels, metadata.
  * Objects arrive as untrusted JSON; accessors validate what they read and say what was wrong.
  */
+import { isJsonObject, type JsonObject } from '../json.ts';
 
 export const CRITICAL_LABEL = 'twokey.dev/critical';
 export const CRITICAL_VALUE = 'true';
 export const APPROVAL_ANNOTATION_PREFIX = 'approval.twokey.dev/';
-
-/** A JSON object as decoded from the wire (never a class instance, never an array). */
-export type JsonObject = { [key: string]: unknown };
-
-export function isJsonObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 export interface GroupResource {
   readonly group: string;

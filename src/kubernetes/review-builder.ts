@@ -4,8 +4,9 @@
  * the apiserver's part.
  */
 import { randomUUID } from 'node:crypto';
+import { isJsonObject, type JsonObject } from '../json.ts';
 import type { AdmissionReviewWire, Operation } from './admission.ts';
-import { isJsonObject, type JsonObject, resourceForKind, typeOfResource } from './objects.ts';
+import { resourceForKind, typeOfResource } from './objects.ts';
 
 export interface ReviewInput {
   readonly operation: Operation;

@@ -7,7 +7,7 @@
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
 import { gunzipSync } from 'node:zlib';
-import { isJsonObject } from './objects.ts';
+import { isJsonObject } from '../json.ts';
 
 export interface WebhookEndpoint {
   /** Where to connect, e.g. https://127.0.0.1:8443/validate */

@@ -17,9 +17,9 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { Compile } from 'typebox/compile';
+import type { OffThreadDigester } from '../change/digest.ts';
 import type { ConfigSnapshot } from '../config/store.ts';
 import { decide } from '../decision/decide.ts';
-import type { OffThreadDigester } from '../decision/digest.ts';
 import { type NamespaceView, NO_CLUSTER_VIEW } from '../decision/gate.ts';
 import { cannotJudgeVerdict, type Verdict } from '../decision/verdict.ts';
 import { describeError } from '../errors.ts';

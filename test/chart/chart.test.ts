@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isJsonObject, type JsonObject } from '../../src/kubernetes/objects.ts';
+import { isJsonObject, type JsonObject } from '../../src/json.ts';
 import { parsePolicy } from '../../src/policy/load.ts';
 import { DEFAULT_BODY_LIMIT } from '../../src/server/app.ts';
 import { DEFAULT_CLIENT_LIMITS, MIB } from '../../src/server/limits.ts';

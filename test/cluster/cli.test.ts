@@ -5,8 +5,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonicalDigest, deploySpec, digestOf } from '../../src/decision/digest.ts';
-import type { JsonObject } from '../../src/kubernetes/objects.ts';
+import { canonicalDigest, deploySpec, digestOf } from '../../src/change/digest.ts';
+import type { JsonObject } from '../../src/json.ts';
 import type { RunningServer } from '../../src/server/serve.ts';
 import { runCli } from '../support/cli.ts';
 import { applyDefaults, FakeKube } from '../support/fake-kube.ts';

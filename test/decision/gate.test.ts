@@ -2,9 +2,9 @@
  * Which requests are gated (contract section 2), as which action, bound to which digest.
  */
 import { describe, expect, it } from 'vitest';
-import { canonicalDigest, deploySpec, digestOf } from '../../src/decision/digest.ts';
+import { canonicalDigest, deploySpec, digestOf } from '../../src/change/digest.ts';
 import { CannotJudge, type Gate, gateRequest, type NamespaceState, NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
-import type { JsonObject } from '../../src/kubernetes/objects.ts';
+import type { JsonObject } from '../../src/json.ts';
 import { deployment, makePolicy, namespaceObject, type ReviewOptions, request, withLabels } from '../support/world.ts';
 
 const policy = makePolicy();

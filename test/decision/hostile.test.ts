@@ -10,8 +10,8 @@ import { digestFromRefusal } from '../../src/cluster/client.ts';
 import { decide } from '../../src/decision/decide.ts';
 import { type NamespaceView, NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { Verdict } from '../../src/decision/verdict.ts';
+import type { JsonObject } from '../../src/json.ts';
 import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
-import type { JsonObject } from '../../src/kubernetes/objects.ts';
 import { b64url, claims, otherUnusedBits, rawToken, reencodedSignature } from '../support/tokens.ts';
 import {
   approve,

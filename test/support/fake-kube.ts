@@ -12,8 +12,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { createCertificateAuthority, issueServingCertificate } from '../../src/dev/certificates.ts';
+import { isJsonObject, type JsonObject } from '../../src/json.ts';
 import type { Operation } from '../../src/kubernetes/admission.ts';
-import { hasCriticalLabel, isJsonObject, type JsonObject, readMeta, WORKLOADS } from '../../src/kubernetes/objects.ts';
+import { hasCriticalLabel, readMeta, WORKLOADS } from '../../src/kubernetes/objects.ts';
 import { buildAdmissionReview } from '../../src/kubernetes/review-builder.ts';
 import { callWebhook, type WebhookEndpoint } from '../../src/kubernetes/webhook-client.ts';
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { changedDeployDigest, deployDigest, deploySpec, digestOf, LARGE_SUBJECT_CHARS } from '../../src/decision/digest.ts';
-import { DigestWorker } from '../../src/decision/digest-worker.ts';
+import { changedDeployDigest, deployDigest, deploySpec, digestOf, LARGE_SUBJECT_CHARS } from '../../src/change/digest.ts';
+import { DigestWorker } from '../../src/change/digest-worker.ts';
 import { deployment } from '../support/world.ts';
 
 const sha = (text: string) => `sha256:${createHash('sha256').update(text, 'utf8').digest('hex')}`;
