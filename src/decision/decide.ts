@@ -17,7 +17,8 @@ import {
   typeOfResource,
 } from '../kubernetes/objects.ts';
 import { quote } from '../text.ts';
-import { type ApprovalContext, evaluateApproval, tokenIdentity } from './approval.ts';
+import { parseToken, type TokenParse } from '../token/jws.ts';
+import { type ApprovalContext, judgeApproval } from './approval.ts';
 import { CannotJudge, type Gate, type GateContext, type GatedAspect, gateRequest } from './gate.ts';
 import { type Candidate, tallyQuorum } from './quorum.ts';
 import {
@@ -77,9 +78,12 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
     );
   }
 
-  const annotations = approvalAnnotations(gate.approvalsFrom);
   const limit = ctx.policy.maxApprovalAnnotations;
-  const { distinct, copyOf } = setAsideCopies(annotations, ctx.policy.maxTokenBytes);
+  const annotations = approvalAnnotations(gate.approvalsFrom).map(({ key, value }) => ({
+    key,
+    token: parseToken(value, ctx.policy.maxTokenBytes),
+  }));
+  const { distinct, copyOf } = setAsideCopies(annotations);
   const tokens: Tokens = { annotations, read: distinct.slice(0, limit), copyOf, limit };
   const judged = await Promise.all(aspects.map((aspect) => judgeAspect(aspect, target, tokens, user, gate.approvalsFrom, ctx)));
   return quorumVerdict({
@@ -123,7 +127,7 @@ async function judgeAspect(
   const { action, digest } = aspect;
   const expected: Binding = { action, ...target, digest };
   const { read, limit } = tokens;
-  const outcomes = await Promise.all(read.map(({ value }) => evaluateApproval(value, expected, ctx)));
+  const outcomes = await Promise.all(read.map(({ token }) => judgeApproval(token, expected, ctx)));
 
   const candidates: Candidate[] = [];
   const rejected = new Map<string, ApprovalReport>();
@@ -247,9 +251,10 @@ function ownerNotes(approvalsFrom: ObjectMeta): string[] {
   return owners ? [`owned by ${owners}: deleting an owner deletes this workload without delete approvals`] : [];
 }
 
+/** An approval annotation, its value read as a token once for every aspect. */
 interface Annotation {
   readonly key: string;
-  readonly value: string;
+  readonly token: TokenParse;
 }
 
 /**
@@ -258,26 +263,24 @@ interface Annotation {
  * as a signer writes it stands for its group, so that an odd encoding of a token, which a decoder
  * might read differently, never displaces the token itself.
  */
-function setAsideCopies(
-  annotations: readonly Annotation[],
-  maxTokenBytes: number,
-): { distinct: Annotation[]; copyOf: Map<string, string> } {
+function setAsideCopies(annotations: readonly Annotation[]): { distinct: Annotation[]; copyOf: Map<string, string> } {
   const groups = new Map<string, { key: string; canonical: boolean; slot: number }>();
   const setAside = new Map<string, string>();
   const distinct: Annotation[] = [];
   for (const annotation of annotations) {
-    const token = tokenIdentity(annotation.value, maxTokenBytes);
-    const group = token && groups.get(token.identity);
-    if (token === undefined || group === undefined) {
-      if (token) groups.set(token.identity, { key: annotation.key, canonical: token.canonical, slot: distinct.length });
+    const identity = annotation.token.ok ? annotation.token.token.identity : undefined;
+    const canonical = annotation.token.ok && annotation.token.token.canonical;
+    const group = identity === undefined ? undefined : groups.get(identity);
+    if (identity === undefined || group === undefined) {
+      if (identity !== undefined) groups.set(identity, { key: annotation.key, canonical, slot: distinct.length });
       distinct.push(annotation);
-    } else if (token.canonical && !group.canonical) {
-      setAside.set(group.key, token.identity);
+    } else if (canonical && !group.canonical) {
+      setAside.set(group.key, identity);
       distinct[group.slot] = annotation;
       group.key = annotation.key;
       group.canonical = true;
     } else {
-      setAside.set(annotation.key, token.identity);
+      setAside.set(annotation.key, identity);
     }
   }
   const copyOf = new Map([...setAside].map(([key, identity]) => [key, groups.get(identity)?.key ?? '']));
