@@ -9,7 +9,7 @@ import { ClusterClient } from '../cluster/client.ts';
 import { loadSnapshot } from '../config/store.ts';
 import { decide } from '../decision/decide.ts';
 import type { NamespaceDeletion, NamespaceState, NamespaceView } from '../decision/gate.ts';
-import type { Verdict } from '../decision/verdict.ts';
+import type { Decision } from '../decision/wording.ts';
 import type { JsonObject } from '../json.ts';
 import type { Operation } from '../kubernetes/admission.ts';
 import { toAdmissionRequest } from '../kubernetes/admission.ts';
@@ -74,9 +74,27 @@ const VERB: Record<string, string> = { CREATE: 'creating', UPDATE: 'applying', D
 
 interface Judgement {
   readonly object: string;
-  readonly verdict?: Verdict;
+  readonly verdict?: Decision;
   /** The cluster's own refusal of the dry run, when twokey in the cluster refused it. */
   readonly clusterRefusal?: string;
+}
+
+/** A verdict as `-o json` prints it: its facts, its words, and each approval's report (undefined members are left out). */
+function verdictJson(object: string, decision: Decision) {
+  const { allowed, action, target, aspects, digest, change, approvers, summary, message, warnings, auditAnnotations } = decision;
+  const approvals = decision.approvals.map((r) => ({
+    key: r.key,
+    approver: r.approver,
+    change: r.change,
+    expiresAt: r.expiresAt,
+    status: r.status,
+    code: r.code,
+    detail: r.detail,
+    unknownKidOf: r.unknownKidOf,
+    copyOf: r.copyOf,
+    action: r.action,
+  }));
+  return { object, allowed, action, target, aspects, digest, change, approvers, summary, message, warnings, auditAnnotations, approvals };
 }
 
 export function registerCheck(program: Command): void {
@@ -190,7 +208,7 @@ export function registerCheck(program: Command): void {
       out(
         JSON.stringify(
           results.map(({ object, verdict, clusterRefusal }) =>
-            verdict ? { object, ...verdict } : { object, allowed: false, message: clusterRefusal },
+            verdict ? verdictJson(object, verdict) : { object, allowed: false, message: clusterRefusal },
           ),
           null,
           2,

@@ -4,7 +4,8 @@
  */
 import { type Command, Option } from 'commander';
 import { ACTIONS, type Action, type ChangeTarget, deploySpec, digestOf, type UnprotectState, unprotectState } from '../change/digest.ts';
-import { ClusterClient, digestFromRefusal } from '../cluster/client.ts';
+import { ClusterClient } from '../cluster/client.ts';
+import { digestFromRefusal } from '../decision/wording.ts';
 import { TwokeyError } from '../errors.ts';
 import type { JsonObject } from '../json.ts';
 import { MalformedObjectError, type ObjectMeta, qualifiedResource, readMeta } from '../kubernetes/objects.ts';

@@ -146,14 +146,18 @@ export function ownerIdentities(meta: ObjectMeta): OwnerIdentity[] {
   });
 }
 
-/** The owners as kind/name (at most three named), or undefined when there are none. */
-export function describeOwners(meta: ObjectMeta): string | undefined {
-  if (meta.ownerReferences.length === 0) return undefined;
-  const owners = meta.ownerReferences.map((owner) => {
-    const field = (name: string) => (isJsonObject(owner) && typeof owner[name] === 'string' ? (owner[name] as string) : '?');
-    return `${field('kind')}/${field('name')}`;
+/** An owner as named in the object, for people: kind and name, where they are strings. */
+export interface OwnerName {
+  readonly kind?: string;
+  readonly name?: string;
+}
+
+/** The owners' kinds and names, however malformed the entries (they are only shown). */
+export function ownerNames(meta: ObjectMeta): OwnerName[] {
+  return meta.ownerReferences.map((owner) => {
+    const field = (name: string) => (isJsonObject(owner) && typeof owner[name] === 'string' ? { [name]: owner[name] as string } : {});
+    return { ...field('kind'), ...field('name') };
   });
-  return (owners.length > 3 ? [...owners.slice(0, 3), `${owners.length - 3} more`] : owners).join(', ');
 }
 
 export function hasCriticalLabel(labels: Readonly<Record<string, string>>): boolean {

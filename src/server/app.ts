@@ -19,9 +19,10 @@ import type { Logger } from 'pino';
 import { Compile } from 'typebox/compile';
 import type { OffThreadDigester } from '../change/digest.ts';
 import type { ConfigSnapshot } from '../config/store.ts';
-import { decide } from '../decision/decide.ts';
+import { cannotJudge, decide } from '../decision/decide.ts';
 import { type NamespaceView, NO_CLUSTER_VIEW } from '../decision/gate.ts';
-import { cannotJudgeVerdict, type Verdict } from '../decision/verdict.ts';
+import type { Verdict } from '../decision/verdict.ts';
+import { type Decision, internalError } from '../decision/wording.ts';
 import { describeError } from '../errors.ts';
 import {
   type AdmissionRequest,
@@ -213,10 +214,10 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
     return async (request: FastifyRequest<{ Body: AdmissionReviewWire }>, reply: FastifyReply) => {
       const started = performance.now();
       const admission = toAdmissionRequest(request.body);
-      let verdict: Verdict;
+      let verdict: Decision;
       const snapshot = options.config.current();
       if (snapshot === undefined) {
-        verdict = cannotJudgeVerdict('the policy and keys are not loaded yet');
+        verdict = cannotJudge('the policy and keys are not loaded yet');
       } else {
         try {
           verdict = await decide(admission, {
@@ -228,7 +229,7 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
           });
         } catch (error) {
           // decide() does not throw; this is the last line that keeps an error from admitting.
-          verdict = cannotJudgeVerdict(`internal error (${describeError(error)})`);
+          verdict = cannotJudge(internalError(describeError(error)));
         }
       }
       const answer = admissionReviewResponse(admission.uid, verdict);
