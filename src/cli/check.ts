@@ -15,7 +15,15 @@ import type { Operation } from '../kubernetes/admission.ts';
 import { toAdmissionRequest } from '../kubernetes/admission.ts';
 import { hasCriticalLabel, NAMESPACES, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
 import { buildAdmissionReview } from '../kubernetes/review-builder.ts';
-import { type ClusterFlags, EXIT, err, kubeConfigOptions, out, usageError, withClusterOptions, withFieldManagerOption } from './common.ts';
+import {
+  type ClusterFlags,
+  EXIT,
+  kubeConfigOptions,
+  type Terminal,
+  usageError,
+  withClusterOptions,
+  withFieldManagerOption,
+} from './common.ts';
 import { describeManifest, type ManifestObject, readManifests } from './manifests.ts';
 
 interface CheckFlags extends ClusterFlags {
@@ -97,7 +105,8 @@ function verdictJson(object: string, decision: Decision) {
   return { object, allowed, action, target, aspects, digest, change, approvers, summary, message, warnings, auditAnnotations, approvals };
 }
 
-export function registerCheck(program: Command): void {
+export function registerCheck(program: Command, terminal: Terminal): void {
+  const { out, err, io } = terminal;
   withFieldManagerOption(
     withClusterOptions(
       program
@@ -138,8 +147,8 @@ export function registerCheck(program: Command): void {
     if (flags.old && flags.operation && flags.operation !== 'UPDATE') throw usageError(`--old is only for UPDATE, not ${flags.operation}`);
     const cluster = flags.server ? ClusterClient.connect(kubeConfigOptions(flags)) : undefined;
     const namespace = flags.namespace ?? cluster?.namespace ?? 'default';
-    const objects = await readManifests(flags.file, namespace, (what) => err(`skipped: ${what}`));
-    const olds = flags.old ? await readManifests(flags.old, namespace) : [];
+    const objects = await readManifests(flags.file, namespace, { stdin: io.stdin, skipped: (what) => err(`skipped: ${what}`) });
+    const olds = flags.old ? await readManifests(flags.old, namespace, { stdin: io.stdin }) : [];
     if (objects.length === 0) throw usageError(`${flags.file} holds no Deployment, StatefulSet, DaemonSet, CronJob or Namespace`);
     const oldByKey = new Map(olds.map((m) => [key(m), m]));
     const snapshot = await loadSnapshot(flags.config, (message) => err(`warning: ${message}`));
@@ -215,6 +224,6 @@ export function registerCheck(program: Command): void {
         ),
       );
     }
-    process.exitCode = results.every((r) => r.verdict?.allowed === true) ? EXIT.ok : EXIT.refused;
+    terminal.exitCode = results.every((r) => r.verdict?.allowed === true) ? EXIT.ok : EXIT.refused;
   });
 }

@@ -13,7 +13,7 @@ import { createLogger, LOG_LEVELS } from '../server/logger.ts';
 import type { TwokeyMetrics } from '../server/metrics.ts';
 import { type RunningServer, startServer } from '../server/serve.ts';
 import type { TlsFiles, TlsMaterial } from '../server/tls.ts';
-import { durationOption, err, portOption, positiveIntegerOption, usageError } from './common.ts';
+import { durationOption, portOption, positiveIntegerOption, type Terminal, usageError } from './common.ts';
 
 interface ServeFlags {
   config?: string;
@@ -38,7 +38,7 @@ interface ServeFlags {
   stateDir: string;
 }
 
-export function registerServe(program: Command): void {
+export function registerServe(program: Command, { err }: Terminal): void {
   program
     .command('serve')
     .description('run the validating admission webhook over HTTPS')
