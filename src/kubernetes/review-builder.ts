@@ -1,7 +1,7 @@
 /**
- * Builds an AdmissionReview v1 request as kube-apiserver would send it for an object (reference
- * section 1): for `twokey check`, which judges manifests offline, and for the demo, which plays
- * the apiserver's part.
+ * Builds an AdmissionReview v1 request as kube-apiserver would send it for an object
+ * (docs/kube-apiserver.md, "The request"): for `twokey check`, which judges manifests offline, and
+ * for the demo, which plays the apiserver's part.
  */
 import { randomUUID } from 'node:crypto';
 import { isJsonObject, type JsonObject } from '../json.ts';

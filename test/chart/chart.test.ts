@@ -91,7 +91,7 @@ describe.each(valueSets)('the chart with %s', (set) => {
     }
   });
 
-  it('routes each entry to the right path and selects namespaces as the contract says', () => {
+  it('routes each entry to the right path and selects namespaces as the chart README says', () => {
     const byName = Object.fromEntries(webhooks.map((w) => [w.name, w]));
     const path = (name: string) => at(byName[name], 'clientConfig', 'service', 'path');
     expect(path('workloads.twokey.dev')).toBe('/validate/critical');

@@ -124,7 +124,7 @@ describe('the change system flow: keygen, digest, approve, check', () => {
     expect(JSON.parse(await readFile(path('es.jwk.json'), 'utf8'))).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256' });
   });
 
-  it('digest prints one line per object with the contract digest', async () => {
+  it('digest prints one line per object with the digest the README defines', async () => {
     const result = await twokey(['digest', '-f', 'examples/deployment.yaml']);
     expect(result.code).toBe(0);
     const manifest = parse(await readFile('examples/deployment.yaml', 'utf8'));

@@ -1,5 +1,5 @@
 /**
- * Which requests are gated (contract section 2), as which action, bound to which digest.
+ * Which requests are gated (README, "What is gated"), as which action, bound to which digest.
  */
 import { describe, expect, it } from 'vitest';
 import { canonicalDigest, deploySpec, digestOf } from '../../src/change/digest.ts';
@@ -107,7 +107,7 @@ describe('critical workloads', async () => {
     const subject = { action: 'unprotect', resource: 'deployments.apps', namespace: 'team-a', name: 'api', uid: 'uid-old' } as const;
     const g = await gate({ operation: 'UPDATE', object: unlabelled, oldObject: old });
     expect(action(g)).toBe('unprotect');
-    // The subject written out, as the contract gives it, not through digestOf.
+    // The subject written out, as the README gives it, not through digestOf.
     expect(digest(g)).toBe(canonicalDigest({ ...subject, critical: false, owners: [] }));
     const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: 'o', uid: 'uid-o' };
     const owned = structuredClone(old);

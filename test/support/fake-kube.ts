@@ -4,7 +4,7 @@
  * events and ERROR 410 Gone for expired resource versions; Event creation and patching; server-
  * side apply and delete with dryRun=All running the validating webhook as kube-apiserver does
  * (routing like the chart: namespaces labelled critical to /validate/critical) and wording its
- * refusal as kube-apiserver does (reference section 3).
+ * refusal as kube-apiserver does (docs/kube-apiserver.md, "The response").
  */
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';

@@ -161,7 +161,7 @@ export interface ReviewOptions {
   resource?: { group: string; version: string; resource: string; kind: string };
 }
 
-/** An AdmissionReview v1 exactly as kube-apiserver sends it (reference section 1). */
+/** An AdmissionReview v1 exactly as kube-apiserver sends it (docs/kube-apiserver.md, "The request"). */
 export function admissionReview(options: ReviewOptions): AdmissionReviewWire {
   return buildAdmissionReview({
     operation: options.operation,
@@ -196,7 +196,7 @@ export function bindingFor(action: Action, object: JsonObject): Binding {
     name: meta.name as string,
   };
   const uid = meta.uid as string;
-  // Read here as the contract says, not with src's accessors, so the tests stand apart from them.
+  // Read here as the README says, not with src's accessors, so the tests stand apart from them.
   const critical = (meta.labels as Record<string, string> | undefined)?.['twokey.dev/critical'] === 'true';
   const owners = ((meta.ownerReferences as OwnerIdentity[] | undefined) ?? []).map(({ apiVersion, kind, name, uid }) => ({
     apiVersion,
