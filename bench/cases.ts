@@ -78,37 +78,18 @@ export async function benchCases(key: JWK, options: BenchOptions, log: (line: st
     withAnnotations(critical, { ...twoApprovals, 'example.com/note': 'rotated on-call' }),
     withAnnotations(critical, twoApprovals),
   );
+  const small = (name: string, description: string, body: Case['body'], expect: Case['expect'] = 'allowed'): Case => ({
+    name,
+    description,
+    body,
+    expect,
+  });
   const allCases: Case[] = [
-    {
-      name: 'pass-through',
-      description: 'CREATE of a Deployment in a namespace that is not critical',
-      body: () => passThrough,
-      expect: 'allowed',
-    },
-    {
-      name: 'approved-warm',
-      description: 'CREATE of a critical Deployment with two valid approvals, the same tokens each time',
-      body: () => approvedBody,
-      expect: 'allowed',
-    },
-    {
-      name: 'approved-cold',
-      description: 'CREATE of a critical Deployment with two valid approvals never seen before',
-      body: cold.body,
-      expect: 'allowed',
-    },
-    {
-      name: 'one-approval',
-      description: 'CREATE of a critical Deployment with one approval (refused)',
-      body: () => refused,
-      expect: 'denied',
-    },
-    {
-      name: 'metadata-only',
-      description: 'UPDATE of a critical Deployment that changes only an annotation',
-      body: () => metadataOnly,
-      expect: 'allowed',
-    },
+    small('pass-through', 'CREATE of a Deployment in a namespace that is not critical', () => passThrough),
+    small('approved-warm', 'CREATE of a critical Deployment with two valid approvals, the same tokens each time', () => approvedBody),
+    small('approved-cold', 'CREATE of a critical Deployment with two valid approvals never seen before', cold.body),
+    small('one-approval', 'CREATE of a critical Deployment with one approval (refused)', () => refused, 'denied'),
+    small('metadata-only', 'UPDATE of a critical Deployment that changes only an annotation', () => metadataOnly),
     await bigCase(key, 1),
     await bigCase(key, 3),
   ];

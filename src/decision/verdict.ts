@@ -47,22 +47,22 @@ export interface AspectVerdict {
   readonly approvers?: readonly string[];
 }
 
-/** What a verdict rests on. */
-export type Grounds =
-  | { readonly kind: 'not-gated'; readonly why: string }
-  | { readonly kind: 'cannot-judge'; readonly why: string }
-  | {
-      readonly kind: 'quorum';
-      /** Approvals required per aspect. */
-      readonly required: number;
-      /** The user making the request, in the identity normal form: never an approver of it. */
-      readonly user: string;
-      readonly cluster: string;
-      /** How many distinct approval tokens are read at most. */
-      readonly limit: number;
-      /** The clock the approvals were judged at, in seconds since the epoch. */
-      readonly now: number;
-    };
+/** A verdict judged by the two-person rule: what the approvals were counted against. */
+export interface QuorumGrounds {
+  readonly kind: 'quorum';
+  /** Approvals required per aspect. */
+  readonly required: number;
+  /** The user making the request, in the identity normal form: never an approver of it. */
+  readonly user: string;
+  readonly cluster: string;
+  /** How many distinct approval tokens are read at most. */
+  readonly limit: number;
+  /** The clock the approvals were judged at, in seconds since the epoch. */
+  readonly now: number;
+}
+
+/** What a verdict rests on: the gate's reason when it is not gated or cannot be judged, else its quorum. */
+export type Grounds = { readonly kind: 'not-gated' | 'cannot-judge'; readonly why: string } | QuorumGrounds;
 
 /** A critical label that only looks like "true" on the object under review, and that object's kind. */
 export interface LookAlike {

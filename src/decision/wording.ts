@@ -9,7 +9,7 @@
 import type { Action, ChangeTarget, UnprotectState } from '../change/digest.ts';
 import { CRITICAL_LABEL, CRITICAL_VALUE, type OwnerName } from '../kubernetes/objects.ts';
 import { printable, quote, truncate } from '../text.ts';
-import type { ApprovalReport, AspectVerdict, Grounds, LookAlike, Verdict } from './verdict.ts';
+import type { ApprovalReport, AspectVerdict, LookAlike, QuorumGrounds, Verdict } from './verdict.ts';
 
 /** An approval report with the sentence that says how it fared. */
 export interface WordedReport extends ApprovalReport {
@@ -174,8 +174,6 @@ function notCountedText(reports: readonly WordedReport[], limit: number): string
 function notesText(notes: readonly string[]): string {
   return notes.map((note) => ` Note: ${truncate(printable(note), 300)}.`).join('');
 }
-
-type QuorumGrounds = Extract<Grounds, { kind: 'quorum' }>;
 
 function whoMayApprove(grounds: QuorumGrounds): string {
   return (
