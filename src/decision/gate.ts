@@ -113,7 +113,8 @@ class ReviewObjects {
   readonly #request: AdmissionRequest;
   #object: Meta | undefined;
   #old: Meta | undefined;
-  readonly #owners = new Map<Meta, OwnerIdentity[]>();
+  #objectOwners: OwnerIdentity[] | undefined;
+  #oldOwners: OwnerIdentity[] | undefined;
 
   constructor(request: AdmissionRequest) {
     this.#request = request;
@@ -131,14 +132,18 @@ class ReviewObjects {
     return this.#old;
   }
 
-  /** Owners are told apart by the four fields the garbage collector resolves them by. */
-  owners(m: Meta): OwnerIdentity[] {
-    let owners = this.#owners.get(m);
-    if (owners === undefined) {
-      owners = readable(m === this.#old ? 'oldObject' : 'object', () => ownerIdentities(m));
-      this.#owners.set(m, owners);
-    }
-    return owners;
+  /** The owners of the new object; they are told apart by the four fields the garbage collector resolves them by. */
+  objectOwners(operation: string): OwnerIdentity[] {
+    const object = this.object(operation);
+    this.#objectOwners ??= readable('object', () => ownerIdentities(object));
+    return this.#objectOwners;
+  }
+
+  /** The owners of the object as it is now. */
+  oldOwners(operation: string): OwnerIdentity[] {
+    const old = this.old(operation);
+    this.#oldOwners ??= readable('oldObject', () => ownerIdentities(old));
+    return this.#oldOwners;
   }
 }
 
@@ -204,7 +209,7 @@ function gateNamespace(request: AdmissionRequest, objects: ReviewObjects, ctx: G
       const old = objects.old('UPDATE');
       const name = targetName(request, object, old);
       if (!critical(old, name)) return notGated('the namespace is not critical');
-      if (critical(object, name) && !handsOverDeletion(objects, old, object)) return notGated('the namespace stays critical');
+      if (critical(object, name) && !handsOverDeletion(objects)) return notGated('the namespace stays critical');
       const target = { resource, namespace: '', name };
       return gated(target, [unprotectAspect(target, old, object)], object);
     }
@@ -257,7 +262,7 @@ async function gateWorkload(
       const aspects: GatedAspect[] = [];
       const digest = judgesSpec ? await judgeable(changedDeployDigest(target, object.object, old.object, offThread)) : undefined;
       if (digest !== undefined) aspects.push({ action: 'deploy', digest });
-      if (wasCritical && (!critical(object) || handsOverDeletion(objects, old, object))) aspects.push(unprotectAspect(target, old, object));
+      if (wasCritical && (!critical(object) || handsOverDeletion(objects))) aspects.push(unprotectAspect(target, old, object));
       const [first, ...rest] = aspects;
       if (first !== undefined) return gated(target, [first, ...rest], object);
       return notGated(
@@ -286,10 +291,10 @@ async function gateWorkload(
  * exist) would delete a critical object without approvals, so it is gated as unprotect.
  * Removing owners only takes deletion away from the garbage collector and is not gated.
  */
-function handsOverDeletion(objects: ReviewObjects, old: Meta, object: Meta): boolean {
+function handsOverDeletion(objects: ReviewObjects): boolean {
   const identity = (o: OwnerIdentity) => JSON.stringify([o.apiVersion, o.kind, o.name, o.uid]);
-  const known = new Set(objects.owners(old).map(identity));
-  return objects.owners(object).some((owner) => !known.has(identity(owner)));
+  const known = new Set(objects.oldOwners('UPDATE').map(identity));
+  return objects.objectOwners('UPDATE').some((owner) => !known.has(identity(owner)));
 }
 
 function sameGate(a: Gate, b: Gate): boolean {

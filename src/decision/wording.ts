@@ -285,7 +285,10 @@ function quorumWords(verdict: Verdict, grounds: QuorumGrounds, approvals: readon
 export function wordVerdict(verdict: Verdict): Decision {
   const { grounds } = verdict;
   const limit = grounds.kind === 'quorum' ? grounds.limit : 0;
-  const approvals = verdict.approvals.map((report): WordedReport => ({ ...report, detail: reportDetail(report, limit) }));
+  const approvals =
+    verdict.approvals.length === 0
+      ? []
+      : verdict.approvals.map((report): WordedReport => ({ ...report, detail: reportDetail(report, limit) }));
   let words: Omit<VerdictWords, 'approvals'>;
   switch (grounds.kind) {
     case 'not-gated':
