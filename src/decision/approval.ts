@@ -198,12 +198,11 @@ async function verifySignature(token: ParsedToken, key: CryptoKey, alg: string):
 /** Judges one parsed token against the change it must be bound to. Never throws on bad input. */
 export async function judgeApproval(parsed: TokenParse, expected: Binding, ctx: ApprovalContext): Promise<ApprovalOutcome> {
   if (!parsed.ok) return { ok: false, code: parsed.code, detail: parsed.detail };
-  const { token } = parsed;
+  const token = parsed;
   try {
     // A token these keys verified before skips decoding and the signature, never the checks below.
     const cached = ctx.keys.verified.get(token.text, ctx.now);
-    const [signature] = token.signatures;
-    const header = cached?.header ?? decoded(signature.header());
+    const header = cached?.header ?? decoded(token.signatures[0].header());
     const { alg, kid } = checkHeader(header, ctx.policy);
     const payload = cached?.payload ?? decoded(token.payload());
     // Header and claims depend on the policy, the clock and the request: checked on every use.

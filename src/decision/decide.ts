@@ -241,8 +241,8 @@ function setAsideCopies(annotations: readonly Annotation[]): { distinct: Annotat
   const setAside = new Map<string, string>();
   const distinct: Annotation[] = [];
   for (const annotation of annotations) {
-    const identity = annotation.token.ok ? annotation.token.token.identity : undefined;
-    const canonical = annotation.token.ok && annotation.token.token.canonical;
+    const identity = annotation.token.ok ? annotation.token.identity : undefined;
+    const canonical = annotation.token.ok && annotation.token.canonical;
     const group = identity === undefined ? undefined : groups.get(identity);
     if (identity === undefined || group === undefined) {
       if (identity !== undefined) groups.set(identity, { key: annotation.key, canonical, slot: distinct.length });

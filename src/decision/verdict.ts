@@ -162,20 +162,20 @@ export function quorumVerdict(facts: QuorumFacts): Verdict {
   const { target, required, user, cluster, limit, now } = facts;
   const [only, ...more] = facts.aspects;
   const aspects = facts.aspects.map(aspectVerdict);
-  const common = {
-    allowed: aspects.every((a) => a.allowed),
-    target,
-    aspects,
-    approvals: facts.reports,
-    grounds: { kind: 'quorum', required, user, cluster, limit, now } as const,
-    ...(facts.owners ? { owners: facts.owners } : {}),
-  };
-  if (more.length > 0) return { ...common, action: actionLabel(aspects) };
+  const allowed = aspects.every((a) => a.allowed);
+  const grounds: Grounds = { kind: 'quorum', required, user, cluster, limit, now };
+  const owners = facts.owners ? { owners: facts.owners } : {};
+  if (more.length > 0) return { allowed, action: actionLabel(aspects), target, aspects, approvals: facts.reports, grounds, ...owners };
   const standing = only.admitted ?? only.best;
   return {
-    ...common,
+    allowed,
     action: only.action,
+    target,
+    aspects,
     digest: only.digest,
     ...(standing ? { change: standing.change, approvers: standing.approvers } : {}),
+    approvals: facts.reports,
+    grounds,
+    ...owners,
   };
 }

@@ -92,24 +92,24 @@ function audit(entries: Record<string, string | undefined>): Record<string, stri
 
 /** How one approval fared, in a sentence. */
 function reportDetail(report: ApprovalReport, limit: number): string {
-  const approver = quote(report.approver ?? '');
+  const approver = () => quote(report.approver ?? '');
   switch (report.code) {
+    case undefined:
+      return `approved by ${approver()} for ${quote(report.change ?? '')}`;
     case 'self':
-      return `approver ${approver} is the user making this request`;
+      return `approver ${approver()} is the user making this request`;
     case 'requester':
-      return `approver ${approver} requested change ${quote(report.change ?? '')}`;
+      return `approver ${approver()} requested change ${quote(report.change ?? '')}`;
     case 'duplicate':
       return report.copyOf !== undefined
         ? `the same token as ${report.copyOf}`
-        : `approver ${approver} already counted (${report.countedAt})`;
+        : `approver ${approver()} already counted (${report.countedAt})`;
     case 'other-change': {
       const decisive = report.verdictChange;
       return `approves change ${quote(report.change ?? '')}, not ${quote(decisive?.change ?? '')}${decisive?.admitted ? '' : ' (approvals of different change ids do not add up)'}`;
     }
     case 'limit':
       return `not read: only the first ${limit} distinct approval tokens are read`;
-    case undefined:
-      return `approved by ${approver} for ${quote(report.change ?? '')}`;
     default:
       return report.detail ?? report.code;
   }

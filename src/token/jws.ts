@@ -32,6 +32,7 @@ export interface JwsSignature {
 
 /** A JWS in the compact serialization: header.payload.signature, one signature. */
 export interface CompactJws {
+  readonly ok: true;
   readonly serialization: 'compact';
   /** The token as judged: the value without the whitespace around it. Verified tokens are remembered by it. */
   readonly text: string;
@@ -58,7 +59,8 @@ export interface CompactJws {
  */
 export type ParsedToken = CompactJws;
 
-export type TokenParse = { readonly ok: true; readonly token: ParsedToken } | TokenRejection;
+/** A parsed token (`ok: true`), or why the value is not one. */
+export type TokenParse = ParsedToken | TokenRejection;
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
 const BASE64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -110,20 +112,28 @@ class Signature implements JwsSignature {
 }
 
 class Compact implements CompactJws {
+  readonly ok = true;
   readonly serialization = 'compact';
   readonly text: string;
   readonly identity: string | undefined;
   readonly canonical: boolean;
-  readonly signatures: readonly [JwsSignature];
   readonly payloadSegment: string;
+  readonly #protectedHeader: string;
+  readonly #signature: string;
+  #signatures: readonly [JwsSignature] | undefined;
   #payload: Decoded | undefined;
 
-  constructor(text: string, identity: string | undefined, canonical: boolean, signature: JwsSignature, payloadSegment: string) {
+  constructor(text: string, identity: string | undefined, canonical: boolean, segments: readonly [string, string, string]) {
     this.text = text;
     this.identity = identity;
     this.canonical = canonical;
-    this.signatures = [signature];
-    this.payloadSegment = payloadSegment;
+    [this.#protectedHeader, this.payloadSegment, this.#signature] = segments;
+  }
+
+  // Made on first use: a token verified before is judged without its header being decoded again.
+  get signatures(): readonly [JwsSignature] {
+    this.#signatures ??= [new Signature(this.#protectedHeader, this.#signature)];
+    return this.#signatures;
   }
 
   payload(): Decoded {
@@ -149,5 +159,5 @@ export function parseToken(value: string, maxBytes: number): TokenParse {
     const canonicalSignature = isCanonicalSegment(signature) ? signature : Buffer.from(signature, 'base64url').toString('base64url');
     identity = `${header}.${payload}.${canonicalSignature}`;
   }
-  return { ok: true, token: new Compact(text, identity, identity === value, new Signature(header, signature), payload) };
+  return new Compact(text, identity, identity === value, [header, payload, signature]);
 }

@@ -13,31 +13,31 @@ describe('parseToken', () => {
   it('reads a compact JWS once and decodes its header and payload when asked', () => {
     const parsed = parseToken(token, 8192);
     if (!parsed.ok) throw new Error(parsed.detail);
-    expect(parsed.token).toMatchObject({
+    expect(parsed).toMatchObject({
       serialization: 'compact',
       text: token,
       identity: token,
       canonical: true,
       payloadSegment: payload,
     });
-    const [signature] = parsed.token.signatures;
+    const [signature] = parsed.signatures;
     expect(signature.protectedHeader).toBe(header);
     expect(signature.header()).toEqual({ ok: true, value: { alg: 'EdDSA', typ: 'twokey-approval+jwt', kid: 'k1' } });
     expect(signature.header()).toBe(signature.header());
-    expect(parsed.token.payload()).toMatchObject({ ok: true, value: { sub: 'bob' } });
+    expect(parsed.payload()).toMatchObject({ ok: true, value: { sub: 'bob' } });
   });
 
   it('gives copies written otherwise one identity, and marks them not canonical', () => {
     for (const copy of [` ${token}\n`, reencodedSignature(token)]) {
       const parsed = parseToken(copy, 8192);
-      expect(parsed.ok && parsed.token.identity).toBe(token);
-      expect(parsed.ok && parsed.token.canonical).toBe(false);
+      expect(parsed.ok && parsed.identity).toBe(token);
+      expect(parsed.ok && parsed.canonical).toBe(false);
     }
   });
 
   it('leaves a token without a signature to the header checks, with no identity', () => {
     const parsed = parseToken(`${header}.${payload}.`, 8192);
-    expect(parsed.ok && parsed.token.identity).toBeUndefined();
+    expect(parsed.ok && parsed.identity).toBeUndefined();
   });
 
   it.each([
@@ -51,7 +51,7 @@ describe('parseToken', () => {
   it('rejects a header or payload that is not an I-JSON object, when it is decoded', () => {
     const parsed = parseToken(`${b64url('{"a":1,"a":2}')}.${b64url('[]')}.${b64url('s')}`, 8192);
     if (!parsed.ok) throw new Error(parsed.detail);
-    expect(parsed.token.signatures[0].header()).toMatchObject({ ok: false, code: 'not-ijson' });
-    expect(parsed.token.payload()).toEqual({ ok: false, code: 'malformed', detail: 'payload is not a JSON object' });
+    expect(parsed.signatures[0].header()).toMatchObject({ ok: false, code: 'not-ijson' });
+    expect(parsed.payload()).toEqual({ ok: false, code: 'malformed', detail: 'payload is not a JSON object' });
   });
 });
