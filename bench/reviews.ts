@@ -4,10 +4,10 @@
  */
 
 import type { JWK } from 'jose';
-import type { ExpectedBinding } from '../src/decision/approval.ts';
-import { deploySpec, digestOf } from '../src/decision/digest.ts';
+import type { Binding } from '../src/change/claims.ts';
+import { deploySpec, digestOf } from '../src/change/digest.ts';
+import type { JsonObject } from '../src/json.ts';
 import { mintApproval } from '../src/keys/signing.ts';
-import type { JsonObject } from '../src/kubernetes/objects.ts';
 import { buildAdmissionReview } from '../src/kubernetes/review-builder.ts';
 
 export const CLUSTER = 'bench-cluster';
@@ -107,7 +107,7 @@ export function deployment(namespace: string, targetBytes = 10_000, annotations:
   return object;
 }
 
-export function bindingFor(object: JsonObject): ExpectedBinding {
+export function bindingFor(object: JsonObject): Binding {
   const meta = object.metadata as { namespace: string; name: string };
   const target = { resource: 'deployments.apps', namespace: meta.namespace, name: meta.name };
   return { action: 'deploy', ...target, digest: digestOf({ ...target, action: 'deploy', spec: deploySpec(object) }) };

@@ -3,12 +3,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
-import type { ExpectedBinding } from '../decision/approval.ts';
-import { ACTIONS, type Action } from '../decision/digest.ts';
-import { normalizeIdentity } from '../decision/identity.ts';
+import type { Binding } from '../change/claims.ts';
+import { ACTIONS, type Action } from '../change/digest.ts';
 import { TwokeyError } from '../errors.ts';
+import { normalizeIdentity } from '../identity.ts';
 import { mintApproval, parsePrivateJwk } from '../keys/signing.ts';
-import { digestOption, durationOption, err, out, usageError } from './common.ts';
+import { digestOption, durationOption, type Terminal, usageError } from './common.ts';
 import { actionFor, objectDigest, targetOf } from './digest.ts';
 import { readManifests } from './manifests.ts';
 
@@ -26,7 +26,7 @@ interface ApproveFlags {
   namespace: string;
 }
 
-export function registerApprove(program: Command): void {
+export function registerApprove(program: Command, { out, err, io }: Terminal): void {
   program
     .command('approve')
     .description('print one approval (compact JWS) for the object in FILE, to attach as an approval.twokey.dev/<name> annotation')
@@ -55,7 +55,7 @@ export function registerApprove(program: Command): void {
       if (flags.ttl <= 0) throw usageError('--ttl must be longer than 0s');
       if (flags.ttl > 24 * 3600)
         err(`note: the approval lives ${flags.ttl}s; a policy with the default approvals.maxTtl (24h) will not count it`);
-      const objects = await readManifests(flags.file, flags.namespace);
+      const objects = await readManifests(flags.file, flags.namespace, { stdin: io.stdin });
       if (objects.length !== 1) {
         throw new TwokeyError(
           'ERR_MANIFEST_INVALID',
@@ -65,7 +65,7 @@ export function registerApprove(program: Command): void {
       const m = objects[0] as (typeof objects)[number];
       const action = actionFor(m, flags.action);
       const digest = flags.digest ?? objectDigest(m, action);
-      const binding: ExpectedBinding = { action, ...targetOf(m), digest };
+      const binding: Binding = { action, ...targetOf(m), digest };
       let jwkDocument: unknown;
       try {
         jwkDocument = JSON.parse(await readFile(flags.privateKey, 'utf8'));

@@ -9,12 +9,21 @@ import { ClusterClient } from '../cluster/client.ts';
 import { loadSnapshot } from '../config/store.ts';
 import { decide } from '../decision/decide.ts';
 import type { NamespaceDeletion, NamespaceState, NamespaceView } from '../decision/gate.ts';
-import type { Verdict } from '../decision/verdict.ts';
+import type { Decision } from '../decision/wording.ts';
+import type { JsonObject } from '../json.ts';
 import type { Operation } from '../kubernetes/admission.ts';
 import { toAdmissionRequest } from '../kubernetes/admission.ts';
-import { hasCriticalLabel, type JsonObject, NAMESPACES, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
+import { hasCriticalLabel, NAMESPACES, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
 import { buildAdmissionReview } from '../kubernetes/review-builder.ts';
-import { type ClusterFlags, EXIT, err, kubeConfigOptions, out, usageError, withClusterOptions, withFieldManagerOption } from './common.ts';
+import {
+  type ClusterFlags,
+  EXIT,
+  kubeConfigOptions,
+  type Terminal,
+  usageError,
+  withClusterOptions,
+  withFieldManagerOption,
+} from './common.ts';
 import { describeManifest, type ManifestObject, readManifests } from './manifests.ts';
 
 interface CheckFlags extends ClusterFlags {
@@ -73,12 +82,31 @@ const VERB: Record<string, string> = { CREATE: 'creating', UPDATE: 'applying', D
 
 interface Judgement {
   readonly object: string;
-  readonly verdict?: Verdict;
+  readonly verdict?: Decision;
   /** The cluster's own refusal of the dry run, when twokey in the cluster refused it. */
   readonly clusterRefusal?: string;
 }
 
-export function registerCheck(program: Command): void {
+/** A verdict as `-o json` prints it: its facts, its words, and each approval's report (undefined members are left out). */
+function verdictJson(object: string, decision: Decision) {
+  const { allowed, action, target, aspects, digest, change, approvers, summary, message, warnings, auditAnnotations } = decision;
+  const approvals = decision.approvals.map((r) => ({
+    key: r.key,
+    approver: r.approver,
+    change: r.change,
+    expiresAt: r.expiresAt,
+    status: r.status,
+    code: r.code,
+    detail: r.detail,
+    unknownKidOf: r.unknownKidOf,
+    copyOf: r.copyOf,
+    action: r.action,
+  }));
+  return { object, allowed, action, target, aspects, digest, change, approvers, summary, message, warnings, auditAnnotations, approvals };
+}
+
+export function registerCheck(program: Command, terminal: Terminal): void {
+  const { out, err, io } = terminal;
   withFieldManagerOption(
     withClusterOptions(
       program
@@ -119,8 +147,8 @@ export function registerCheck(program: Command): void {
     if (flags.old && flags.operation && flags.operation !== 'UPDATE') throw usageError(`--old is only for UPDATE, not ${flags.operation}`);
     const cluster = flags.server ? ClusterClient.connect(kubeConfigOptions(flags)) : undefined;
     const namespace = flags.namespace ?? cluster?.namespace ?? 'default';
-    const objects = await readManifests(flags.file, namespace, (what) => err(`skipped: ${what}`));
-    const olds = flags.old ? await readManifests(flags.old, namespace) : [];
+    const objects = await readManifests(flags.file, namespace, { stdin: io.stdin, skipped: (what) => err(`skipped: ${what}`) });
+    const olds = flags.old ? await readManifests(flags.old, namespace, { stdin: io.stdin }) : [];
     if (objects.length === 0) throw usageError(`${flags.file} holds no Deployment, StatefulSet, DaemonSet, CronJob or Namespace`);
     const oldByKey = new Map(olds.map((m) => [key(m), m]));
     const snapshot = await loadSnapshot(flags.config, (message) => err(`warning: ${message}`));
@@ -189,13 +217,13 @@ export function registerCheck(program: Command): void {
       out(
         JSON.stringify(
           results.map(({ object, verdict, clusterRefusal }) =>
-            verdict ? { object, ...verdict } : { object, allowed: false, message: clusterRefusal },
+            verdict ? verdictJson(object, verdict) : { object, allowed: false, message: clusterRefusal },
           ),
           null,
           2,
         ),
       );
     }
-    process.exitCode = results.every((r) => r.verdict?.allowed === true) ? EXIT.ok : EXIT.refused;
+    terminal.exitCode = results.every((r) => r.verdict?.allowed === true) ? EXIT.ok : EXIT.refused;
   });
 }

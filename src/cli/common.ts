@@ -1,10 +1,11 @@
 /**
- * Shared pieces of the command-line tool: option parsers, exit codes, output.
+ * Shared pieces of the command-line tool: the streams a run writes to and reads from, exit codes,
+ * option parsers.
  */
 
 import { type Command, InvalidArgumentError } from 'commander';
+import { DIGEST_PATTERN } from '../change/digest.ts';
 import { DEFAULT_FIELD_MANAGER } from '../cluster/client.ts';
-import { DIGEST_PATTERN } from '../decision/digest.ts';
 import { TwokeyError } from '../errors.ts';
 import { parseDuration } from '../policy/duration.ts';
 
@@ -39,12 +40,37 @@ export function digestOption(value: string): string {
   return value;
 }
 
-export function out(line = ''): void {
-  process.stdout.write(`${line}\n`);
+/** A stream the CLI writes to: the process's own, or a test's. */
+export interface OutputStream {
+  write(text: string): unknown;
+  readonly isTTY?: boolean;
+  readonly columns?: number;
 }
 
-export function err(line: string): void {
-  process.stderr.write(`${line}\n`);
+/** What one run of the CLI reads and writes. */
+export interface CliIo {
+  readonly stdout: OutputStream;
+  readonly stderr: OutputStream;
+  /** Read for `-f -`. */
+  readonly stdin: AsyncIterable<Uint8Array | string>;
+}
+
+/** One run of the CLI: where its commands write, and the exit code they leave. */
+export class Terminal {
+  readonly io: CliIo;
+  exitCode: number = EXIT.ok;
+
+  constructor(io: CliIo) {
+    this.io = io;
+  }
+
+  out = (line = ''): void => {
+    this.io.stdout.write(`${line}\n`);
+  };
+
+  err = (line: string): void => {
+    this.io.stderr.write(`${line}\n`);
+  };
 }
 
 export interface ClusterFlags {

@@ -7,18 +7,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { JWK } from 'jose';
-import type { Action } from '../decision/digest.ts';
-import { DIGEST_PATTERN } from '../decision/digest.ts';
+import type { Action } from '../change/digest.ts';
+import { DIGEST_PATTERN } from '../change/digest.ts';
 import { createCertificateAuthority, issueServingCertificate } from '../dev/certificates.ts';
 import { devPolicyYaml } from '../dev/state.ts';
+import type { JsonObject } from '../json.ts';
 import { generateIssuerKey, mintApproval } from '../keys/signing.ts';
 import type { Operation } from '../kubernetes/admission.ts';
-import type { JsonObject } from '../kubernetes/objects.ts';
 import { buildAdmissionReview } from '../kubernetes/review-builder.ts';
 import { callWebhook, kubectlLines, type WebhookOutcome } from '../kubernetes/webhook-client.ts';
 import { createLogger } from '../server/logger.ts';
 import { startServer } from '../server/serve.ts';
-import { out } from './common.ts';
+import { EXIT, type Terminal } from './common.ts';
 
 const CLUSTER = 'demo-cluster';
 const ISSUER = 'https://change.example.com';
@@ -80,7 +80,7 @@ function paymentsNamespace(uid: string, annotations: Record<string, string> = {}
   };
 }
 
-export async function runDemo(print: (line: string) => void = out): Promise<boolean> {
+export async function runDemo(print: (line: string) => void): Promise<boolean> {
   const dir = await mkdtemp(join(tmpdir(), 'twokey-demo-'));
   const ca = await createCertificateAuthority('twokey demo CA', 1);
   const serving = await issueServingCertificate(ca, { dns: [SERVICE] }, 1);
@@ -271,11 +271,11 @@ export async function runDemo(print: (line: string) => void = out): Promise<bool
   }
 }
 
-export function registerDemo(program: Command): void {
+export function registerDemo(program: Command, terminal: Terminal): void {
   program
     .command('demo')
     .description('walk through the two-person rule on loopback: refusals, approvals, an admitted deploy, a guarded namespace deletion')
     .action(async () => {
-      process.exitCode = (await runDemo()) ? 0 : 1;
+      terminal.exitCode = (await runDemo(terminal.out)) ? EXIT.ok : EXIT.refused;
     });
 }

@@ -3,11 +3,13 @@
  * with --server, by the cluster (server defaults and mutations included).
  */
 import { type Command, Option } from 'commander';
-import { ClusterClient, digestFromRefusal } from '../cluster/client.ts';
-import { ACTIONS, type Action, type ChangeTarget, deploySpec, digestOf, type UnprotectState, unprotectState } from '../decision/digest.ts';
+import { ACTIONS, type Action, type ChangeTarget, deploySpec, digestOf, type UnprotectState, unprotectState } from '../change/digest.ts';
+import { ClusterClient } from '../cluster/client.ts';
+import { digestFromRefusal } from '../decision/wording.ts';
 import { TwokeyError } from '../errors.ts';
-import { type JsonObject, MalformedObjectError, type ObjectMeta, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
-import { type ClusterFlags, err, kubeConfigOptions, out, withClusterOptions, withFieldManagerOption } from './common.ts';
+import type { JsonObject } from '../json.ts';
+import { MalformedObjectError, type ObjectMeta, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
+import { type ClusterFlags, kubeConfigOptions, type Terminal, withClusterOptions, withFieldManagerOption } from './common.ts';
 import { describeManifest, type ManifestObject, readManifests } from './manifests.ts';
 
 /** Deploys are what one approves for workloads; a Namespace is only ever deleted or unprotected. */
@@ -81,7 +83,7 @@ interface DigestFlags extends ClusterFlags {
   server?: boolean;
 }
 
-export function registerDigest(program: Command): void {
+export function registerDigest(program: Command, { out, err, io }: Terminal): void {
   withFieldManagerOption(
     withClusterOptions(
       program
@@ -101,7 +103,7 @@ export function registerDigest(program: Command): void {
   ).action(async (flags: DigestFlags) => {
     const cluster = flags.server ? ClusterClient.connect(kubeConfigOptions(flags)) : undefined;
     const namespace = flags.namespace ?? cluster?.namespace ?? 'default';
-    const objects = await readManifests(flags.file, namespace, (what) => err(`skipped: ${what}`));
+    const objects = await readManifests(flags.file, namespace, { stdin: io.stdin, skipped: (what) => err(`skipped: ${what}`) });
     if (objects.length === 0)
       throw new TwokeyError('ERR_MANIFEST_INVALID', `${flags.file} holds no Deployment, StatefulSet, DaemonSet, CronJob or Namespace`);
     for (const m of objects) {

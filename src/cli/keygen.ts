@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { chmod, writeFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { generateIssuerKey, KEYGEN_ALGORITHMS, type KeygenAlgorithm } from '../keys/signing.ts';
-import { err, out, usageError } from './common.ts';
+import { type Terminal, usageError } from './common.ts';
 
 interface KeygenFlags {
   issuer: string;
@@ -17,7 +17,7 @@ interface KeygenFlags {
   force?: boolean;
 }
 
-export function registerKeygen(program: Command): void {
+export function registerKeygen(program: Command, { out, err }: Terminal): void {
   program
     .command('keygen')
     .description("make a change system's signing key: a private JWK and the public JWKS for the policy")

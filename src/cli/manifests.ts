@@ -5,7 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
 import { TwokeyError } from '../errors.ts';
-import { type GroupResource, isJsonObject, type JsonObject, qualifiedResource, resourceForKind } from '../kubernetes/objects.ts';
+import { isJsonObject, type JsonObject } from '../json.ts';
+import { type GroupResource, qualifiedResource, resourceForKind } from '../kubernetes/objects.ts';
 
 export interface ManifestObject {
   readonly object: JsonObject;
@@ -16,11 +17,17 @@ export interface ManifestObject {
   readonly source: string;
 }
 
-async function readSource(file: string): Promise<string> {
+/** Where a manifest named `-` is read from, and who hears of objects skipped. */
+export interface ManifestSource {
+  readonly stdin: AsyncIterable<Uint8Array | string>;
+  readonly skipped?: (what: string) => void;
+}
+
+async function readSource(file: string, stdin: AsyncIterable<Uint8Array | string>): Promise<string> {
   try {
     if (file === '-') {
       const chunks: Buffer[] = [];
-      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      for await (const chunk of stdin) chunks.push(Buffer.from(chunk));
       return Buffer.concat(chunks).toString('utf8');
     }
     return await readFile(file, 'utf8');
@@ -55,12 +62,9 @@ export function parseManifests(text: string, file: string): JsonObject[] {
 }
 
 /** The gated objects in a file; others are reported through `skipped`. */
-export async function readManifests(
-  file: string,
-  defaultNamespace: string,
-  skipped: (what: string) => void = () => {},
-): Promise<ManifestObject[]> {
-  const objects = parseManifests(await readSource(file), file === '-' ? 'stdin' : file);
+export async function readManifests(file: string, defaultNamespace: string, source: ManifestSource): Promise<ManifestObject[]> {
+  const skipped = source.skipped ?? (() => {});
+  const objects = parseManifests(await readSource(file, source.stdin), file === '-' ? 'stdin' : file);
   const out: ManifestObject[] = [];
   for (const object of objects) {
     const apiVersion = typeof object.apiVersion === 'string' ? object.apiVersion : '';

@@ -5,10 +5,10 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { TwokeyError } from '../errors.ts';
-import type { JsonObject } from '../kubernetes/objects.ts';
+import type { JsonObject } from '../json.ts';
 import { buildAdmissionReview } from '../kubernetes/review-builder.ts';
 import { callWebhook, type WebhookOutcome } from '../kubernetes/webhook-client.ts';
-import { durationOption, EXIT, out } from './common.ts';
+import { durationOption, EXIT, type Terminal } from './common.ts';
 
 interface ProbeFlags {
   url: string;
@@ -37,7 +37,8 @@ function probeDeployment(): JsonObject {
   };
 }
 
-export function registerProbe(program: Command): void {
+export function registerProbe(program: Command, terminal: Terminal): void {
+  const { out } = terminal;
   program
     .command('probe')
     .description('check that a running twokey webhook answers as kube-apiserver needs (exit 0 when it does)')
@@ -86,6 +87,6 @@ export function registerProbe(program: Command): void {
           `${ok ? 'ok  ' : 'FAIL'} ${what}${ok ? '' : `: got ${outcome.kind === 'failed' ? outcome.message : outcome.kind === 'denied' ? `denied: ${outcome.message}` : 'allowed'}`}`,
         );
       }
-      process.exitCode = healthy ? EXIT.ok : EXIT.refused;
+      terminal.exitCode = healthy ? EXIT.ok : EXIT.refused;
     });
 }

@@ -7,7 +7,7 @@ import { type Command, Option } from 'commander';
 import { ClusterClient } from '../cluster/client.ts';
 import { scanCluster } from '../cluster/scan.ts';
 import { loadSnapshot } from '../config/store.ts';
-import { type ClusterFlags, EXIT, err, kubeConfigOptions, out, withClusterOptions } from './common.ts';
+import { type ClusterFlags, EXIT, kubeConfigOptions, type Terminal, withClusterOptions } from './common.ts';
 
 interface ScanFlags extends ClusterFlags {
   config: string;
@@ -24,7 +24,8 @@ function table(rows: ReadonlyArray<Record<string, string>>, columns: ReadonlyArr
   return [line(columns.map(([, title]) => title)), ...rows.map((r) => line(columns.map(([key]) => r[key] ?? '')))];
 }
 
-export function registerScan(program: Command): void {
+export function registerScan(program: Command, terminal: Terminal): void {
+  const { out, err } = terminal;
   withClusterOptions(
     program
       .command('scan')
@@ -55,6 +56,6 @@ export function registerScan(program: Command): void {
         `${critical.length} critical objects, ${unapproved.length} without valid approvals for their current spec, ${mislabelled.length} with a critical label that is not "true"`,
       );
     }
-    process.exitCode = unapproved.length > 0 || mislabelled.length > 0 ? EXIT.refused : EXIT.ok;
+    terminal.exitCode = unapproved.length > 0 || mislabelled.length > 0 ? EXIT.refused : EXIT.ok;
   });
 }

@@ -6,14 +6,14 @@ import type { Command } from 'commander';
 import type { LevelWithSilent, Logger } from 'pino';
 import { connectCluster } from '../cluster/integration.ts';
 import { loadKubeConfig, runningInCluster } from '../cluster/kubeconfig.ts';
-import { DEV_CLUSTER, DEV_ISSUER, ensureDevState } from '../dev/state.ts';
 import { describeError } from '../errors.ts';
 import { DEFAULT_BODY_LIMIT } from '../server/app.ts';
 import { checkClientLimits, DEFAULT_CLIENT_LIMITS, MIB } from '../server/limits.ts';
 import { createLogger, LOG_LEVELS } from '../server/logger.ts';
 import type { TwokeyMetrics } from '../server/metrics.ts';
 import { type RunningServer, startServer } from '../server/serve.ts';
-import { durationOption, err, portOption, positiveIntegerOption, usageError } from './common.ts';
+import type { TlsFiles, TlsMaterial } from '../server/tls.ts';
+import { durationOption, portOption, positiveIntegerOption, type Terminal, usageError } from './common.ts';
 
 interface ServeFlags {
   config?: string;
@@ -38,7 +38,7 @@ interface ServeFlags {
   stateDir: string;
 }
 
-export function registerServe(program: Command): void {
+export function registerServe(program: Command, { err }: Terminal): void {
   program
     .command('serve')
     .description('run the validating admission webhook over HTTPS')
@@ -95,8 +95,11 @@ export function registerServe(program: Command): void {
       };
       checkClientLimits(limits, bodyLimit);
       let policyPath = flags.config;
-      let tls = flags.tlsCert && flags.tlsKey ? { certPath: flags.tlsCert, keyPath: flags.tlsKey } : undefined;
-      const dev = flags.dev ? await ensureDevState(flags.stateDir) : undefined;
+      let tls: TlsFiles | TlsMaterial | undefined =
+        flags.tlsCert && flags.tlsKey ? { certPath: flags.tlsCert, keyPath: flags.tlsKey } : undefined;
+      // Development tooling is loaded only when asked for.
+      const devTools = flags.dev ? await import('../dev/state.ts') : undefined;
+      const dev = devTools ? await devTools.ensureDevState(flags.stateDir) : undefined;
       if (dev) {
         policyPath ??= dev.policy;
         tls ??= { certPath: dev.tlsCert, keyPath: dev.tlsKey };
@@ -122,11 +125,17 @@ export function registerServe(program: Command): void {
           }
         : undefined;
       if (!useCluster) logger.info('no cluster configured: namespaces are critical by the policy list and their own labels only');
+      const throwaway = tls === undefined;
+      if (tls === undefined) {
+        const { throwawayServingCertificate } = await import('../dev/certificates.ts');
+        const serving = await throwawayServingCertificate();
+        tls = { cert: serving.certPem, key: serving.keyPem };
+      }
       let server: RunningServer;
       try {
         server = await startServer({
           policyPath,
-          ...(tls ? { tls } : {}),
+          tls,
           host,
           port: flags.port,
           logger,
@@ -140,8 +149,10 @@ export function registerServe(program: Command): void {
         logger.fatal({ error: describeError(error) }, 'cannot start');
         throw error;
       }
+      if (throwaway) logger.warn('no --tls-cert/--tls-key given: serving with a throwaway self-signed certificate for localhost');
       logger.info({ url: server.url, policy: policyPath }, 'twokey is serving');
-      if (dev) {
+      if (dev && devTools) {
+        const { DEV_CLUSTER, DEV_ISSUER } = devTools;
         const rel = (p: string) => relative(process.cwd(), p) || p;
         err(`twokey development server (${dev.created ? 'created' : 'reusing'} ${rel(dev.dir)}/)`);
         err(`  policy       ${rel(dev.policy)}   cluster ${DEV_CLUSTER}, critical namespace "payments"`);

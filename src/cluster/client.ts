@@ -3,9 +3,9 @@
  * refusal by twokey names the digest the webhook computed), who the caller is, and lists of
  * workloads and namespaces for `twokey scan`.
  */
-import type { Action } from '../decision/digest.ts';
 import { TwokeyError } from '../errors.ts';
-import { type GroupResource, isJsonObject, type JsonObject, NAMESPACES, typeOfResource, WORKLOADS } from '../kubernetes/objects.ts';
+import { isJsonObject, type JsonObject } from '../json.ts';
+import { type GroupResource, NAMESPACES, typeOfResource, WORKLOADS } from '../kubernetes/objects.ts';
 import { type KubeConfigOptions, loadKubeConfig } from './kubeconfig.ts';
 import { KubeRest, listItems, type RestResponse, resourcePath, statusMessage } from './rest.ts';
 
@@ -19,19 +19,6 @@ export const DEFAULT_FIELD_MANAGER = 'kubectl';
 export type DryRunOutcome =
   | { readonly kind: 'admitted'; readonly object: JsonObject }
   | { readonly kind: 'refused'; readonly code: number; readonly message: string; readonly byTwokey: boolean };
-
-/**
- * The digest a twokey refusal names as the one to approve; with an action, the digest of that
- * aspect. A refusal of one action names one digest; a refusal of several ("deploy+unprotect of")
- * names each in a sentence of its own, "The <action> needs approvals bound to digest <digest>".
- * Untrusted values in a refusal are quoted and cut to 64 characters, too short to hold a digest.
- */
-export function digestFromRefusal(message: string, action?: Action): string | undefined {
-  const judged = /twokey: ([a-z+]+) of /.exec(message)?.[1];
-  if (action === undefined || judged === action) return /bound to digest (sha256:[0-9a-f]{64})/.exec(message)?.[1];
-  if (!judged?.split('+').includes(action)) return undefined;
-  return new RegExp(`The ${action} needs approvals bound to digest (sha256:[0-9a-f]{64})`).exec(message)?.[1];
-}
 
 function refusal(response: RestResponse): DryRunOutcome {
   const message = statusMessage(response);

@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Verdict } from '../decision/verdict.ts';
+import { eventMessage } from '../decision/wording.ts';
 import { describeError } from '../errors.ts';
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
 import { readMeta } from '../kubernetes/objects.ts';
@@ -57,12 +58,6 @@ interface Seen {
 
 const MESSAGE_LIMIT = 1024;
 
-/** The digests an admission was bound to: `digest sha256:…`, or per aspect `digests deploy sha256:…, unprotect sha256:…`. */
-function digestsOf(verdict: Verdict): string {
-  if (verdict.aspects.length <= 1) return `digest ${verdict.digest ?? verdict.aspects[0]?.digest ?? ''}`;
-  return `digests ${verdict.aspects.map((a) => `${a.action} ${a.digest}`).join(', ')}`;
-}
-
 export class EventRecorder {
   readonly #rest: KubeRest;
   readonly #options: Required<Omit<EventRecorderOptions, 'metrics'>> & { metrics?: TwokeyMetrics };
@@ -101,9 +96,6 @@ export class EventRecorder {
     const namespace = isNamespace ? '' : request.namespace;
     const eventNamespace = namespace || 'default';
     const reason = verdict.allowed ? 'ChangeApproved' : 'ChangeRefused';
-    const message = verdict.allowed
-      ? `twokey: ${verdict.summary.replace(/^admitted: /, '')} (${digestsOf(verdict)})`
-      : (verdict.message ?? verdict.summary);
     // One decision: the same aspects bound to the same digests, approved by the same changes.
     const aspects = verdict.aspects.map((a) => `${a.action} ${a.digest} ${a.change ?? ''}`);
     const key = [
@@ -130,6 +122,7 @@ export class EventRecorder {
       return;
     }
     this.#remember(key, { namespace: eventNamespace, count: 1, sentCount: 1, firstSeen: now, lastSent: now });
+    const message = eventMessage(verdict);
     const time = new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const apiVersion = request.kind.group ? `${request.kind.group}/${request.kind.version}` : request.kind.version;
     this.#enqueue({

@@ -8,7 +8,8 @@ import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { urlToHttpOptions } from 'node:url';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { TwokeyError } from '../errors.ts';
-import { type GroupResource, isJsonObject, type JsonObject, typeOfResource } from '../kubernetes/objects.ts';
+import { isJsonObject, type JsonObject } from '../json.ts';
+import { type GroupResource, typeOfResource } from '../kubernetes/objects.ts';
 
 export interface RestResponse {
   readonly status: number;

@@ -8,15 +8,15 @@
 import type { ConfigSnapshot } from '../config/store.ts';
 import { decide } from '../decision/decide.ts';
 import { NO_CLUSTER_VIEW } from '../decision/gate.ts';
-import { describeLookAlike, type Verdict } from '../decision/verdict.ts';
+import type { LookAlike } from '../decision/verdict.ts';
+import { describeLookAlike, scanNamespaceDetail, scanWorkloadDetail } from '../decision/wording.ts';
+import { isJsonObject, type JsonObject } from '../json.ts';
 import { toAdmissionRequest } from '../kubernetes/admission.ts';
 import {
   criticalLabelLookAlike,
-  describeOwners,
   hasCriticalLabel,
-  isJsonObject,
-  type JsonObject,
   NAMESPACES,
+  ownerNames,
   qualifiedResource,
   readMeta,
   typeOfResource,
@@ -62,16 +62,10 @@ export function lastSpecChange(object: JsonObject): number | undefined {
   return Number.isNaN(created) ? undefined : created / 1000;
 }
 
-function unapprovedDetail(verdict: Verdict): string {
-  const found = verdict.summary.replace(/^refused: (?:[a-z]+ of \S+ \S+: )?/, '');
-  const reasons = verdict.approvals.filter((a) => a.status !== 'counted').map((a) => `${a.key} (${a.code})`);
-  return reasons.length > 0 ? `${found}; not counted: ${reasons.join(', ')}` : found;
-}
-
-/** A look-alike critical label: its value, and the finding's words. */
-function lookAlikeOf(labels: Readonly<Record<string, string>>, kind: string): { value: string; detail: string } | undefined {
+/** A look-alike critical label: its value, and the kind of the object it is on. */
+function lookAlikeOf(labels: Readonly<Record<string, string>>, kind: string): LookAlike | undefined {
   const value = criticalLabelLookAlike(labels);
-  return value === undefined ? undefined : { value, detail: describeLookAlike(value, kind) };
+  return value === undefined ? undefined : { value, kind };
 }
 
 export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapshot, now = Date.now() / 1000): Promise<ScanRow[]> {
@@ -85,19 +79,14 @@ export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapsho
     const lookAlike = lookAlikeOf(meta.labels, NAMESPACES.kind);
     if (by) criticalNamespaces.set(meta.name, by);
     else if (!lookAlike) continue;
-    const protectedDetail = 'deletion and unlabelling need approvals';
     rows.push({
       resource: 'namespaces',
       namespace: '',
       name: meta.name,
       criticalBy: by === 'namespace label' ? 'label' : (by ?? 'none'),
-      ...(lookAlike
-        ? {
-            status: 'mislabelled',
-            detail: by ? `${lookAlike.detail}; ${protectedDetail}` : lookAlike.detail,
-            criticalLabel: lookAlike.value,
-          }
-        : { status: 'protected', detail: protectedDetail }),
+      status: lookAlike ? 'mislabelled' : 'protected',
+      detail: scanNamespaceDetail(by !== undefined, lookAlike),
+      ...(lookAlike ? { criticalLabel: lookAlike.value } : {}),
     });
   }
   for (const { resource, object } of workloads) {
@@ -107,7 +96,13 @@ export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapsho
     const where = { resource: qualifiedResource(resource), namespace: meta.namespace, name: meta.name };
     if (!criticalBy) {
       if (lookAlike)
-        rows.push({ ...where, criticalBy: 'none', status: 'mislabelled', detail: lookAlike.detail, criticalLabel: lookAlike.value });
+        rows.push({
+          ...where,
+          criticalBy: 'none',
+          status: 'mislabelled',
+          detail: describeLookAlike(lookAlike),
+          criticalLabel: lookAlike.value,
+        });
       continue;
     }
     const changedAt = lastSpecChange(object) ?? now;
@@ -125,21 +120,13 @@ export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapsho
       ...(verdict.change ? { change: verdict.change } : {}),
       ...(verdict.approvers ? { approvers: verdict.approvers } : {}),
     };
-    // An owner's deletion would have the garbage collector delete the workload, unapproved.
-    const owners = describeOwners(meta);
-    const ownedBy = owners ? `; owned by ${owners}, whose deletion deletes it without approvals` : '';
-    const labelled = lookAlike ? { criticalLabel: lookAlike.value } : {};
-    const mislabelled = lookAlike ? `${lookAlike.detail}; ` : '';
-    rows.push(
-      verdict.allowed
-        ? {
-            ...base,
-            ...labelled,
-            status: lookAlike ? 'mislabelled' : 'approved',
-            detail: `${mislabelled}${verdict.change} approved by ${verdict.approvers?.join(', ')}${ownedBy}`,
-          }
-        : { ...base, ...labelled, status: 'unapproved', detail: `${mislabelled}${unapprovedDetail(verdict)}${ownedBy}` },
-    );
+    rows.push({
+      ...base,
+      ...(lookAlike ? { criticalLabel: lookAlike.value } : {}),
+      status: verdict.allowed ? (lookAlike ? 'mislabelled' : 'approved') : 'unapproved',
+      // An owner's deletion would have the garbage collector delete the workload, unapproved.
+      detail: scanWorkloadDetail(verdict, ownerNames(meta), lookAlike),
+    });
   }
   return rows.sort(
     (a, b) => a.resource.localeCompare(b.resource) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name),

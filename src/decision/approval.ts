@@ -1,23 +1,20 @@
 /**
- * One approval annotation → a verified approval bound to this change, or the reason it does not
- * count. Cheap structural checks come first and the signature last, so junk costs little.
+ * One parsed token → a verified approval bound to this change, or the reason it does not count:
+ * the header rules, then the claim rules, then the signature, so junk costs little. The token's
+ * syntax was read once by token/jws.ts; the claims it must carry are named in change/claims.ts.
  */
-import { compactVerify } from 'jose';
+import { type CryptoKey, compactVerify } from 'jose';
+import { APPROVAL_TYPE, BINDING_FIELDS, type Binding } from '../change/claims.ts';
+import { type Identity, normalizeIdentity } from '../identity.ts';
+import { isJsonObject, type JsonObject } from '../json.ts';
 import type { KeyRing } from '../keys/jwks.ts';
-import { isJsonObject, type JsonObject } from '../kubernetes/objects.ts';
 import type { Policy } from '../policy/policy.ts';
-import type { Action } from './digest.ts';
-import { type Identity, normalizeIdentity } from './identity.ts';
-import { decodeIJson, IJsonError } from './ijson.ts';
-import { quote } from './text.ts';
-
-export const APPROVAL_TYPE = 'twokey-approval+jwt';
+import { quote } from '../text.ts';
+import { type Decoded, type ParsedToken, parseToken, type TokenParse, type TokenRejectionCode } from '../token/jws.ts';
 
 /** Stable codes for why an approval did not count; also a metrics label. */
 export type RejectionCode =
-  | 'too-large'
-  | 'malformed'
-  | 'not-ijson'
+  | TokenRejectionCode
   | 'header'
   | 'algorithm'
   | 'type'
@@ -31,14 +28,6 @@ export type RejectionCode =
   | 'expired'
   | 'lifetime'
   | 'binding';
-
-export interface ExpectedBinding {
-  readonly action: Action;
-  readonly resource: string;
-  readonly namespace: string;
-  readonly name: string;
-  readonly digest: string;
-}
 
 export interface VerifiedApproval {
   readonly issuer: string;
@@ -85,20 +74,12 @@ const reject = (code: RejectionCode, detail: string): never => {
   throw new Rejection(code, detail);
 };
 
-const SEGMENT = /^[A-Za-z0-9_-]+$/;
 const KEY_CARRYING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c'] as const;
-const BINDING_FIELDS = ['action', 'resource', 'namespace', 'name', 'digest'] as const;
 
-function decodeSegment(segment: string, what: 'header' | 'payload'): JsonObject {
-  let value: unknown;
-  try {
-    value = decodeIJson(Buffer.from(segment, 'base64url'));
-  } catch (error) {
-    if (error instanceof IJsonError) reject('not-ijson', `${what} ${error.message} (tokens must be I-JSON)`);
-    throw error;
-  }
-  if (!isJsonObject(value)) reject('malformed', `${what} is not a JSON object`);
-  return value as JsonObject;
+/** A decoded header or payload, or the rejection its syntax earns. */
+function decoded(part: Decoded): JsonObject {
+  if (!part.ok) reject(part.code, part.detail);
+  return (part as { value: JsonObject }).value;
 }
 
 function checkHeader(header: JsonObject, policy: Policy): { alg: string; kid: string } {
@@ -140,7 +121,7 @@ const isoTime = (seconds: number) => {
   return Number.isNaN(date.getTime()) ? String(seconds) : date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 };
 
-function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: ExpectedBinding) {
+function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: Binding) {
   const { policy, now } = ctx;
   const issuer = requireString(payload, 'iss');
   if (!policy.issuers.some((trusted) => trusted.issuer === issuer)) reject('issuer', `issuer ${quote(issuer)} is not trusted`);
@@ -201,73 +182,29 @@ function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: Expect
   };
 }
 
-interface TokenParts {
-  readonly header: string;
-  readonly payload: string;
-  readonly signature: string;
+/** Parses one annotation value and judges it against the change it must be bound to. Never throws on bad input. */
+export function evaluateApproval(value: string, expected: Binding, ctx: ApprovalContext): Promise<ApprovalOutcome> {
+  return judgeApproval(parseToken(value, ctx.policy.maxTokenBytes), expected, ctx);
 }
 
-/** Whether a token is at most `maxBytes` of UTF-8 (its length in UTF-16 units first, which is cheap). */
-function withinSize(token: string, maxBytes: number): boolean {
-  return token.length <= maxBytes && Buffer.byteLength(token, 'utf8') <= maxBytes;
-}
-
-/** A base64url segment as a compact JWS may hold it: no padding, and a length some bytes encode to. */
-function isSegment(segment: string): boolean {
-  return SEGMENT.test(segment) && segment.length % 4 !== 1;
-}
-
-function splitToken(token: string): TokenParts {
-  const segments = token.trim().split('.');
-  if (segments.length !== 3) reject('malformed', `has ${segments.length} segments, a compact JWS has 3`);
-  // An empty signature is left for the header checks to name (alg "none" tokens have one).
-  if (!segments.every((segment, i) => (i === 2 && segment === '') || isSegment(segment))) {
-    reject('malformed', 'is not base64url-encoded compact JWS');
+/** Verifies a token's signature with the key its header names. */
+async function verifySignature(token: ParsedToken, key: CryptoKey, alg: string): Promise<void> {
+  switch (token.serialization) {
+    case 'compact':
+      await compactVerify(token.text, key, { algorithms: [alg] });
   }
-  const [header, payload, signature] = segments as [string, string, string];
-  return { header, payload, signature };
 }
 
-/**
- * What a token is, whatever its encoding: its signing input as written (the signature covers those
- * exact characters) and the bytes of its signature, so that copies with other surrounding
- * whitespace, or other unused bits in the signature's last character, are one token. `canonical`
- * when the value is written as an encoder writes it. Undefined for a value that is not a compact
- * JWS of acceptable size: such a value is never the same token as another.
- */
-export function tokenIdentity(value: string, maxTokenBytes: number): { identity: string; canonical: boolean } | undefined {
-  const token = value.trim();
-  if (!withinSize(token, maxTokenBytes)) return undefined;
-  const segments = token.split('.');
-  if (segments.length !== 3 || !segments.every(isSegment)) return undefined;
-  const [header, payload, signature] = segments as [string, string, string];
-  const canonicalSignature = isCanonicalSegment(signature) ? signature : Buffer.from(signature, 'base64url').toString('base64url');
-  const identity = `${header}.${payload}.${canonicalSignature}`;
-  return { identity, canonical: identity === value };
-}
-
-const BASE64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-
-/** Whether a base64url segment's last character leaves its unused bits at zero, as an encoder writes it. */
-function isCanonicalSegment(segment: string): boolean {
-  const unusedBits = segment.length % 4 === 2 ? 0xf : segment.length % 4 === 3 ? 0x3 : 0;
-  return (BASE64URL_ALPHABET.indexOf(segment.at(-1) ?? 'A') & unusedBits) === 0;
-}
-
-/** Judges one approval token against the change it must be bound to. Never throws on bad input. */
-export async function evaluateApproval(value: string, expected: ExpectedBinding, ctx: ApprovalContext): Promise<ApprovalOutcome> {
+/** Judges one parsed token against the change it must be bound to. Never throws on bad input. */
+export async function judgeApproval(parsed: TokenParse, expected: Binding, ctx: ApprovalContext): Promise<ApprovalOutcome> {
+  if (!parsed.ok) return { ok: false, code: parsed.code, detail: parsed.detail };
+  const token = parsed;
   try {
-    // Whitespace around a token (a YAML block scalar's newline) is not part of it.
-    const token = value.trim();
-    if (!withinSize(token, ctx.policy.maxTokenBytes)) {
-      reject('too-large', `token is larger than ${ctx.policy.maxTokenBytes} bytes`);
-    }
     // A token these keys verified before skips decoding and the signature, never the checks below.
-    const cached = ctx.keys.verified.get(token, ctx.now);
-    const parts = cached ? undefined : splitToken(token);
-    const header = cached?.header ?? decodeSegment((parts as TokenParts).header, 'header');
+    const cached = ctx.keys.verified.get(token.text, ctx.now);
+    const header = cached?.header ?? decoded(token.signatures[0].header());
     const { alg, kid } = checkHeader(header, ctx.policy);
-    const payload = cached?.payload ?? decodeSegment((parts as TokenParts).payload, 'payload');
+    const payload = cached?.payload ?? decoded(token.payload());
     // Header and claims depend on the policy, the clock and the request: checked on every use.
     const approval = checkClaims(payload, ctx, expected);
     const key = ctx.keys.find(approval.issuer, kid);
@@ -283,13 +220,12 @@ export async function evaluateApproval(value: string, expected: ExpectedBinding,
     if (cryptoKey === undefined) return reject('algorithm', `key ${quote(kid)} cannot verify alg ${quote(alg)}`);
     if (!cached || cached.key !== cryptoKey) {
       // (A remembered token always names the same key: the cache belongs to one immutable key ring.)
-      const { header: h, payload: p, signature } = parts ?? splitToken(token);
       try {
-        await compactVerify(`${h}.${p}.${signature}`, cryptoKey, { algorithms: [alg] });
+        await verifySignature(token, cryptoKey, alg);
       } catch {
         reject('signature', `signature does not verify with key ${quote(kid)}`);
       }
-      ctx.keys.verified.set(token, { header, payload, key: cryptoKey, expiresAt: approval.expiresAt + ctx.policy.clockSkewSeconds });
+      ctx.keys.verified.set(token.text, { header, payload, key: cryptoKey, expiresAt: approval.expiresAt + ctx.policy.clockSkewSeconds });
     }
     return { ok: true, approval };
   } catch (error) {

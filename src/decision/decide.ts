@@ -1,46 +1,46 @@
 /**
  * The decision: one pure function of (request, policy, keys, namespace view, clock). The webhook
  * and `twokey check` both call it, so they cannot disagree. It never throws: anything it cannot
- * judge on a gated request becomes a refusal that says why.
+ * judge on a gated request becomes a refusal that says why. It finds the facts (verdict.ts) and
+ * has them worded (wording.ts).
  */
+
+import type { Binding } from '../change/claims.ts';
+import type { ChangeTarget } from '../change/digest.ts';
+import { type Identity, normalizeIdentity } from '../identity.ts';
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
-import {
-  approvalAnnotations,
-  criticalLabelLookAlike,
-  describeOwners,
-  type ObjectMeta,
-  readMeta,
-  typeOfResource,
-} from '../kubernetes/objects.ts';
-import { type ApprovalContext, type ExpectedBinding, evaluateApproval, tokenIdentity } from './approval.ts';
-import type { ChangeTarget } from './digest.ts';
+import { approvalAnnotations, criticalLabelLookAlike, ownerNames, readMeta, typeOfResource } from '../kubernetes/objects.ts';
+import { parseToken, type TokenParse } from '../token/jws.ts';
+import { type ApprovalContext, judgeApproval } from './approval.ts';
 import { CannotJudge, type Gate, type GateContext, type GatedAspect, gateRequest } from './gate.ts';
-import { type Identity, normalizeIdentity } from './identity.ts';
 import { type Candidate, tallyQuorum } from './quorum.ts';
-import { quote } from './text.ts';
 import {
   type ApprovalReport,
   type AspectFacts,
   actionLabel,
   cannotJudgeVerdict,
-  describeLookAlike,
+  type LookAlike,
   notGatedVerdict,
   quorumVerdict,
   type Verdict,
-  warningLines,
 } from './verdict.ts';
+import { type Decision, internalError, invalidUser, wordVerdict } from './wording.ts';
 
 export type DecisionContext = ApprovalContext & GateContext;
 
-export async function decide(request: AdmissionRequest, ctx: DecisionContext): Promise<Verdict> {
+export async function decide(request: AdmissionRequest, ctx: DecisionContext): Promise<Decision> {
   const verdict = await judge(request, ctx);
-  const lookAlike = lookAlikeWarning(request);
-  // Told whatever the verdict, which it never changes: the label is what was meant to protect the object.
-  return lookAlike === undefined ? verdict : { ...verdict, warnings: warningLines([lookAlike, ...verdict.warnings]) };
+  const lookAlike = lookAlikeOf(request);
+  return wordVerdict(lookAlike === undefined ? verdict : { ...verdict, lookAlike });
 }
 
-/** A warning when the object under review carries a critical label that protects nothing ("True", "yes"). */
-function lookAlikeWarning(request: AdmissionRequest): string | undefined {
+/** A verdict with its words, for a request that could not be judged at all. */
+export function cannotJudge(why: string): Decision {
+  return wordVerdict(cannotJudgeVerdict(why));
+}
+
+/** The critical label of the object under review when it protects nothing ("True", "yes"). */
+function lookAlikeOf(request: AdmissionRequest): LookAlike | undefined {
   const type = typeOfResource(request.resource);
   // Only where the review carries the object itself (not a Scale, nor CONNECT options).
   if (type === undefined || request.kind.group !== type.group || request.kind.kind !== type.kind) return undefined;
@@ -53,7 +53,7 @@ function lookAlikeWarning(request: AdmissionRequest): string | undefined {
     return undefined;
   }
   const value = criticalLabelLookAlike(labels);
-  return value === undefined ? undefined : `twokey: ${describeLookAlike(value, type.kind)}`;
+  return value === undefined ? undefined : { value, kind: type.kind };
 }
 
 async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<Verdict> {
@@ -62,24 +62,32 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
     gate = await gateRequest(request, ctx);
   } catch (error) {
     if (error instanceof CannotJudge) return cannotJudgeVerdict(error.message);
-    return cannotJudgeVerdict(`internal error (${error instanceof Error ? error.message : String(error)})`);
+    return cannotJudgeVerdict(internalError(error instanceof Error ? error.message : String(error)));
   }
   if (!gate.gated) return notGatedVerdict(gate.why);
 
   const { target, aspects } = gate;
   const user = normalizeIdentity(request.user.username);
   if (user === undefined) {
-    return cannotJudgeVerdict(
-      `the requesting user ${quote(request.user.username)} is not a valid identity, so twokey cannot tell it apart from an approver`,
-      { action: actionLabel(aspects), target, ...(aspects.length === 1 ? { digest: aspects[0].digest } : {}) },
-    );
+    return cannotJudgeVerdict(invalidUser(request.user.username), {
+      action: actionLabel(aspects),
+      target,
+      ...(aspects.length === 1 ? { digest: aspects[0].digest } : {}),
+    });
   }
 
-  const annotations = approvalAnnotations(gate.approvalsFrom);
   const limit = ctx.policy.maxApprovalAnnotations;
-  const { distinct, copyOf } = setAsideCopies(annotations, ctx.policy.maxTokenBytes);
-  const tokens: Tokens = { annotations, read: distinct.slice(0, limit), copyOf, limit };
-  const judged = await Promise.all(aspects.map((aspect) => judgeAspect(aspect, target, tokens, user, gate.approvalsFrom, ctx)));
+  const annotations = approvalAnnotations(gate.approvalsFrom).map(({ key, value }) => ({
+    key,
+    token: parseToken(value, ctx.policy.maxTokenBytes),
+  }));
+  const { distinct, copyOf } = setAsideCopies(annotations);
+  const tokens: Tokens = { annotations, read: distinct.slice(0, limit), copyOf };
+  const judged = await Promise.all(aspects.map((aspect) => judgeAspect(aspect, target, tokens, user, ctx)));
+  const [first, ...rest] = judged.map((j) => j.facts);
+  if (first === undefined) return cannotJudgeVerdict(internalError('a gated request without an aspect'));
+  // The deploy digest covers the spec only: approvers are told about the owners, whose deletion deletes the workload.
+  const owners = aspects.some((a) => a.action === 'deploy') ? ownerNames(gate.approvalsFrom) : [];
   return quorumVerdict({
     target,
     cluster: ctx.policy.cluster,
@@ -87,8 +95,9 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
     user,
     limit,
     now: ctx.now,
-    aspects: judged.map((j) => j.facts),
+    aspects: [first, ...rest],
     reports: mergeReports(judged),
+    ...(owners.length > 0 ? { owners } : {}),
   });
 }
 
@@ -99,12 +108,13 @@ interface Tokens {
   readonly read: readonly Annotation[];
   /** Annotations set aside as copies of another's token, by key: that annotation's key. */
   readonly copyOf: ReadonlyMap<string, string>;
-  readonly limit: number;
 }
 
 /** How one aspect stands, and for each annotation how near its token came to this aspect's binding. */
 interface JudgedAspect {
   readonly facts: AspectFacts;
+  /** One report per annotation, in the annotations' order. */
+  readonly reports: readonly ApprovalReport[];
   /** By annotation key: 0 counted, 1 not counted for a reason of its own, 2 + mismatched fields when bound elsewhere. */
   readonly rank: ReadonlyMap<string, number>;
 }
@@ -115,13 +125,12 @@ async function judgeAspect(
   target: ChangeTarget,
   tokens: Tokens,
   user: Identity,
-  approvalsFrom: ObjectMeta,
   ctx: DecisionContext,
 ): Promise<JudgedAspect> {
   const { action, digest } = aspect;
-  const expected: ExpectedBinding = { action, ...target, digest };
-  const { read, limit } = tokens;
-  const outcomes = await Promise.all(read.map(({ value }) => evaluateApproval(value, expected, ctx)));
+  const expected: Binding = { action, ...target, digest };
+  const { read } = tokens;
+  const outcomes = await Promise.all(read.map(({ token }) => judgeApproval(token, expected, ctx)));
 
   const candidates: Candidate[] = [];
   const rejected = new Map<string, ApprovalReport>();
@@ -157,37 +166,18 @@ async function judgeAspect(
     const base = { key, approver, change, expiresAt };
     switch (standing?.status) {
       case 'self':
-        return {
-          ...base,
-          status: 'not-counted',
-          code: 'self',
-          detail: `approver ${quote(approver)} is the user making this request`,
-        };
+        return { ...base, status: 'not-counted', code: 'self' };
       case 'requester':
-        return {
-          ...base,
-          status: 'not-counted',
-          code: 'requester',
-          detail: `approver ${quote(approver)} requested change ${quote(change)}`,
-        };
+        return { ...base, status: 'not-counted', code: 'requester' };
       case 'duplicate':
-        return {
-          ...base,
-          status: 'not-counted',
-          code: 'duplicate',
-          detail: `approver ${quote(approver)} already counted (${standing.of})`,
-        };
+        return { ...base, status: 'not-counted', code: 'duplicate', countedAt: standing.of };
       default:
         if (decisiveChange !== undefined && change !== decisiveChange) {
-          const detail = `approves change ${quote(change)}, not ${quote(decisiveChange)}${quorum.admitted ? '' : ' (approvals of different change ids do not add up)'}`;
-          return { ...base, status: 'not-counted', code: 'other-change', detail };
+          const verdictChange = { change: decisiveChange, admitted: quorum.admitted !== undefined };
+          return { ...base, status: 'not-counted', code: 'other-change', verdictChange };
         }
         rank.set(key, 0);
-        return {
-          ...base,
-          status: 'counted',
-          detail: `approved by ${quote(approver)} for ${quote(change)}`,
-        };
+        return { ...base, status: 'counted' };
     }
   });
   // Reported in the annotations' order: what was read, copies, and what the limit left unread.
@@ -196,8 +186,8 @@ async function judgeAspect(
     const known = byKey.get(key);
     if (known) return known;
     const first = tokens.copyOf.get(key);
-    if (first !== undefined) return { key, status: 'not-counted', code: 'duplicate', detail: `the same token as ${first}`, copyOf: first };
-    return { key, status: 'not-read', code: 'limit', detail: `not read: only the first ${limit} distinct approval tokens are read` };
+    if (first !== undefined) return { key, status: 'not-counted', code: 'duplicate', copyOf: first };
+    return { key, status: 'not-read', code: 'limit' };
   });
 
   const best = quorum.tallies[0];
@@ -205,15 +195,13 @@ async function judgeAspect(
     action,
     digest,
     ...(aspect.after ? { after: aspect.after } : {}),
-    reports,
-    notes: action === 'deploy' ? ownerNotes(approvalsFrom) : [],
     ...(quorum.admitted
       ? { admitted: { change: quorum.admitted.change, approvers: quorum.admitted.approvers } }
       : best
         ? { best: { change: best.change, approvers: best.approvers } }
         : {}),
   };
-  return { facts, rank };
+  return { facts, reports, rank };
 }
 
 /**
@@ -224,11 +212,11 @@ async function judgeAspect(
 function mergeReports(judged: readonly JudgedAspect[]): ApprovalReport[] {
   const [first, ...rest] = judged;
   if (first === undefined) return [];
-  if (rest.length === 0) return [...first.facts.reports];
-  return first.facts.reports.map((report, index) => {
+  if (rest.length === 0) return [...first.reports];
+  return first.reports.map((report, index) => {
     let pick = { action: first.facts.action, report, rank: first.rank.get(report.key) ?? 1 };
     for (const other of rest) {
-      const candidate = other.facts.reports[index];
+      const candidate = other.reports[index];
       const rank = candidate ? (other.rank.get(candidate.key) ?? 1) : Number.POSITIVE_INFINITY;
       if (candidate && rank < pick.rank) pick = { action: other.facts.action, report: candidate, rank };
     }
@@ -236,18 +224,10 @@ function mergeReports(judged: readonly JudgedAspect[]): ApprovalReport[] {
   });
 }
 
-/**
- * The garbage collector deletes a workload when its owners are gone, and its deletes are exempt;
- * the deploy digest covers the spec only, so approvers are told about owners here.
- */
-function ownerNotes(approvalsFrom: ObjectMeta): string[] {
-  const owners = describeOwners(approvalsFrom);
-  return owners ? [`owned by ${owners}: deleting an owner deletes this workload without delete approvals`] : [];
-}
-
+/** An approval annotation, its value read as a token once for every aspect. */
 interface Annotation {
   readonly key: string;
-  readonly value: string;
+  readonly token: TokenParse;
 }
 
 /**
@@ -256,26 +236,24 @@ interface Annotation {
  * as a signer writes it stands for its group, so that an odd encoding of a token, which a decoder
  * might read differently, never displaces the token itself.
  */
-function setAsideCopies(
-  annotations: readonly Annotation[],
-  maxTokenBytes: number,
-): { distinct: Annotation[]; copyOf: Map<string, string> } {
+function setAsideCopies(annotations: readonly Annotation[]): { distinct: Annotation[]; copyOf: Map<string, string> } {
   const groups = new Map<string, { key: string; canonical: boolean; slot: number }>();
   const setAside = new Map<string, string>();
   const distinct: Annotation[] = [];
   for (const annotation of annotations) {
-    const token = tokenIdentity(annotation.value, maxTokenBytes);
-    const group = token && groups.get(token.identity);
-    if (token === undefined || group === undefined) {
-      if (token) groups.set(token.identity, { key: annotation.key, canonical: token.canonical, slot: distinct.length });
+    const identity = annotation.token.ok ? annotation.token.identity : undefined;
+    const canonical = annotation.token.ok && annotation.token.canonical;
+    const group = identity === undefined ? undefined : groups.get(identity);
+    if (identity === undefined || group === undefined) {
+      if (identity !== undefined) groups.set(identity, { key: annotation.key, canonical, slot: distinct.length });
       distinct.push(annotation);
-    } else if (token.canonical && !group.canonical) {
-      setAside.set(group.key, token.identity);
+    } else if (canonical && !group.canonical) {
+      setAside.set(group.key, identity);
       distinct[group.slot] = annotation;
       group.key = annotation.key;
       group.canonical = true;
     } else {
-      setAside.set(annotation.key, token.identity);
+      setAside.set(annotation.key, identity);
     }
   }
   const copyOf = new Map([...setAside].map(([key, identity]) => [key, groups.get(identity)?.key ?? '']));

@@ -1,21 +1,8 @@
 /**
- * Which requests are gated, as which action, bound to which digest (contract section 2).
+ * Which requests are gated, as which action, bound to which digest (README, "What is gated").
  * Everything here is synchronous and pure; a request that cannot be judged throws CannotJudge.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { AdmissionRequest } from '../kubernetes/admission.ts';
-import {
-  classifyResource,
-  hasCriticalLabel,
-  type JsonObject,
-  MalformedObjectError,
-  type ObjectMeta,
-  type OwnerIdentity,
-  ownerIdentities,
-  qualifiedResource,
-  readMeta,
-} from '../kubernetes/objects.ts';
-import { exemptDeleterRole, type Policy } from '../policy/policy.ts';
 import {
   type Action,
   type ChangeTarget,
@@ -26,8 +13,21 @@ import {
   type OffThreadDigester,
   type UnprotectState,
   unprotectState,
-} from './digest.ts';
-import { quote } from './text.ts';
+} from '../change/digest.ts';
+import type { JsonObject } from '../json.ts';
+import type { AdmissionRequest } from '../kubernetes/admission.ts';
+import {
+  classifyResource,
+  hasCriticalLabel,
+  MalformedObjectError,
+  type ObjectMeta,
+  type OwnerIdentity,
+  ownerIdentities,
+  qualifiedResource,
+  readMeta,
+} from '../kubernetes/objects.ts';
+import { exemptDeleterRole, type Policy } from '../policy/policy.ts';
+import { quote } from '../text.ts';
 
 /** A namespace's criticality as known from outside the object (the cluster's namespace labels). */
 export type NamespaceState = 'critical' | 'not-critical' | 'unknown';
@@ -97,14 +97,54 @@ function readable<T>(field: string, read: () => T): T {
   }
 }
 
-function meta(object: JsonObject | null, field: string, operation: string): ObjectMeta & { object: JsonObject } {
+/** An object of the review with its metadata, read and validated. */
+type Meta = ObjectMeta & { readonly object: JsonObject };
+
+function meta(object: JsonObject | null, field: string, operation: string): Meta {
   if (object === null) throw new CannotJudge(`the ${operation} review carries no ${field}`);
   return readable(field, () => ({ ...readMeta(object), object }));
 }
 
-/** Owners are told apart by the four fields the garbage collector resolves them by. */
-function owners(m: ObjectMeta, field: string): OwnerIdentity[] {
-  return readable(field, () => ownerIdentities(m));
+/**
+ * The objects of one review, their metadata and owners each read once however often the gate
+ * asks: a workload whose namespace is not known yet is gated both ways.
+ */
+class ReviewObjects {
+  readonly #request: AdmissionRequest;
+  #object: Meta | undefined;
+  #old: Meta | undefined;
+  #objectOwners: OwnerIdentity[] | undefined;
+  #oldOwners: OwnerIdentity[] | undefined;
+
+  constructor(request: AdmissionRequest) {
+    this.#request = request;
+  }
+
+  /** The new object; `operation` names the review in the reason when it carries none. */
+  object(operation: string): Meta {
+    this.#object ??= meta(this.#request.object, 'object', operation);
+    return this.#object;
+  }
+
+  /** The object as it is now (the old object of an UPDATE or DELETE). */
+  old(operation: string): Meta {
+    this.#old ??= meta(this.#request.oldObject, 'oldObject', operation);
+    return this.#old;
+  }
+
+  /** The owners of the new object; they are told apart by the four fields the garbage collector resolves them by. */
+  objectOwners(operation: string): OwnerIdentity[] {
+    const object = this.object(operation);
+    this.#objectOwners ??= readable('object', () => ownerIdentities(object));
+    return this.#objectOwners;
+  }
+
+  /** The owners of the object as it is now. */
+  oldOwners(operation: string): OwnerIdentity[] {
+    const old = this.old(operation);
+    this.#oldOwners ??= readable('oldObject', () => ownerIdentities(old));
+    return this.#oldOwners;
+  }
 }
 
 function targetName(request: AdmissionRequest, ...metas: ObjectMeta[]): string {
@@ -157,7 +197,7 @@ function unprotectAspect(target: ChangeTarget, old: ObjectMeta, object: ObjectMe
   return { action: 'unprotect', digest: digestOf({ ...target, action: 'unprotect', uid: requireUid(old, 'unprotect'), ...after }), after };
 }
 
-function gateNamespace(request: AdmissionRequest, ctx: GateContext): Gate {
+function gateNamespace(request: AdmissionRequest, objects: ReviewObjects, ctx: GateContext): Gate {
   const critical = (m: ObjectMeta, name: string) =>
     ctx.forceCritical || hasCriticalLabel(m.labels) || ctx.policy.criticalNamespaces.has(name);
   const resource = qualifiedResource(request.resource);
@@ -165,16 +205,16 @@ function gateNamespace(request: AdmissionRequest, ctx: GateContext): Gate {
     case 'CREATE':
       return notGated('creating a namespace is not gated');
     case 'UPDATE': {
-      const object = meta(request.object, 'object', 'UPDATE');
-      const old = meta(request.oldObject, 'oldObject', 'UPDATE');
+      const object = objects.object('UPDATE');
+      const old = objects.old('UPDATE');
       const name = targetName(request, object, old);
       if (!critical(old, name)) return notGated('the namespace is not critical');
-      if (critical(object, name) && !handsOverDeletion(old, object)) return notGated('the namespace stays critical');
+      if (critical(object, name) && !handsOverDeletion(objects)) return notGated('the namespace stays critical');
       const target = { resource, namespace: '', name };
       return gated(target, [unprotectAspect(target, old, object)], object);
     }
     case 'DELETE': {
-      const old = meta(request.oldObject, 'oldObject', 'DELETE');
+      const old = objects.old('DELETE');
       const name = targetName(request, old);
       if (!critical(old, name)) return notGated('the namespace is not critical');
       const target = { resource, namespace: '', name };
@@ -187,6 +227,7 @@ function gateNamespace(request: AdmissionRequest, ctx: GateContext): Gate {
 
 async function gateWorkload(
   request: AdmissionRequest,
+  objects: ReviewObjects,
   namespaceCritical: boolean,
   offThread: OffThreadDigester | undefined,
 ): Promise<Gate> {
@@ -194,7 +235,7 @@ async function gateWorkload(
   const resource = qualifiedResource(request.resource);
   switch (request.operation) {
     case 'CREATE': {
-      const object = meta(request.object, 'object', 'CREATE');
+      const object = objects.object('CREATE');
       const target = {
         resource,
         namespace: checkNamespace(request, object),
@@ -205,8 +246,8 @@ async function gateWorkload(
       return gated(target, [{ action: 'deploy', digest }], object);
     }
     case 'UPDATE': {
-      const object = meta(request.object, 'object', 'UPDATE');
-      const old = meta(request.oldObject, 'oldObject', 'UPDATE');
+      const object = objects.object('UPDATE');
+      const old = objects.old('UPDATE');
       const target = {
         resource,
         namespace: checkNamespace(request, object, old),
@@ -221,7 +262,7 @@ async function gateWorkload(
       const aspects: GatedAspect[] = [];
       const digest = judgesSpec ? await judgeable(changedDeployDigest(target, object.object, old.object, offThread)) : undefined;
       if (digest !== undefined) aspects.push({ action: 'deploy', digest });
-      if (wasCritical && (!critical(object) || handsOverDeletion(old, object))) aspects.push(unprotectAspect(target, old, object));
+      if (wasCritical && (!critical(object) || handsOverDeletion(objects))) aspects.push(unprotectAspect(target, old, object));
       const [first, ...rest] = aspects;
       if (first !== undefined) return gated(target, [first, ...rest], object);
       return notGated(
@@ -231,7 +272,7 @@ async function gateWorkload(
       );
     }
     case 'DELETE': {
-      const old = meta(request.oldObject, 'oldObject', 'DELETE');
+      const old = objects.old('DELETE');
       const target = {
         resource,
         namespace: checkNamespace(request, old),
@@ -250,10 +291,10 @@ async function gateWorkload(
  * exist) would delete a critical object without approvals, so it is gated as unprotect.
  * Removing owners only takes deletion away from the garbage collector and is not gated.
  */
-function handsOverDeletion(old: ObjectMeta, object: ObjectMeta): boolean {
+function handsOverDeletion(objects: ReviewObjects): boolean {
   const identity = (o: OwnerIdentity) => JSON.stringify([o.apiVersion, o.kind, o.name, o.uid]);
-  const known = new Set(owners(old, 'oldObject').map(identity));
-  return owners(object, 'object').some((owner) => !known.has(identity(owner)));
+  const known = new Set(objects.oldOwners('UPDATE').map(identity));
+  return objects.objectOwners('UPDATE').some((owner) => !known.has(identity(owner)));
 }
 
 function sameGate(a: Gate, b: Gate): boolean {
@@ -276,14 +317,16 @@ export async function gateRequest(request: AdmissionRequest, ctx: GateContext): 
     return notGated(`the ${request.subResource} subresource is not gated`);
   }
   const role = request.operation === 'DELETE' ? exemptDeleterRole(ctx.policy, request.user.username) : undefined;
+  const objects = new ReviewObjects(request);
   if (kind === 'namespace') {
     // The namespace controller's last step deletes the emptied Namespace, whose deletion was
     // judged when it began: that is cleanup, however long it took. A Namespace not yet being
     // deleted is another matter: the garbage collector deletes one whose owner is gone, and
     // owners (say, a tenant object) can be deleted without approvals.
-    const finishing =
-      role !== undefined && request.oldObject !== null && meta(request.oldObject, 'oldObject', 'DELETE').deletionTimestamp !== '';
-    return finishing ? notGated('the namespace is already being deleted; finishing it is cluster cleanup') : gateNamespace(request, ctx);
+    const finishing = role !== undefined && request.oldObject !== null && objects.old('DELETE').deletionTimestamp !== '';
+    return finishing
+      ? notGated('the namespace is already being deleted; finishing it is cluster cleanup')
+      : gateNamespace(request, objects, ctx);
   }
 
   const namespace = request.namespace;
@@ -296,7 +339,7 @@ export async function gateRequest(request: AdmissionRequest, ctx: GateContext): 
     // The cluster's cleanup is exempt so that an approved namespace deletion never hangs. A
     // workload critical by its own label in a namespace that is not critical was never covered by
     // such an approval (its namespace, or its owner, was deleted ungated): it needs its own.
-    const labelled = request.oldObject !== null && hasCriticalLabel(meta(request.oldObject, 'oldObject', 'DELETE').labels);
+    const labelled = request.oldObject !== null && hasCriticalLabel(objects.old('DELETE').labels);
     if (!labelled || state === 'critical') {
       return notGated(
         role === 'garbageCollector'
@@ -308,13 +351,13 @@ export async function gateRequest(request: AdmissionRequest, ctx: GateContext): 
   if (state === 'critical' && !byRouteOrPolicy) {
     // The namespace watch can lag the apiserver, whose own view routes critical namespaces to
     // /validate/critical: when the two may disagree, a request is gated if either view gates it.
-    const ifCritical = await gateWorkload(request, true, ctx.offThread);
-    return ifCritical.gated ? ifCritical : gateWorkload(request, false, ctx.offThread);
+    const ifCritical = await gateWorkload(request, objects, true, ctx.offThread);
+    return ifCritical.gated ? ifCritical : gateWorkload(request, objects, false, ctx.offThread);
   }
-  if (state !== 'unknown') return gateWorkload(request, state === 'critical', ctx.offThread);
+  if (state !== 'unknown') return gateWorkload(request, objects, state === 'critical', ctx.offThread);
   // The namespace's labels are not known yet: judge only when the answer does not depend on them.
-  const ifCritical = await gateWorkload(request, true, ctx.offThread);
-  const ifNot = await gateWorkload(request, false, ctx.offThread);
+  const ifCritical = await gateWorkload(request, objects, true, ctx.offThread);
+  const ifNot = await gateWorkload(request, objects, false, ctx.offThread);
   if (sameGate(ifCritical, ifNot)) return ifNot;
   throw new CannotJudge(
     `twokey does not know the labels of namespace ${quote(namespace)} yet (its namespace cache has not seen it), so it cannot tell whether this workload is critical; retry in a moment`,

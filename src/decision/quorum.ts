@@ -2,8 +2,9 @@
  * The two-person rule over verified approvals: per change id, count pairwise distinct approvers
  * that are neither the user making the request nor a requester named by that change's approvals.
  */
+
+import type { Identity } from '../identity.ts';
 import type { VerifiedApproval } from './approval.ts';
-import type { Identity } from './identity.ts';
 
 export interface Candidate {
   readonly key: string;

@@ -1,19 +1,24 @@
 /**
- * The verdict and how it is worded for people: the refusal message, warnings and audit
- * annotations. Wording lives here so the webhook, `twokey check` and the demo say the same thing.
+ * The verdict as facts, without a word of text: whether the request is admitted, each gated
+ * aspect's result, the approvals found and required, who was excluded and why, and one report with
+ * a stable code per approval annotation. decision/wording.ts says all of it for people; logs,
+ * metrics, Events and the scan read these fields.
  */
-import { CRITICAL_LABEL, CRITICAL_VALUE } from '../kubernetes/objects.ts';
+import type { Action, ChangeTarget, UnprotectState } from '../change/digest.ts';
+import type { OwnerName } from '../kubernetes/objects.ts';
 import type { RejectionCode } from './approval.ts';
-import type { Action, ChangeTarget, UnprotectState } from './digest.ts';
-import { printable, quote, truncate } from './text.ts';
+
+/** Why an approval that verified did not count toward its change's quorum. */
+export type ExclusionCode = 'self' | 'requester' | 'duplicate' | 'other-change';
 
 /** How one approval annotation fared. */
 export interface ApprovalReport {
   readonly key: string;
   readonly status: 'counted' | 'not-counted' | 'not-read';
-  /** Stable code for not-counted approvals: a rejection code, or self/requester/duplicate/other-change/short. */
-  readonly code?: RejectionCode | 'self' | 'requester' | 'duplicate' | 'other-change' | 'short' | 'limit';
-  readonly detail: string;
+  /** Stable code for an approval that did not count: a rejection, an exclusion, or `limit` for one not read. */
+  readonly code?: RejectionCode | ExclusionCode | 'limit';
+  /** For a token a check refused: what the check found, in the check's own words (decision/approval.ts). */
+  readonly detail?: string;
   readonly approver?: string;
   readonly change?: string;
   readonly expiresAt?: number;
@@ -21,6 +26,10 @@ export interface ApprovalReport {
   readonly unknownKidOf?: string;
   /** For a copy of a token another annotation holds: that annotation's key. */
   readonly copyOf?: string;
+  /** For an approver already counted: the annotation where that approver counted. */
+  readonly countedAt?: string;
+  /** For an approval of another change: the change the verdict is about, and whether it reached its quorum. */
+  readonly verdictChange?: { readonly change: string; readonly admitted: boolean };
   /** When the request has several aspects: the one this token was judged for (where it counted, or came nearest). */
   readonly action?: Action;
 }
@@ -33,9 +42,32 @@ export interface AspectVerdict {
   readonly allowed: boolean;
   /** For an unprotect: the state after the change, which its digest binds. */
   readonly after?: UnprotectState;
-  /** The change that approved it, or the one closest to doing so. */
+  /** The change that approved it, or the one closest to doing so; `approvers` are the approvals it found. */
   readonly change?: string;
   readonly approvers?: readonly string[];
+}
+
+/** A verdict judged by the two-person rule: what the approvals were counted against. */
+export interface QuorumGrounds {
+  readonly kind: 'quorum';
+  /** Approvals required per aspect. */
+  readonly required: number;
+  /** The user making the request, in the identity normal form: never an approver of it. */
+  readonly user: string;
+  readonly cluster: string;
+  /** How many distinct approval tokens are read at most. */
+  readonly limit: number;
+  /** The clock the approvals were judged at, in seconds since the epoch. */
+  readonly now: number;
+}
+
+/** What a verdict rests on: the gate's reason when it is not gated or cannot be judged, else its quorum. */
+export type Grounds = { readonly kind: 'not-gated' | 'cannot-judge'; readonly why: string } | QuorumGrounds;
+
+/** A critical label that only looks like "true" on the object under review, and that object's kind. */
+export interface LookAlike {
+  readonly value: string;
+  readonly kind: string;
 }
 
 export interface Verdict {
@@ -52,94 +84,33 @@ export interface Verdict {
   readonly digest?: string;
   readonly change?: string;
   readonly approvers?: readonly string[];
-  /** One line for logs: why this verdict. */
-  readonly summary: string;
-  /** The refusal message (status.message); starts with "twokey:". */
-  readonly message?: string;
-  readonly warnings: readonly string[];
-  readonly auditAnnotations: Readonly<Record<string, string>>;
   /** One report per approval annotation; with several aspects, where each token counted or came nearest. */
   readonly approvals: readonly ApprovalReport[];
+  readonly grounds: Grounds;
+  /** For a deploy of an object with owners: its owners, whose deletion deletes it without approvals (the digest binds the spec alone). */
+  readonly owners?: readonly OwnerName[];
+  /** Set whatever the verdict, which it never changes: the label was meant to protect the object. */
+  readonly lookAlike?: LookAlike;
 }
 
-const WARNING_MAX = 120;
-const MAX_WARNINGS = 10;
-export const EXPIRY_WARNING_SECONDS = 600;
-
-/** The actions of a request's aspects as one word: "deploy", or "deploy+unprotect". */
+/** The actions of a request's aspects as one label: "deploy", or "deploy+unprotect". */
 export function actionLabel(aspects: readonly { readonly action: Action }[]): string {
   return aspects.map((a) => a.action).join('+');
 }
 
-export function describeTarget(action: string, target: ChangeTarget): string {
-  const where = target.namespace === '' ? target.name : `${target.namespace}/${target.name}`;
-  return `${action} of ${target.resource} ${where}`;
-}
-
-/** Says that a look-alike of the critical label protects nothing, e.g. for a warning or a scan finding. */
-export function describeLookAlike(value: string, kind: string): string {
-  return `label ${CRITICAL_LABEL} is ${quote(value, 20)}, not "${CRITICAL_VALUE}": it does not make this ${kind} critical`;
-}
-
-const OWNERS_NAMED = 5;
-
-/**
- * What an unprotect's approvals bind besides the object, in words: " (after the change: critical
- * false, owners none)". Owner names come from the request, so each is cut short: too short to
- * pass for a digest.
- */
-function describeAfter(after: UnprotectState | undefined): string {
-  if (after === undefined) return '';
-  const named = after.owners.slice(0, OWNERS_NAMED).map((o) => `${truncate(printable(o.kind), 40)}/${truncate(printable(o.name), 60)}`);
-  const more = after.owners.length - named.length;
-  const owners = named.length === 0 ? 'none' : `${named.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
-  return ` (after the change: critical ${after.critical}, owners ${owners})`;
-}
-
-/** Warnings kube-apiserver will pass on: printable, short, few. */
-export function warningLines(lines: readonly string[]): string[] {
-  const out = lines.map((line) => truncate(printable(line), WARNING_MAX)).filter((line) => line.trim() !== '');
-  const unique = [...new Set(out)];
-  if (unique.length <= MAX_WARNINGS) return unique;
-  return [...unique.slice(0, MAX_WARNINGS - 1), `${unique.length - MAX_WARNINGS + 1} more twokey warnings not shown`];
-}
-
-/** Audit annotation values; keys are fixed, valid qualified-name parts. */
-function audit(entries: Record<string, string | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(entries)) if (value !== undefined) out[key] = truncate(printable(value), 1024);
-  return out;
-}
-
 export function notGatedVerdict(why: string): Verdict {
-  return {
-    allowed: true,
-    action: undefined,
-    aspects: [],
-    summary: `not gated: ${why}`,
-    warnings: [],
-    auditAnnotations: {},
-    approvals: [],
-  };
+  return { allowed: true, action: undefined, aspects: [], approvals: [], grounds: { kind: 'not-gated', why } };
 }
 
 export function cannotJudgeVerdict(why: string, gated?: { action: string; target: ChangeTarget; digest?: string }): Verdict {
-  const what = gated ? `cannot judge the ${describeTarget(gated.action, gated.target)}` : 'cannot judge this request';
   return {
     allowed: false,
     action: gated?.action,
     aspects: [],
     ...(gated ? { target: gated.target } : {}),
     ...(gated?.digest ? { digest: gated.digest } : {}),
-    summary: `refused: ${why}`,
-    message: `twokey: ${what}: ${printable(why)}. twokey refuses what it cannot judge on a critical object; fix the cause and retry.`,
-    warnings: [],
-    auditAnnotations: audit({
-      decision: 'refused',
-      action: gated?.action,
-      reason: why,
-    }),
     approvals: [],
+    grounds: { kind: 'cannot-judge', why },
   };
 }
 
@@ -148,18 +119,15 @@ interface ChangeApprovers {
   readonly approvers: readonly string[];
 }
 
-/** One gated aspect as tallied: its binding, how each approval stood, and its quorum. */
+/** One gated aspect as tallied: its binding and its quorum. */
 export interface AspectFacts {
   readonly action: Action;
   readonly digest: string;
   /** For an unprotect: the state after the change, which its digest binds. */
   readonly after?: UnprotectState;
-  readonly reports: readonly ApprovalReport[];
-  /** What approvers should know about the object beyond its digest. */
-  readonly notes?: readonly string[];
   /** The change that reached the quorum, if any. */
   readonly admitted?: ChangeApprovers;
-  /** The best change short of the quorum, for the refusal. */
+  /** The best change short of the quorum. */
   readonly best?: ChangeApprovers;
 }
 
@@ -168,20 +136,13 @@ export interface QuorumFacts {
   readonly cluster: string;
   readonly required: number;
   readonly user: string;
-  /** How many distinct approval tokens are read at most. */
   readonly limit: number;
   readonly now: number;
   /** Every gated aspect of the request; admitted only when each reached its quorum. */
-  readonly aspects: readonly AspectFacts[];
+  readonly aspects: readonly [AspectFacts, ...AspectFacts[]];
   /** One report per approval annotation across the aspects. */
   readonly reports: readonly ApprovalReport[];
-}
-
-export function quorumVerdict(facts: QuorumFacts): Verdict {
-  const [only, ...more] = facts.aspects;
-  if (only === undefined) return cannotJudgeVerdict('internal error (a gated request without an aspect)');
-  if (more.length > 0) return severalAspectsVerdict(facts);
-  return only.admitted ? admittedVerdict(facts, only, only.admitted) : refusedVerdict(facts, only);
+  readonly owners?: readonly OwnerName[];
 }
 
 function aspectVerdict(aspect: AspectFacts): AspectVerdict {
@@ -196,170 +157,25 @@ function aspectVerdict(aspect: AspectFacts): AspectVerdict {
   };
 }
 
-/** Warnings of an admitted request: notes, approvals about to expire, and those that did not count. */
-function admissionWarnings(notes: readonly string[], reports: readonly ApprovalReport[], now: number): string[] {
-  const lines = notes.map((note) => `twokey: ${note}`);
-  for (const report of reports) {
-    if (report.status === 'counted' && report.expiresAt !== undefined && report.expiresAt - now <= EXPIRY_WARNING_SECONDS) {
-      lines.push(`twokey: approval ${report.key} expires in ${Math.max(0, Math.round(report.expiresAt - now))}s`);
-    }
-  }
-  for (const report of reports) {
-    if (report.status !== 'counted') lines.push(`twokey: ${report.key} did not count: ${report.detail}`);
-  }
-  return warningLines(lines);
-}
-
-function admittedVerdict(facts: QuorumFacts, aspect: AspectFacts, admitted: ChangeApprovers): Verdict {
-  const { target, reports, now } = facts;
-  const { action, digest } = aspect;
+/** A request gated as several actions is admitted only when each aspect reached its own quorum. */
+export function quorumVerdict(facts: QuorumFacts): Verdict {
+  const { target, required, user, cluster, limit, now } = facts;
+  const [only, ...more] = facts.aspects;
+  const aspects = facts.aspects.map(aspectVerdict);
+  const allowed = aspects.every((a) => a.allowed);
+  const grounds: Grounds = { kind: 'quorum', required, user, cluster, limit, now };
+  const owners = facts.owners ? { owners: facts.owners } : {};
+  if (more.length > 0) return { allowed, action: actionLabel(aspects), target, aspects, approvals: facts.reports, grounds, ...owners };
+  const standing = only.admitted ?? only.best;
   return {
-    allowed: true,
-    action,
+    allowed,
+    action: only.action,
     target,
-    aspects: [aspectVerdict(aspect)],
-    digest,
-    change: admitted.change,
-    approvers: admitted.approvers,
-    summary: `admitted: ${describeTarget(action, target)}${describeAfter(aspect.after)} approved for ${admitted.change} by ${admitted.approvers.join(', ')}`,
-    warnings: admissionWarnings(aspect.notes ?? [], reports, now),
-    auditAnnotations: audit({
-      decision: 'admitted',
-      action,
-      change: admitted.change,
-      approvers: admitted.approvers.join(','),
-      digest,
-    }),
-    approvals: reports,
-  };
-}
-
-/** What an aspect's approvals came to, e.g. `1 of 2 required approvals (change "CHG1": "bob")`. */
-function found(aspect: AspectFacts, required: number): string {
-  const { best } = aspect;
-  return best
-    ? `${best.approvers.length} of ${required} required approvals (change ${quote(best.change)}${best.approvers.length ? `: ${best.approvers.map((a) => quote(a)).join(', ')}` : ''})`
-    : `0 of ${required} required approvals`;
-}
-
-/**
- * Why approvals did not count. Every token read (at most the limit) gets its reason; copies of
- * them and unread annotations are summarised, so the message stays bounded however many
- * annotations there are.
- */
-function notCountedText(reports: readonly ApprovalReport[], limit: number): string {
-  const notCounted = reports.filter((r) => r.status === 'not-counted' && r.copyOf === undefined);
-  const copies = reports.filter((r) => r.copyOf !== undefined);
-  const notRead = reports.filter((r) => r.status === 'not-read');
-  const reasons = notCounted.length
-    ? ` Not counted: ${notCounted.map((r) => `${r.key}${r.action ? ` (${r.action})` : ''}: ${truncate(printable(r.detail), 200)}`).join('; ')}.`
-    : '';
-  const copied = copies.length
-    ? ` ${copies.length} ${copies.length === 1 ? 'annotation holds a copy' : 'annotations hold copies'} of another annotation's token, which is judged once: ${copies
-        .slice(0, 3)
-        .map((r) => `${r.key} (${r.copyOf})`)
-        .join(', ')}${copies.length > 3 ? ', ...' : ''}.`
-    : '';
-  const unread = notRead.length
-    ? ` ${notRead.length} more approval annotations were not read (only the first ${limit} distinct tokens are read), e.g. ${notRead
-        .slice(0, 3)
-        .map((r) => r.key)
-        .join(', ')}.`
-    : '';
-  return `${reasons}${copied}${unread}`;
-}
-
-function notesText(notes: readonly string[]): string {
-  return notes.map((note) => ` Note: ${truncate(printable(note), 300)}.`).join('');
-}
-
-function whoMayApprove(facts: QuorumFacts): string {
-  return (
-    `${facts.required} approvals of one change id from distinct approvers who are neither ${quote(facts.user)} (making this request) nor the change's requester, ` +
-    `each signed by a trusted change system for cluster ${quote(facts.cluster)}`
-  );
-}
-
-function refusedVerdict(facts: QuorumFacts, aspect: AspectFacts): Verdict {
-  const { target, required, reports } = facts;
-  const { action, digest, best } = aspect;
-  const what = found(aspect, required);
-  const message =
-    `twokey: ${describeTarget(action, target)}${describeAfter(aspect.after)} refused: ${what}. ` +
-    `Needed: ${whoMayApprove(facts)} and bound to digest ${digest}.${notCountedText(reports, facts.limit)}${notesText(aspect.notes ?? [])} ` +
-    `To approve: twokey approve --action ${action} --digest ${digest} ..., then attach each token as annotation approval.twokey.dev/<approver>.`;
-  return {
-    allowed: false,
-    action,
-    target,
-    aspects: [aspectVerdict(aspect)],
-    digest,
-    ...(best ? { change: best.change, approvers: best.approvers } : {}),
-    summary: `refused: ${describeTarget(action, target)}${describeAfter(aspect.after)}: ${what}`,
-    message,
-    warnings: [],
-    auditAnnotations: audit({
-      decision: 'refused',
-      action,
-      digest,
-      ...(best ? { change: best.change } : {}),
-    }),
-    approvals: reports,
-  };
-}
-
-/**
- * A request gated as several actions (an UPDATE that changes the spec and takes the protection
- * away) is admitted only when each aspect reached its own quorum. The refusal gives each aspect a
- * sentence of its own, "The <action> needs approvals bound to digest <digest>: <found>.", so that
- * the digest of each can be read from it.
- */
-function severalAspectsVerdict(facts: QuorumFacts): Verdict {
-  const { target, aspects, required, reports, now } = facts;
-  const action = actionLabel(aspects);
-  const notes = aspects.flatMap((a) => a.notes ?? []);
-  const standing = (a: AspectFacts) =>
-    a.admitted ? `approved for ${a.admitted.change} by ${a.admitted.approvers.join(', ')}` : found(a, required);
-  const summary = aspects.map((a) => `${a.action} ${standing(a)}`).join('; ');
-  const perAspect = Object.fromEntries(
-    aspects.flatMap((a) => {
-      const change = (a.admitted ?? a.best)?.change;
-      return [
-        [`${a.action}-digest`, a.digest],
-        ...(change !== undefined ? [[`${a.action}-change`, change]] : []),
-        ...(a.admitted ? [[`${a.action}-approvers`, a.admitted.approvers.join(',')]] : []),
-      ];
-    }),
-  );
-  const common = { action, target, aspects: aspects.map(aspectVerdict), approvals: reports };
-  const lacking = aspects.filter((a) => a.admitted === undefined);
-  if (lacking.length === 0) {
-    return {
-      ...common,
-      allowed: true,
-      summary: `admitted: ${describeTarget(action, target)}: ${summary}`,
-      warnings: admissionWarnings(notes, reports, now),
-      auditAnnotations: audit({ decision: 'admitted', action, ...perAspect }),
-    };
-  }
-  const sentences = aspects
-    .map((a) => {
-      const state = a.admitted
-        ? `approved for change ${quote(a.admitted.change)} by ${a.admitted.approvers.map((x) => quote(x)).join(', ')}`
-        : found(a, required);
-      return ` The ${a.action} needs approvals bound to digest ${a.digest}${describeAfter(a.after)}: ${state}.`;
-    })
-    .join('');
-  const message =
-    `twokey: ${describeTarget(action, target)} refused: this one request is ${aspects.map((a) => `${/^[aeiou]/.test(a.action) ? 'an' : 'a'} ${a.action}`).join(' and ')}, and each needs approvals of its own.${sentences} ` +
-    `Needed for each: ${whoMayApprove(facts)} (the same approvers may approve each).${notCountedText(reports, facts.limit)}${notesText(notes)} ` +
-    `To approve: ${lacking.map((a) => `twokey approve --action ${a.action} --digest ${a.digest} ...`).join(' and ')}, then attach each token as an annotation of its own, e.g. approval.twokey.dev/<approver>-<action>.`;
-  return {
-    ...common,
-    allowed: false,
-    summary: `refused: ${describeTarget(action, target)}: ${summary}`,
-    message,
-    warnings: [],
-    auditAnnotations: audit({ decision: 'refused', action, ...perAspect }),
+    aspects,
+    digest: only.digest,
+    ...(standing ? { change: standing.change, approvers: standing.approvers } : {}),
+    approvals: facts.reports,
+    grounds,
+    ...owners,
   };
 }

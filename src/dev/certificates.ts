@@ -101,3 +101,12 @@ export async function issueServingCertificate(
     caPem: ca.certPem,
   };
 }
+
+/**
+ * A throwaway CA and a serving certificate for localhost, made afresh each time: what `twokey
+ * serve` serves when it is given no certificate, for trying it out.
+ */
+export async function throwawayServingCertificate(): Promise<ServingCertificate> {
+  const ca = await createCertificateAuthority('twokey ephemeral CA', 30);
+  return issueServingCertificate(ca, { dns: ['localhost'], ips: ['127.0.0.1', '::1'] }, 30);
+}

@@ -4,7 +4,7 @@
  */
 import { type CryptoKey, importJWK, type JWK } from 'jose';
 import { TwokeyError } from '../errors.ts';
-import { isJsonObject } from '../kubernetes/objects.ts';
+import { isJsonObject } from '../json.ts';
 import { VerifiedTokens } from './verified.ts';
 
 export interface TrustedKey {

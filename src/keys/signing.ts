@@ -4,9 +4,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
-import { APPROVAL_TYPE, type ExpectedBinding } from '../decision/approval.ts';
+import { APPROVAL_TYPE, approvalClaims, type Binding } from '../change/claims.ts';
 import { TwokeyError } from '../errors.ts';
-import { isJsonObject } from '../kubernetes/objects.ts';
+import { isJsonObject } from '../json.ts';
 
 export const KEYGEN_ALGORITHMS = ['EdDSA', 'ES256'] as const;
 export type KeygenAlgorithm = (typeof KEYGEN_ALGORITHMS)[number];
@@ -53,7 +53,7 @@ export interface ApprovalRequest {
   readonly audience: string;
   readonly approver: string;
   readonly change: string;
-  readonly binding: ExpectedBinding;
+  readonly binding: Binding;
   readonly ttlSeconds: number;
   readonly requester?: string;
   /** Seconds since the epoch; defaults to now. */
@@ -63,25 +63,17 @@ export interface ApprovalRequest {
 export async function mintApproval(request: ApprovalRequest): Promise<string> {
   const alg = signingAlgorithm(request.privateJwk);
   const key = await importJWK(request.privateJwk, alg);
-  const iat = Math.floor(request.now ?? Date.now() / 1000);
-  const { action, resource, namespace, name, digest } = request.binding;
-  const claims = {
-    iss: request.issuer,
-    aud: request.audience,
-    sub: request.approver,
-    iat,
-    exp: iat + request.ttlSeconds,
+  const claims = approvalClaims({
+    issuer: request.issuer,
+    audience: request.audience,
+    approver: request.approver,
+    change: request.change,
+    binding: request.binding,
+    issuedAt: Math.floor(request.now ?? Date.now() / 1000),
+    ttlSeconds: request.ttlSeconds,
     jti: randomUUID(),
-    twokey: {
-      change: request.change,
-      action,
-      resource,
-      namespace,
-      name,
-      digest,
-      ...(request.requester !== undefined ? { requester: request.requester } : {}),
-    },
-  };
+    ...(request.requester !== undefined ? { requester: request.requester } : {}),
+  });
   return new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
     .setProtectedHeader({
       alg,

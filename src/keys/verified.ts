@@ -8,7 +8,7 @@
  * key get in, so junk cannot crowd it; it is bounded by entries and by bytes.
  */
 import type { CryptoKey } from 'jose';
-import type { JsonObject } from '../kubernetes/objects.ts';
+import type { JsonObject } from '../json.ts';
 
 export interface VerifiedToken {
   readonly header: JsonObject;

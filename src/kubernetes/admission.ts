@@ -3,7 +3,7 @@
  * once, and the response shape kube-apiserver accepts (uid echoed, exact apiVersion/kind, no patch).
  */
 import Type from 'typebox';
-import type { JsonObject } from './objects.ts';
+import type { JsonObject } from '../json.ts';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 

@@ -2,17 +2,11 @@
  * The slice of the Kubernetes object model twokey reads: resource identities, labels, metadata.
  * Objects arrive as untrusted JSON; accessors validate what they read and say what was wrong.
  */
+import { isJsonObject, type JsonObject } from '../json.ts';
 
 export const CRITICAL_LABEL = 'twokey.dev/critical';
 export const CRITICAL_VALUE = 'true';
 export const APPROVAL_ANNOTATION_PREFIX = 'approval.twokey.dev/';
-
-/** A JSON object as decoded from the wire (never a class instance, never an array). */
-export type JsonObject = { [key: string]: unknown };
-
-export function isJsonObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 export interface GroupResource {
   readonly group: string;
@@ -152,14 +146,18 @@ export function ownerIdentities(meta: ObjectMeta): OwnerIdentity[] {
   });
 }
 
-/** The owners as kind/name (at most three named), or undefined when there are none. */
-export function describeOwners(meta: ObjectMeta): string | undefined {
-  if (meta.ownerReferences.length === 0) return undefined;
-  const owners = meta.ownerReferences.map((owner) => {
-    const field = (name: string) => (isJsonObject(owner) && typeof owner[name] === 'string' ? (owner[name] as string) : '?');
-    return `${field('kind')}/${field('name')}`;
+/** An owner as named in the object, for people: kind and name, where they are strings. */
+export interface OwnerName {
+  readonly kind?: string;
+  readonly name?: string;
+}
+
+/** The owners' kinds and names, however malformed the entries (they are only shown). */
+export function ownerNames(meta: ObjectMeta): OwnerName[] {
+  return meta.ownerReferences.map((owner) => {
+    const field = (name: string) => (isJsonObject(owner) && typeof owner[name] === 'string' ? { [name]: owner[name] as string } : {});
+    return { ...field('kind'), ...field('name') };
   });
-  return (owners.length > 3 ? [...owners.slice(0, 3), `${owners.length - 3} more`] : owners).join(', ');
 }
 
 export function hasCriticalLabel(labels: Readonly<Record<string, string>>): boolean {

@@ -1,11 +1,12 @@
 /**
- * Builds an AdmissionReview v1 request as kube-apiserver would send it for an object (reference
- * section 1): for `twokey check`, which judges manifests offline, and for the demo, which plays
- * the apiserver's part.
+ * Builds an AdmissionReview v1 request as kube-apiserver would send it for an object
+ * (docs/kube-apiserver.md, "The request"): for `twokey check`, which judges manifests offline, and
+ * for the demo, which plays the apiserver's part.
  */
 import { randomUUID } from 'node:crypto';
+import { isJsonObject, type JsonObject } from '../json.ts';
 import type { AdmissionReviewWire, Operation } from './admission.ts';
-import { isJsonObject, type JsonObject, resourceForKind, typeOfResource } from './objects.ts';
+import { resourceForKind, typeOfResource } from './objects.ts';
 
 export interface ReviewInput {
   readonly operation: Operation;

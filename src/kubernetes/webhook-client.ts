@@ -2,12 +2,13 @@
  * Calls a validating webhook exactly as kube-apiserver does, and reports the outcome as the
  * apiserver would pass it to kubectl: the request shape, headers, `?timeout=`, TLS checked
  * against a CA bundle for the service's DNS name, HTTP/1.1, and the response checks in the
- * apiserver's order. The demo and the end-to-end tests use it to stand in for a cluster.
+ * apiserver's order (docs/kube-apiserver.md, "The call" and "The response"). The demo and the
+ * end-to-end tests use it to stand in for a cluster.
  */
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
 import { gunzipSync } from 'node:zlib';
-import { isJsonObject } from './objects.ts';
+import { isJsonObject } from '../json.ts';
 
 export interface WebhookEndpoint {
   /** Where to connect, e.g. https://127.0.0.1:8443/validate */
@@ -37,7 +38,7 @@ export type WebhookOutcome =
 
 const CONTROL = /[\p{Cc}]/u;
 
-/** Warnings as the apiserver keeps them: no empty, duplicate, control-character or invalid ones; runes capped. */
+/** Warnings as the apiserver keeps them (docs/kube-apiserver.md, "Warnings"): no empty, duplicate, control-character or invalid ones; runes capped. */
 export function keptWarnings(raw: unknown): string[] {
   if (!Array.isArray(raw)) return [];
   const seen = new Set<string>();
@@ -158,7 +159,7 @@ export async function callWebhook(endpoint: WebhookEndpoint, review: { request: 
   });
 }
 
-/** The lines kubectl prints for an outcome (reference section 3.4), warnings first. */
+/** The lines kubectl prints for an outcome (docs/kube-apiserver.md, "What kubectl prints"), warnings first. */
 export function kubectlLines(outcome: WebhookOutcome, success: string, source?: { verb: string; file: string }): string[] {
   const prefix = source ? `error when ${source.verb} "${source.file}": ` : '';
   switch (outcome.kind) {

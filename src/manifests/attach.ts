@@ -6,7 +6,7 @@
  * approval for an object the manifests do not hold, or a plan the approvals do not approve is an
  * error that names it, and nothing is written.
  */
-import { isJsonObject, type JsonObject } from '../kubernetes/objects.ts';
+import { isJsonObject, type JsonObject } from '../json.ts';
 import type { PlanDocument } from '../plan/document.ts';
 import { encodeProofs, type PlanEntry, planTree, proofAnnotationKey } from '../plan/entries.ts';
 import { addAnnotations } from './annotate.ts';

@@ -5,7 +5,8 @@
  * silently put in "default".
  */
 import { parseAllDocuments } from 'yaml';
-import { isJsonObject, type JsonObject, NAMESPACES, qualifiedResource, resourceForKind } from '../kubernetes/objects.ts';
+import { isJsonObject, type JsonObject } from '../json.ts';
+import { NAMESPACES, qualifiedResource, resourceForKind } from '../kubernetes/objects.ts';
 
 export interface StreamObject {
   /** The document's index in the stream, counting empty documents. */

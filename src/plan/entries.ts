@@ -7,8 +7,8 @@
  * and test vectors.
  */
 import canonicalize from 'canonicalize';
-import { ACTIONS, type Action, DIGEST_PATTERN } from '../decision/digest.ts';
-import { isJsonObject } from '../kubernetes/objects.ts';
+import { ACTIONS, type Action, DIGEST_PATTERN } from '../change/digest.ts';
+import { isJsonObject } from '../json.ts';
 import { inclusionPath, leafHash, treeHash, verifyInclusion } from './merkle.ts';
 
 export interface PlanEntry {

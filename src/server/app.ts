@@ -1,39 +1,21 @@
 /**
- * The HTTP transport: fastify routes around the decision. Parsing, logging, metrics and the
- * response shape live here; the judgement itself is `decide`.
+ * The webhook's HTTP server: one fastify instance composed of three plugins, the review routes
+ * (reviews.ts), health and readiness (health.ts) and metrics (metrics.ts), behind the client limits
+ * (limits.ts). What belongs to the whole server is here: its options, draining, and the limits.
  */
 
 import type { Server as HttpsServer } from 'node:https';
-import { performance } from 'node:perf_hooks';
-import Fastify, {
-  type FastifyError,
-  type FastifyHttpsOptions,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-  type FastifySchemaValidationError,
-  type FastifyServerOptions,
-  LogController,
-} from 'fastify';
+import Fastify, { type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import type { Logger } from 'pino';
-import { Compile } from 'typebox/compile';
+import type { OffThreadDigester } from '../change/digest.ts';
 import type { ConfigSnapshot } from '../config/store.ts';
-import { decide } from '../decision/decide.ts';
-import type { OffThreadDigester } from '../decision/digest.ts';
 import { type NamespaceView, NO_CLUSTER_VIEW } from '../decision/gate.ts';
-import { cannotJudgeVerdict, type Verdict } from '../decision/verdict.ts';
-import { describeError } from '../errors.ts';
-import {
-  type AdmissionRequest,
-  AdmissionReviewSchema,
-  type AdmissionReviewWire,
-  admissionReviewResponse,
-  objectName,
-  toAdmissionRequest,
-} from '../kubernetes/admission.ts';
-import { qualifiedResource } from '../kubernetes/objects.ts';
-import { type ClientLimitOptions, ClientLimits, DEFAULT_CLIENT_LIMITS, MIB, parsedSizeEstimate, timeoutOptions } from './limits.ts';
-import { createMetrics, type TwokeyMetrics } from './metrics.ts';
+import type { Verdict } from '../decision/verdict.ts';
+import type { AdmissionRequest } from '../kubernetes/admission.ts';
+import { health } from './health.ts';
+import { type ClientLimitOptions, ClientLimits, DEFAULT_CLIENT_LIMITS, MIB, timeoutOptions } from './limits.ts';
+import { createMetrics, metricsRoute, type TwokeyMetrics } from './metrics.ts';
+import { reviews } from './reviews.ts';
 
 /** The largest review kube-apiserver sends: its object and old object at 3 MiB each, and 1 MiB for the rest (README, "Limits"). */
 export const DEFAULT_BODY_LIMIT = 7 * MIB;
@@ -74,48 +56,8 @@ declare module 'fastify' {
   }
 }
 
-/** A Status body, which kube-apiserver quotes when a webhook answers with an HTTP error. */
-function statusBody(code: number, reason: string, message: string) {
-  return {
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Failure',
-    message: `twokey: ${message}`,
-    reason,
-    code,
-  };
-}
-
-type SchemaIssue = {
-  instancePath?: string;
-  message?: string;
-  keyword?: string;
-};
-
-function describeSchemaIssues(issues: readonly SchemaIssue[]): string {
-  const lines = issues.slice(0, 5).map((issue) => {
-    const at = issue.instancePath ? issue.instancePath.replace(/^\//, '').replaceAll('/', '.') : '(body)';
-    if (at === 'apiVersion')
-      return 'apiVersion must be admission.k8s.io/v1 (twokey serves AdmissionReview v1 only: set admissionReviewVersions: [v1])';
-    if (at === 'kind') return 'kind must be AdmissionReview';
-    if (issue.keyword === 'required' && at === 'request') return `request ${issue.message ?? 'is incomplete'}`;
-    return `${at} ${issue.message ?? 'is invalid'}`;
-  });
-  return `the body is not an AdmissionReview v1: ${[...new Set(lines)].join('; ')}`;
-}
-
-/** Why approvals did not count, for the decision log line: bounded however many annotations came. */
-function loggedReasons(reports: readonly { key: string; code?: string }[]): string[] {
-  const reasons = reports.slice(0, 20).map((a) => `${a.key}: ${a.code}`);
-  if (reports.length > reasons.length) reasons.push(`... ${reports.length - reasons.length} more`);
-  return reasons;
-}
-
 export function buildApp(options: TwokeyAppOptions): FastifyInstance {
   const metrics = options.metrics ?? createMetrics({ defaultMetrics: false });
-  const clock = options.clock ?? (() => Date.now() / 1000);
-  const namespaces = options.namespaces ?? NO_CLUSTER_VIEW;
   let draining = false;
 
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
@@ -128,7 +70,6 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
     // A review that reaches a closing server is still judged (an HTTP 503 would refuse it).
     return503OnClosing: false,
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
-    schemaErrorFormatter: (errors) => new Error(describeSchemaIssues(errors as SchemaIssue[])),
   };
   const app = (options.https
     ? Fastify({ ...serverOptions, ...timeoutOptions(options.https) } as FastifyHttpsOptions<HttpsServer>)
@@ -139,62 +80,6 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
     draining = true;
   });
 
-  // Route schemas are TypeBox (JSON Schema) checked by TypeBox's compiler: no coercion, no defaults.
-  app.setValidatorCompiler(({ schema }) => {
-    const validator = Compile(schema as Parameters<typeof Compile>[0]);
-    return (data: unknown) =>
-      validator.Check(data)
-        ? { value: data }
-        : {
-            error: validator.Errors(data) as unknown as FastifySchemaValidationError[],
-          };
-  });
-
-  // Reviews are parsed only when their estimated size as JavaScript values fits what the reviews
-  // being judged leave: a hostile JSON text can grow twenty times its size (README, "Limits").
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-    const text = body as Buffer;
-    limits.admitParse(request.raw, parsedSizeEstimate(text)).then(
-      (admitted) =>
-        admitted
-          ? parseJson(request, text.toString('utf8'), done)
-          : done(
-              Object.assign(new Error('the review would take more memory than the server gives all reviews being judged'), {
-                statusCode: 413,
-                code: 'TWOKEY_REVIEW_TOO_LARGE_PARSED',
-              }),
-              undefined,
-            ),
-      (error: unknown) => done(error as Error, undefined),
-    );
-  });
-
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const code = error.statusCode ?? 500;
-    if (code >= 500) {
-      request.log.error({ err: error }, 'request failed');
-      return reply.code(500).send(statusBody(500, 'InternalError', 'internal error'));
-    }
-    const bodyError = error.validation !== undefined || (error.code ?? '').startsWith('FST_ERR_CTP') || error.code === 'FST_ERR_VALIDATION';
-    const status = code === 413 ? 413 : 400;
-    const message =
-      error.validation !== undefined
-        ? error.message
-        : error.code === 'TWOKEY_REVIEW_TOO_LARGE_PARSED'
-          ? `${error.message} (its JSON holds too many objects and arrays for its size)`
-          : code === 413
-            ? `the body is larger than the server's limit of ${bodyLimit} bytes`
-            : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-              ? 'the body must be an AdmissionReview v1 sent as application/json'
-              : `the body is not an AdmissionReview v1: ${error.message}`;
-    metrics.badRequests.inc({
-      reason: bodyError ? (status === 413 ? 'too-large' : 'not-a-review') : 'other',
-    });
-    request.log.warn({ status, error: message }, 'bad admission request');
-    return reply.code(status).send(statusBody(status, status === 413 ? 'RequestEntityTooLarge' : 'BadRequest', message));
-  });
-
   // While draining, every answer closes its connection, so the apiserver's next review opens one
   // to a pod that is staying.
   app.addHook('onSend', (_request, reply, payload, done) => {
@@ -202,98 +87,25 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
     done(null, payload);
   });
 
-  app.setNotFoundHandler((request, reply) => {
-    reply
-      .code(404)
-      .send(statusBody(404, 'NotFound', `no route ${request.method} ${request.url.split('?')[0]}; reviews go to POST /validate`));
+  app.register(reviews, {
+    config: options.config,
+    namespaces: options.namespaces ?? NO_CLUSTER_VIEW,
+    metrics,
+    limits,
+    bodyLimit,
+    clock: options.clock ?? (() => Date.now() / 1000),
+    ...(options.offThread ? { offThread: options.offThread } : {}),
+    ...(options.onDecision ? { onDecision: options.onDecision } : {}),
   });
-
-  const judge = (route: '/validate' | '/validate/critical') => {
-    const forceCritical = route === '/validate/critical';
-    return async (request: FastifyRequest<{ Body: AdmissionReviewWire }>, reply: FastifyReply) => {
-      const started = performance.now();
-      const admission = toAdmissionRequest(request.body);
-      let verdict: Verdict;
-      const snapshot = options.config.current();
-      if (snapshot === undefined) {
-        verdict = cannotJudgeVerdict('the policy and keys are not loaded yet');
-      } else {
-        try {
-          verdict = await decide(admission, {
-            ...snapshot,
-            namespaces,
-            forceCritical,
-            now: clock(),
-            ...(options.offThread ? { offThread: options.offThread } : {}),
-          });
-        } catch (error) {
-          // decide() does not throw; this is the last line that keeps an error from admitting.
-          verdict = cannotJudgeVerdict(`internal error (${describeError(error)})`);
-        }
-      }
-      const answer = admissionReviewResponse(admission.uid, verdict);
-      const durationMs = performance.now() - started;
-      const verdictLabel = verdict.allowed ? 'admitted' : 'refused';
-      metrics.reviews.inc({
-        verdict: verdictLabel,
-        action: verdict.action ?? 'none',
-        dry_run: String(admission.dryRun),
-        route,
-      });
-      metrics.decisionSeconds.observe({ verdict: verdictLabel }, durationMs / 1000);
-      const notCounted = verdict.approvals.filter((a) => a.status !== 'counted');
-      for (const report of notCounted) metrics.notCounted.inc({ code: report.code ?? 'other' });
-      // A kid the issuer's JWKS lacks may be a rotation: fetch that issuer's keys again, in the background.
-      for (const issuer of new Set(notCounted.flatMap((a) => (a.unknownKidOf ? [a.unknownKidOf] : [])))) {
-        options.config.requestRefresh?.(issuer);
-      }
-      request.log.info(
-        {
-          uid: admission.uid,
-          user: admission.user.username,
-          operation: admission.operation,
-          resource: qualifiedResource(admission.resource),
-          subResource: admission.subResource || undefined,
-          namespace: admission.namespace || undefined,
-          name: objectName(admission) || undefined,
-          dryRun: admission.dryRun,
-          route,
-          action: verdict.action,
-          verdict: verdictLabel,
-          summary: verdict.summary,
-          reasons: notCounted.length ? loggedReasons(notCounted) : undefined,
-          change: verdict.change,
-          approvers: verdict.approvers,
-          digest: verdict.digest,
-          // A request gated as several actions: each one's digest, change and approvers.
-          aspects: verdict.aspects.length > 1 ? verdict.aspects : undefined,
-          durationMs: Math.round(durationMs * 1000) / 1000,
-        },
-        'admission decision',
-      );
-      if (options.onDecision) {
-        const notify = options.onDecision;
-        reply.raw.once('finish', () => setImmediate(() => notify(admission, verdict)));
-      }
-      return reply.send(answer);
-    };
-  };
-
-  const reviewRoute = { schema: { body: AdmissionReviewSchema } };
-  app.post('/validate', reviewRoute, judge('/validate'));
-  app.post('/validate/critical', reviewRoute, judge('/validate/critical'));
-
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
-    const reasons = draining ? ['shutting down'] : [];
-    if (!options.config.current()) reasons.push('no policy loaded');
-    for (const check of options.readiness ?? []) reasons.push(...check.notReady());
-    metrics.ready.set(reasons.length === 0 ? 1 : 0);
-    return reasons.length === 0 ? { status: 'ready' } : reply.code(503).send({ status: 'not ready', reasons });
+  app.register(health, {
+    notReady: () => {
+      const reasons = draining ? ['shutting down'] : [];
+      if (!options.config.current()) reasons.push('no policy loaded');
+      for (const check of options.readiness ?? []) reasons.push(...check.notReady());
+      return reasons;
+    },
+    observeReady: (ready) => metrics.ready.set(ready ? 1 : 0),
   });
-  app.get('/metrics', async (_request, reply) => {
-    reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  app.register(metricsRoute, { registry: metrics.registry });
   return app;
 }

@@ -1,6 +1,8 @@
 /**
- * Prometheus metrics. One registry per server, so tests and the benchmark can run several.
+ * Prometheus metrics, and the route that serves them. One registry per server, so tests and the
+ * benchmark can run several.
  */
+import type { FastifyPluginCallback } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface TwokeyMetrics {
@@ -83,3 +85,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Twoke
     }),
   };
 }
+
+/** GET /metrics: the registry in Prometheus text format. */
+export const metricsRoute: FastifyPluginCallback<{ readonly registry: Registry }> = (app, options, done) => {
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', options.registry.contentType);
+    return options.registry.metrics();
+  });
+  done();
+};

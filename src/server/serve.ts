@@ -6,16 +6,17 @@ import type { AddressInfo } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { DigestWorker } from '../change/digest-worker.ts';
 import { ConfigStore } from '../config/store.ts';
 import type { FilePoller } from '../config/watch.ts';
-import { DigestWorker } from '../decision/digest-worker.ts';
 import type { NamespaceView } from '../decision/gate.ts';
 import type { Verdict } from '../decision/verdict.ts';
 import { describeError } from '../errors.ts';
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
 import { buildApp, type ReadinessCheck } from './app.ts';
+import { health } from './health.ts';
 import { type ClientLimitOptions, ClientLimits, MIB, timeoutOptions } from './limits.ts';
-import { createMetrics, type TwokeyMetrics } from './metrics.ts';
+import { createMetrics, metricsRoute, type TwokeyMetrics } from './metrics.ts';
 import { readTlsFiles, type TlsFiles, type TlsMaterial, watchTlsFiles } from './tls.ts';
 
 /** What a cluster connection adds to the server: namespace labels, readiness, events. */
@@ -40,7 +41,8 @@ const METRICS_CLIENT_LIMITS: ClientLimitOptions = {
 
 export interface ServeOptions {
   readonly policyPath: string;
-  readonly tls?: TlsFiles;
+  /** The serving certificate: files, read now and again whenever they change, or material held in memory. */
+  readonly tls: TlsFiles | TlsMaterial;
   readonly host: string;
   readonly port: number;
   readonly logger: Logger;
@@ -60,17 +62,8 @@ export interface RunningServer {
   readonly url: string;
   readonly port: number;
   readonly metricsUrl?: string;
-  /** The CA a client must trust when the server made its own certificate. */
-  readonly generatedCa?: string;
   /** Stops reporting ready, waits `drainMs`, then closes after in-flight reviews finish. */
   shutdown(drainMs?: number): Promise<void>;
-}
-
-async function ephemeralTls(): Promise<TlsMaterial & { ca: string }> {
-  const { createCertificateAuthority, issueServingCertificate } = await import('../dev/certificates.ts');
-  const ca = await createCertificateAuthority('twokey ephemeral CA', 30);
-  const serving = await issueServingCertificate(ca, { dns: ['localhost'], ips: ['127.0.0.1', '::1'] }, 30);
-  return { cert: serving.certPem, key: serving.keyPem, ca: serving.caPem };
 }
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
@@ -99,16 +92,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   await store.start();
   for (const reason of store.notReady()) logger.warn({ reason }, 'not ready yet');
 
-  let tls: TlsMaterial;
-  let generatedCa: string | undefined;
-  if (options.tls) {
-    tls = await readTlsFiles(options.tls);
-  } else {
-    const ephemeral = await ephemeralTls();
-    tls = ephemeral;
-    generatedCa = ephemeral.ca;
-    logger.warn('no --tls-cert/--tls-key given: serving with a throwaway self-signed certificate for localhost');
-  }
+  const tlsFiles = 'certPath' in options.tls ? options.tls : undefined;
+  const tls = 'certPath' in options.tls ? await readTlsFiles(options.tls) : options.tls;
 
   const cluster = options.cluster ? await options.cluster({ logger, metrics }) : undefined;
   // Large specs are canonicalised on a worker thread, started by the first one and stopped when idle.
@@ -140,16 +125,14 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   if (options.metricsPort !== undefined) {
     metricsApp = Fastify({ logger: false, bodyLimit: METRICS_BODY_LIMIT, ...timeoutOptions() });
     new ClientLimits(METRICS_CLIENT_LIMITS, METRICS_BODY_LIMIT, (limit) => metrics.shed.inc({ limit })).guard(metricsApp, false);
-    metricsApp.get('/metrics', async (_request, reply) =>
-      reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
-    );
-    metricsApp.get('/healthz', async () => ({ status: 'ok' }));
+    metricsApp.register(metricsRoute, { registry: metrics.registry });
+    metricsApp.register(health, {});
     await metricsApp.listen({ host: options.host, port: options.metricsPort });
   }
 
   let tlsPoller: FilePoller | undefined;
-  if (options.tls) {
-    tlsPoller = await watchTlsFiles(app.server as unknown as TlsServer, options.tls, pollIntervalMs, {
+  if (tlsFiles) {
+    tlsPoller = await watchTlsFiles(app.server as unknown as TlsServer, tlsFiles, pollIntervalMs, {
       reloaded() {
         metrics.reloads.inc({ kind: 'tls', result: 'ok' });
         logger.info('TLS certificate reloaded');
@@ -170,7 +153,6 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     store,
     port,
     url: `https://${host}:${port}`,
-    ...(generatedCa ? { generatedCa } : {}),
     ...(metricsApp ? { metricsUrl: `http://${host}:${(metricsApp.server.address() as AddressInfo).port}/metrics` } : {}),
     shutdown(drainMs = 0) {
       shuttingDown ??= (async () => {

@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isJsonObject, type JsonObject } from '../../src/kubernetes/objects.ts';
+import { isJsonObject, type JsonObject } from '../../src/json.ts';
 import { parsePolicy } from '../../src/policy/load.ts';
 import { DEFAULT_BODY_LIMIT } from '../../src/server/app.ts';
 import { DEFAULT_CLIENT_LIMITS, MIB } from '../../src/server/limits.ts';
@@ -91,7 +91,7 @@ describe.each(valueSets)('the chart with %s', (set) => {
     }
   });
 
-  it('routes each entry to the right path and selects namespaces as the contract says', () => {
+  it('routes each entry to the right path and selects namespaces as the chart README says', () => {
     const byName = Object.fromEntries(webhooks.map((w) => [w.name, w]));
     const path = (name: string) => at(byName[name], 'clientConfig', 'service', 'path');
     expect(path('workloads.twokey.dev')).toBe('/validate/critical');

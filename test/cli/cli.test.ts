@@ -1,5 +1,6 @@
 /**
- * The `twokey` command, run as a user runs it.
+ * The `twokey` command with real files, standard input and exit codes, run in this process as
+ * bin/twokey.js runs it.
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -8,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { mintApproval, parsePrivateJwk } from '../../src/keys/signing.ts';
-import { runCli } from '../support/cli.ts';
+import { twokey } from '../support/cli.ts';
 import { bindingFor } from '../support/world.ts';
 
 /** Sorted-key JSON: RFC 8785 for ASCII member names and integers, written independently of src. */
@@ -36,23 +37,23 @@ afterAll(async () => {
 
 describe('help and usage', () => {
   it.each(['serve', 'keygen', 'digest', 'approve', 'check', 'demo'])('%s --help exits 0', async (command) => {
-    const result = await runCli([command, '--help']);
+    const result = await twokey([command, '--help']);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`Usage: twokey ${command}`);
   });
 
   it('exits 2 on a malformed number', async () => {
-    const result = await runCli(['serve', '--config', 'x.yaml', '--body-limit-mib', 'lots']);
+    const result = await twokey(['serve', '--config', 'x.yaml', '--body-limit-mib', 'lots']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('expected a positive whole number');
   });
 
   it('exits 2 on unknown commands, unknown options and missing options, naming them', async () => {
-    expect((await runCli(['launch'])).code).toBe(2);
-    const unknown = await runCli(['digest', '-f', 'x', '--frobnicate']);
+    expect((await twokey(['launch'])).code).toBe(2);
+    const unknown = await twokey(['digest', '-f', 'x', '--frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("unknown option '--frobnicate'");
-    const missing = await runCli(['approve', '--issuer', 'x']);
+    const missing = await twokey(['approve', '--issuer', 'x']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("required option '--private-key <jwk>' not specified");
   });
@@ -60,7 +61,7 @@ describe('help and usage', () => {
 
 describe('the change system flow: keygen, digest, approve, check', () => {
   beforeAll(async () => {
-    const keygen = await runCli([
+    const keygen = await twokey([
       'keygen',
       '--issuer',
       'https://change.example.com',
@@ -90,7 +91,7 @@ describe('the change system flow: keygen, digest, approve, check', () => {
 
   it('keygen --force replaces a key and leaves it readable by its owner only', async () => {
     await writeFile(path('loose.jwk.json'), 'old', { mode: 0o644 });
-    const result = await runCli([
+    const result = await twokey([
       'keygen',
       '--issuer',
       'i',
@@ -105,10 +106,10 @@ describe('the change system flow: keygen, digest, approve, check', () => {
   });
 
   it('keygen refuses to overwrite a key, and makes ES256 keys on request', async () => {
-    const again = await runCli(['keygen', '--issuer', 'i', '--private-key', path('private.jwk.json'), '--jwks', path('other.json')]);
+    const again = await twokey(['keygen', '--issuer', 'i', '--private-key', path('private.jwk.json'), '--jwks', path('other.json')]);
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('exists; pass --force');
-    const es = await runCli([
+    const es = await twokey([
       'keygen',
       '--issuer',
       'i',
@@ -123,8 +124,8 @@ describe('the change system flow: keygen, digest, approve, check', () => {
     expect(JSON.parse(await readFile(path('es.jwk.json'), 'utf8'))).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256' });
   });
 
-  it('digest prints one line per object with the contract digest', async () => {
-    const result = await runCli(['digest', '-f', 'examples/deployment.yaml']);
+  it('digest prints one line per object with the digest the README defines', async () => {
+    const result = await twokey(['digest', '-f', 'examples/deployment.yaml']);
     expect(result.code).toBe(0);
     const manifest = parse(await readFile('examples/deployment.yaml', 'utf8'));
     const { replicas: _r, ...spec } = manifest.spec;
@@ -135,7 +136,7 @@ describe('the change system flow: keygen, digest, approve, check', () => {
   it('digest reads stdin, several documents, and the default namespace', async () => {
     const input =
       'apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec: {replicas: 1}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: team-a, uid: u-1}\n';
-    const result = await runCli(['digest', '-f', '-', '-n', 'team-b'], { input });
+    const result = await twokey(['digest', '-f', '-', '-n', 'team-b'], { input });
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(
       `${sha(canonical({ action: 'deploy', resource: 'statefulsets.apps', namespace: 'team-b', name: 'db', spec: {} }))}  statefulsets.apps team-b/db\n` +
@@ -145,7 +146,7 @@ describe('the change system flow: keygen, digest, approve, check', () => {
   });
 
   it('digest exits 2 naming the object when a delete digest has no uid to bind', async () => {
-    const result = await runCli(['digest', '-f', 'examples/deployment.yaml', '--action', 'delete']);
+    const result = await twokey(['digest', '-f', 'examples/deployment.yaml', '--action', 'delete']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('deployments.apps payments/api has no metadata.uid');
   });
@@ -158,7 +159,7 @@ describe('the change system flow: keygen, digest, approve, check', () => {
       { apiVersion: 'example.com/v1', kind: 'Database', name: 'archive-db', uid: 'uid-archive' },
     ];
     await writeFile(path('handover.json'), JSON.stringify(next));
-    const result = await runCli(['digest', '--action', 'unprotect', '-f', path('handover.json')]);
+    const result = await twokey(['digest', '--action', 'unprotect', '-f', path('handover.json')]);
     expect(result.code, result.stderr).toBe(0);
     const expected = sha(
       canonical({
@@ -182,21 +183,21 @@ describe('the change system flow: keygen, digest, approve, check', () => {
     });
     next.metadata.ownerReferences = [{ apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost' }];
     await writeFile(path('broken-owner.json'), JSON.stringify(next));
-    const broken = await runCli(['digest', '--action', 'unprotect', '-f', path('broken-owner.json')]);
+    const broken = await twokey(['digest', '--action', 'unprotect', '-f', path('broken-owner.json')]);
     expect(broken.code).toBe(2);
     expect(broken.stderr).toContain('deployments.apps payments/api: metadata.ownerReferences[0].uid is missing');
   });
 
   it('digest exits 2 on a file that is not YAML, or missing', async () => {
     await writeFile(path('broken.yaml'), 'kind: [unclosed');
-    expect((await runCli(['digest', '-f', path('broken.yaml')])).stderr).toContain('is not valid YAML');
-    const missing = await runCli(['digest', '-f', path('nope.yaml')]);
+    expect((await twokey(['digest', '-f', path('broken.yaml')])).stderr).toContain('is not valid YAML');
+    const missing = await twokey(['digest', '-f', path('nope.yaml')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('cannot read');
   });
 
   async function approve(approver: string, extra: string[] = []): Promise<string> {
-    const result = await runCli([
+    const result = await twokey([
       'approve',
       '--private-key',
       path('private.jwk.json'),
@@ -226,7 +227,7 @@ describe('the change system flow: keygen, digest, approve, check', () => {
   }
 
   it('check refuses without approvals (exit 1) and prints the refusal as kubectl would', async () => {
-    const result = await runCli(['check', '--config', path('policy.yaml'), '-f', 'examples/deployment.yaml', '--user', 'alice']);
+    const result = await twokey(['check', '--config', path('policy.yaml'), '-f', 'examples/deployment.yaml', '--user', 'alice']);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(
       /^Error from server \(Forbidden\): error when creating "examples\/deployment.yaml": admission webhook "workloads.twokey.dev" denied the request: twokey: deploy of deployments.apps payments\/api refused: 0 of 2/,
@@ -236,10 +237,10 @@ describe('the change system flow: keygen, digest, approve, check', () => {
   it('check admits two approvals minted by twokey approve (exit 0), and refuses one', async () => {
     const bob = await approve('bob@example.com');
     const carol = await approve('carol@example.com');
-    const admitted = await runCli(['check', '--config', path('policy.yaml'), '-f', await annotated({ bob, carol }), '--user', 'alice']);
+    const admitted = await twokey(['check', '--config', path('policy.yaml'), '-f', await annotated({ bob, carol }), '--user', 'alice']);
     expect(admitted.code, admitted.stdout + admitted.stderr).toBe(0);
     expect(admitted.stdout).toContain('deployments.apps payments/api: admitted');
-    const one = await runCli(['check', '--config', path('policy.yaml'), '-f', await annotated({ bob }), '--user', 'alice', '-o', 'json']);
+    const one = await twokey(['check', '--config', path('policy.yaml'), '-f', await annotated({ bob }), '--user', 'alice', '-o', 'json']);
     expect(one.code).toBe(1);
     expect(JSON.parse(one.stdout)[0]).toMatchObject({
       object: 'deployments.apps payments/api',
@@ -252,10 +253,10 @@ describe('the change system flow: keygen, digest, approve, check', () => {
   it('check refuses a self-approval, and judges an UPDATE against --old', async () => {
     const alice = await approve('alice');
     const bob = await approve('bob@example.com');
-    const self = await runCli(['check', '--config', path('policy.yaml'), '-f', await annotated({ alice, bob }), '--user', 'alice']);
+    const self = await twokey(['check', '--config', path('policy.yaml'), '-f', await annotated({ alice, bob }), '--user', 'alice']);
     expect(self.code).toBe(1);
     expect(self.stdout).toContain('approval.twokey.dev/alice: approver "alice" is the user making this request');
-    const metadataOnly = await runCli([
+    const metadataOnly = await twokey([
       'check',
       '--config',
       path('policy.yaml'),
@@ -299,13 +300,13 @@ describe('the change system flow: keygen, digest, approve, check', () => {
       await writeFile(path(name), JSON.stringify(annotated));
       return ['check', '--config', path('policy.yaml'), '-f', path(name), '--old', path('live.json'), '--user', 'alice'];
     };
-    const refused = await runCli(await withTokens('next-unprotect.json'));
+    const refused = await twokey(await withTokens('next-unprotect.json'));
     expect(refused.code).toBe(1);
     expect(refused.stdout).toContain('twokey: deploy+unprotect of deployments.apps payments/api refused');
     expect(refused.stdout).toMatch(/The deploy needs approvals bound to digest sha256:[0-9a-f]{64}: 0 of 2 required approvals\./);
     tokens['bob-deploy'] = await mint('bob', 'deploy');
     tokens['carol-deploy'] = await mint('carol', 'deploy');
-    const admitted = await runCli(await withTokens('next-both.json'));
+    const admitted = await twokey(await withTokens('next-both.json'));
     expect(admitted.code, admitted.stdout).toBe(0);
     expect(admitted.stdout).toContain(
       'deployments.apps payments/api: admitted (admitted: deploy+unprotect of deployments.apps payments/api: ',
@@ -317,7 +318,7 @@ describe('the change system flow: keygen, digest, approve, check', () => {
     manifest.metadata.namespace = 'team-a';
     manifest.metadata.labels['twokey.dev/critical'] = 'True';
     await writeFile(path('look-alike.json'), JSON.stringify(manifest));
-    const result = await runCli(['check', '--config', path('policy.yaml'), '-f', path('look-alike.json'), '--user', 'alice']);
+    const result = await twokey(['check', '--config', path('policy.yaml'), '-f', path('look-alike.json'), '--user', 'alice']);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(
       'Warning: twokey: label twokey.dev/critical is "True", not "true": it does not make this Deployment critical\n',
@@ -355,21 +356,21 @@ describe('the change system flow: keygen, digest, approve, check', () => {
       '-f',
       'examples/deployment.yaml',
     ];
-    const digest = await runCli([...base, '--approver', 'bob', '--digest', 'sha256:XYZ']);
+    const digest = await twokey([...base, '--approver', 'bob', '--digest', 'sha256:XYZ']);
     expect(digest.code).toBe(2);
     expect(digest.stderr).toContain('expected sha256: followed by 64 lowercase hex digits');
-    const approver = await runCli([...base, '--approver', 'bob smith']);
+    const approver = await twokey([...base, '--approver', 'bob smith']);
     expect(approver.code).toBe(2);
     expect(approver.stderr).toContain('--approver "bob smith" is not a valid identity');
     // No webhook ever gates a deploy of a Namespace: such a token could never count.
-    const namespace = await runCli([...base.slice(0, -1), 'examples/namespace.yaml', '--approver', 'bob', '--action', 'deploy']);
+    const namespace = await twokey([...base.slice(0, -1), 'examples/namespace.yaml', '--approver', 'bob', '--action', 'deploy']);
     expect(namespace.code).toBe(2);
     expect(namespace.stderr).toContain('a namespace is not deployed');
   });
 
   it('check exits 2 on an invalid policy, naming the field', async () => {
     await writeFile(path('bad-policy.yaml'), 'cluster: x\nissuers: [{issuer: a, jwksFile: jwks.json}]\napprovals: {required: 1}\n');
-    const result = await runCli(['check', '--config', path('bad-policy.yaml'), '-f', 'examples/deployment.yaml']);
+    const result = await twokey(['check', '--config', path('bad-policy.yaml'), '-f', 'examples/deployment.yaml']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('approvals.required: must be >= 2');
   });
@@ -377,7 +378,7 @@ describe('the change system flow: keygen, digest, approve, check', () => {
 
 describe('demo', () => {
   it('walks through the story and exits 0', async () => {
-    const result = await runCli(['demo'], { timeoutMs: 30_000 });
+    const result = await twokey(['demo']);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain('refused: 0 of 2 required approvals');
     expect(result.stdout).toContain('refused: 1 of 2 required approvals');

@@ -1,5 +1,6 @@
 /**
- * `twokey serve` as a process: starts, answers, reloads its certificate, drains on SIGTERM.
+ * `twokey serve` as a process: starts, answers, reloads its certificate, drains on SIGTERM. What
+ * is refused before anything starts, and the probe a client runs, are run in this process.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -9,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueServingCertificate } from '../../src/dev/certificates.ts';
 import { callWebhook } from '../../src/kubernetes/webhook-client.ts';
-import { runCli, serveCli as serve } from '../support/cli.ts';
+import { runCli, serveCli as serve, twokey } from '../support/cli.ts';
 import { endpointOf, eventually, SERVICE_NAME, type ServerFiles, serverFiles } from '../support/files.ts';
 import { admissionReview, deployment, makeIssuer } from '../support/world.ts';
 
@@ -51,7 +52,7 @@ describe('twokey serve', () => {
       expect((await callWebhook(endpoint, admissionReview({ operation: 'CREATE', object: deployment() }))).kind).toBe('denied');
 
       await writeFile(join(files.dir, 'ca.crt'), files.ca.certPem);
-      const probe = await runCli([
+      const probe = await twokey([
         'probe',
         '--url',
         `https://127.0.0.1:${served.port}`,
@@ -64,7 +65,7 @@ describe('twokey serve', () => {
       expect(probe.stdout).toBe(
         'ok   POST /validate admits a Deployment that is not critical\nok   POST /validate/critical refuses a critical Deployment without approvals\n',
       );
-      const wrongName = await runCli([
+      const wrongName = await twokey([
         'probe',
         '--url',
         `https://127.0.0.1:${served.port}`,
@@ -138,13 +139,13 @@ describe('twokey serve', () => {
     [['--max-connections-per-peer', '2000'], '--max-connections-per-peer cannot exceed --max-connections'],
     [['--body-limit-mib', '40'], '--body-limit-mib cannot exceed --body-memory-per-peer-mib'],
   ])('exits 2 when the client limits contradict each other (%s), naming the options', async (limits, message) => {
-    const result = await runCli(['serve', '--config', files.policy, ...limits]);
+    const result = await twokey(['serve', '--config', files.policy, ...limits]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(message);
   });
 
   it('names the client limits and their defaults in --help', async () => {
-    const { stdout } = await runCli(['serve', '--help']);
+    const { stdout } = await twokey(['serve', '--help']);
     for (const [option, value] of [
       ['--body-limit-mib <n>', 7],
       ['--max-connections <n>', 1024],
@@ -156,7 +157,7 @@ describe('twokey serve', () => {
   });
 
   it('exits 2 when only one of --tls-cert and --tls-key is given', async () => {
-    const result = await runCli(['serve', '--config', files.policy, '--tls-cert', files.cert]);
+    const result = await twokey(['serve', '--config', files.policy, '--tls-cert', files.cert]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('--tls-cert and --tls-key go together');
   });

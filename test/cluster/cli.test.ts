@@ -1,14 +1,14 @@
 /**
- * The CLI against a cluster: digest --server, check --server and scan, run as processes against
+ * The CLI against a cluster: digest --server, check --server and scan, run in this process against
  * the test API server, which calls a real twokey webhook for its dry runs.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonicalDigest, deploySpec, digestOf } from '../../src/decision/digest.ts';
-import type { JsonObject } from '../../src/kubernetes/objects.ts';
+import { canonicalDigest, deploySpec, digestOf } from '../../src/change/digest.ts';
+import type { JsonObject } from '../../src/json.ts';
 import type { RunningServer } from '../../src/server/serve.ts';
-import { runCli } from '../support/cli.ts';
+import { twokey as runTwokey } from '../support/cli.ts';
 import { applyDefaults, FakeKube } from '../support/fake-kube.ts';
 import { SERVICE_NAME, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';
 import { approve, bindingFor, deployment, type Issuer, makeIssuer, withAnnotations } from '../support/world.ts';
@@ -43,7 +43,7 @@ afterAll(async () => {
   await files?.cleanup();
 });
 
-const twokey = (...args: string[]) => runCli([...args, '--kubeconfig', kubeconfig]);
+const twokey = (...args: string[]) => runTwokey([...args, '--kubeconfig', kubeconfig]);
 
 describe('twokey digest --server', () => {
   it('prints the digest the webhook computes, server defaults included, taken from its refusal', async () => {
@@ -52,7 +52,7 @@ describe('twokey digest --server', () => {
     const [digest, resource, where] = result.stdout.trim().split(/\s+/);
     expect(resource).toBe('deployments.apps');
     expect(where).toBe('payments/api');
-    const local = (await runCli(['digest', '-f', manifest, '-n', 'payments'])).stdout.split(' ')[0];
+    const local = (await runTwokey(['digest', '-f', manifest, '-n', 'payments'])).stdout.split(' ')[0];
     expect(digest).not.toBe(local);
     const dryRuns = kube.requests.filter((r) => r.startsWith('PATCH /apis/apps/v1/namespaces/payments/deployments/api?dryRun=All'));
     expect(dryRuns.length).toBeGreaterThan(0);
@@ -120,7 +120,7 @@ describe('twokey digest --server', () => {
   it('exits 2 naming the object when the cluster cannot be reached', async () => {
     const broken = join(files.dir, 'broken-kubeconfig');
     await writeFile(broken, (await import('node:fs')).readFileSync(kubeconfig, 'utf8').replace(/127\.0\.0\.1:\d+/, '127.0.0.1:1'));
-    const result = await runCli(['digest', '--server', '-f', manifest, '--kubeconfig', broken]);
+    const result = await runTwokey(['digest', '--server', '-f', manifest, '--kubeconfig', broken]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/PATCH \/apis\/apps\/v1\/namespaces\/payments\/deployments\/api on 127\.0\.0\.1:1 failed/);
   });
@@ -138,7 +138,7 @@ describe('twokey check --server', () => {
     const digest = (await twokey('digest', '--server', '-f', manifest)).stdout.split(' ')[0] as string;
     const tokens: string[] = [];
     for (const approver of ['bob@example.com', 'carol@example.com']) {
-      const minted = await runCli([
+      const minted = await runTwokey([
         'approve',
         '--private-key',
         join(files.dir, 'private.jwk.json'),
@@ -308,7 +308,7 @@ describe('twokey scan and look-alike critical labels', () => {
       };
       await approvedIn({ 'twokey.dev/critical': '1' });
       const config = await own.writeKubeconfig(join(files.dir, 'kubeconfig-look-alike'));
-      const found = await runCli(['scan', '--config', files.policy, '-o', 'json', '--kubeconfig', config]);
+      const found = await runTwokey(['scan', '--config', files.policy, '-o', 'json', '--kubeconfig', config]);
       expect(found.code, found.stderr).toBe(1);
       expect(JSON.parse(found.stdout)).toEqual([
         {
@@ -351,7 +351,7 @@ describe('twokey scan and look-alike critical labels', () => {
       own.putNamespace('typo', { 'twokey.dev/critical': 'false' });
       own.putObject(deployment({ name: 'api', namespace: 'sandbox', labels: { 'twokey.dev/critical': 'false' } }));
       await approvedIn({});
-      const table = await runCli(['scan', '--config', files.policy, '--kubeconfig', config]);
+      const table = await runTwokey(['scan', '--config', files.policy, '--kubeconfig', config]);
       expect(table.code, table.stdout + table.stderr).toBe(0);
       expect(table.stderr).toContain(
         '2 critical objects, 0 without valid approvals for their current spec, 0 with a critical label that is not "true"',
@@ -371,7 +371,7 @@ describe('an API server at an IPv6 address', () => {
       v6.putObject(deployment({ name: 'api', namespace: 'payments' }));
       const config = await v6.writeKubeconfig(join(files.dir, 'kubeconfig-v6'));
       expect(v6.url).toMatch(/^https:\/\/\[::1\]:\d+$/);
-      const result = await runCli(['scan', '--config', files.policy, '-o', 'json', '--kubeconfig', config]);
+      const result = await runTwokey(['scan', '--config', files.policy, '-o', 'json', '--kubeconfig', config]);
       expect(result.stderr).not.toContain('ENOTFOUND');
       expect(result.code, result.stderr).toBe(1);
       expect(JSON.parse(result.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'api', status: 'unapproved' })]));

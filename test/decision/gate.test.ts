@@ -1,10 +1,10 @@
 /**
- * Which requests are gated (contract section 2), as which action, bound to which digest.
+ * Which requests are gated (README, "What is gated"), as which action, bound to which digest.
  */
 import { describe, expect, it } from 'vitest';
-import { canonicalDigest, deploySpec, digestOf } from '../../src/decision/digest.ts';
+import { canonicalDigest, deploySpec, digestOf } from '../../src/change/digest.ts';
 import { CannotJudge, type Gate, gateRequest, type NamespaceState, NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
-import type { JsonObject } from '../../src/kubernetes/objects.ts';
+import type { JsonObject } from '../../src/json.ts';
 import { deployment, makePolicy, namespaceObject, type ReviewOptions, request, withLabels } from '../support/world.ts';
 
 const policy = makePolicy();
@@ -107,7 +107,7 @@ describe('critical workloads', async () => {
     const subject = { action: 'unprotect', resource: 'deployments.apps', namespace: 'team-a', name: 'api', uid: 'uid-old' } as const;
     const g = await gate({ operation: 'UPDATE', object: unlabelled, oldObject: old });
     expect(action(g)).toBe('unprotect');
-    // The subject written out, as the contract gives it, not through digestOf.
+    // The subject written out, as the README gives it, not through digestOf.
     expect(digest(g)).toBe(canonicalDigest({ ...subject, critical: false, owners: [] }));
     const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: 'o', uid: 'uid-o' };
     const owned = structuredClone(old);

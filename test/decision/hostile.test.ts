@@ -6,12 +6,11 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { digestFromRefusal } from '../../src/cluster/client.ts';
 import { decide } from '../../src/decision/decide.ts';
 import { type NamespaceView, NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
-import type { Verdict } from '../../src/decision/verdict.ts';
+import { type Decision, digestFromRefusal } from '../../src/decision/wording.ts';
+import type { JsonObject } from '../../src/json.ts';
 import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
-import type { JsonObject } from '../../src/kubernetes/objects.ts';
 import { b64url, claims, otherUnusedBits, rawToken, reencodedSignature } from '../support/tokens.ts';
 import {
   approve,
@@ -49,7 +48,7 @@ const ctx = (overrides: Partial<Parameters<typeof decide>[1]> = {}) => ({
   ...overrides,
 });
 
-async function createWith(annotations: Record<string, string>, user = 'deployer@example.com', object: JsonObject = api): Promise<Verdict> {
+async function createWith(annotations: Record<string, string>, user = 'deployer@example.com', object: JsonObject = api): Promise<Decision> {
   return decide(request({ operation: 'CREATE', object: withAnnotations(object, annotations), user }), ctx());
 }
 
@@ -59,7 +58,7 @@ const critical = { 'twokey.dev/critical': 'true' };
 const ghost = { apiVersion: 'example.com/v1', kind: 'Database', name: 'ghost', uid: 'uid-of-nothing' };
 /** A namespace view in which every namespace's deletion has begun. */
 const beingDeleted: NamespaceView = { ...NO_CLUSTER_VIEW, deletion: () => 'deleting' };
-const report = (verdict: Verdict, key: string) => verdict.approvals.find((a) => a.key === key);
+const report = (verdict: Decision, key: string) => verdict.approvals.find((a) => a.key === key);
 const header = (extra: Record<string, unknown> = {}) => ({
   alg: 'EdDSA',
   typ: 'twokey-approval+jwt',

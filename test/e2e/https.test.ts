@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JsonObject } from '../../src/kubernetes/objects.ts';
+import type { JsonObject } from '../../src/json.ts';
 import { callWebhook, kubectlLines, type WebhookOutcome } from '../../src/kubernetes/webhook-client.ts';
 import type { RunningServer } from '../../src/server/serve.ts';
 import { endpointOf, SERVICE_NAME, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';

@@ -1,6 +1,6 @@
 /**
  * The kube-apiserver stand-in must itself be faithful: it checks answers in the apiserver's order
- * and words outcomes as the apiserver and kubectl do (reference sections 3 and 4).
+ * and words outcomes as the apiserver and kubectl do (docs/kube-apiserver.md, "The response" and "Warnings").
  */
 import { type AddressInfo, createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';

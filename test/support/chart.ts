@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { isJsonObject, type JsonObject } from '../../src/kubernetes/objects.ts';
+import { isJsonObject, type JsonObject } from '../../src/json.ts';
 import { ensureTools, HELM } from './tools.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -1,8 +1,12 @@
 /**
- * Runs the `twokey` command as a user would: a separate process, real files, exit codes.
+ * Runs the `twokey` command: in this process with streams of its own, where what is under test
+ * does not need a process of its own (`twokey`), or as a user would, a separate process running
+ * the installed command (`runCli`, `serveCli`), where signals, a real process or its logs matter.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { run } from '../../src/cli/main.ts';
 import { eventually } from './files.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -12,6 +16,26 @@ export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
+}
+
+/** Runs the command in this process, with `input` as its standard input. */
+export async function twokey(args: readonly string[], options: { input?: string } = {}): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const code = await run(args, {
+    stdout: {
+      write: (text: string) => {
+        stdout += text;
+      },
+    },
+    stderr: {
+      write: (text: string) => {
+        stderr += text;
+      },
+    },
+    stdin: Readable.from(options.input === undefined ? [] : [Buffer.from(options.input)]),
+  });
+  return { code, stdout, stderr };
 }
 
 export function startCli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcess {

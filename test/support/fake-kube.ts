@@ -4,7 +4,7 @@
  * events and ERROR 410 Gone for expired resource versions; Event creation and patching; server-
  * side apply and delete with dryRun=All running the validating webhook as kube-apiserver does
  * (routing like the chart: namespaces labelled critical to /validate/critical) and wording its
- * refusal as kube-apiserver does (reference section 3).
+ * refusal as kube-apiserver does (docs/kube-apiserver.md, "The response").
  */
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -12,8 +12,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { createCertificateAuthority, issueServingCertificate } from '../../src/dev/certificates.ts';
+import { isJsonObject, type JsonObject } from '../../src/json.ts';
 import type { Operation } from '../../src/kubernetes/admission.ts';
-import { hasCriticalLabel, isJsonObject, type JsonObject, readMeta, WORKLOADS } from '../../src/kubernetes/objects.ts';
+import { hasCriticalLabel, readMeta, WORKLOADS } from '../../src/kubernetes/objects.ts';
 import { buildAdmissionReview } from '../../src/kubernetes/review-builder.ts';
 import { callWebhook, type WebhookEndpoint } from '../../src/kubernetes/webhook-client.ts';
 

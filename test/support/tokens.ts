@@ -4,7 +4,7 @@
  */
 import { createHmac, createPrivateKey, randomUUID, sign } from 'node:crypto';
 import type { JWK } from 'jose';
-import type { ExpectedBinding } from '../../src/decision/approval.ts';
+import type { Binding } from '../../src/change/claims.ts';
 import { CLUSTER, type Issuer, NOW } from './world.ts';
 
 export const b64url = (data: string | Uint8Array) => Buffer.from(data).toString('base64url');
@@ -59,7 +59,7 @@ export function rawToken(issuer: Issuer, options: RawTokenOptions): string {
 }
 
 /** A valid claims set for a binding; tests override single claims. */
-export function claims(issuer: Issuer, binding: ExpectedBinding, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function claims(issuer: Issuer, binding: Binding, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     iss: issuer.issuer,
     aud: CLUSTER,

@@ -4,13 +4,14 @@
  */
 import { readFileSync } from 'node:fs';
 import type { JWK } from 'jose';
+import type { Binding } from '../../src/change/claims.ts';
+import { type Action, deploySpec, digestOf } from '../../src/change/digest.ts';
 import type { ConfigSnapshot } from '../../src/config/store.ts';
-import type { ExpectedBinding } from '../../src/decision/approval.ts';
-import { type Action, deploySpec, digestOf } from '../../src/decision/digest.ts';
+import type { JsonObject } from '../../src/json.ts';
 import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
 import { generateIssuerKey, mintApproval } from '../../src/keys/signing.ts';
 import { type AdmissionRequest, type AdmissionReviewWire, toAdmissionRequest } from '../../src/kubernetes/admission.ts';
-import { type JsonObject, type OwnerIdentity, qualifiedResource, resourceForKind } from '../../src/kubernetes/objects.ts';
+import { type OwnerIdentity, qualifiedResource, resourceForKind } from '../../src/kubernetes/objects.ts';
 import { buildAdmissionReview } from '../../src/kubernetes/review-builder.ts';
 import { policyFromDocument } from '../../src/policy/load.ts';
 import type { Policy } from '../../src/policy/policy.ts';
@@ -160,7 +161,7 @@ export interface ReviewOptions {
   resource?: { group: string; version: string; resource: string; kind: string };
 }
 
-/** An AdmissionReview v1 exactly as kube-apiserver sends it (reference section 1). */
+/** An AdmissionReview v1 exactly as kube-apiserver sends it (docs/kube-apiserver.md, "The request"). */
 export function admissionReview(options: ReviewOptions): AdmissionReviewWire {
   return buildAdmissionReview({
     operation: options.operation,
@@ -184,7 +185,7 @@ export function request(options: ReviewOptions): AdmissionRequest {
  * unprotect, its uid (the live object's: an UPDATE keeps it) and its label and owners as the
  * change leaves them, so `object` is the new object.
  */
-export function bindingFor(action: Action, object: JsonObject): ExpectedBinding {
+export function bindingFor(action: Action, object: JsonObject): Binding {
   const meta = object.metadata as JsonObject;
   const kind = object.kind as string;
   const gr = resourceForKind(object.apiVersion as string, kind);
@@ -195,7 +196,7 @@ export function bindingFor(action: Action, object: JsonObject): ExpectedBinding 
     name: meta.name as string,
   };
   const uid = meta.uid as string;
-  // Read here as the contract says, not with src's accessors, so the tests stand apart from them.
+  // Read here as the README says, not with src's accessors, so the tests stand apart from them.
   const critical = (meta.labels as Record<string, string> | undefined)?.['twokey.dev/critical'] === 'true';
   const owners = ((meta.ownerReferences as OwnerIdentity[] | undefined) ?? []).map(({ apiVersion, kind, name, uid }) => ({
     apiVersion,
@@ -219,7 +220,7 @@ export interface ApproveOptions {
   ttlSeconds?: number;
   now?: number;
   audience?: string;
-  binding?: Partial<ExpectedBinding>;
+  binding?: Partial<Binding>;
 }
 
 export async function approve(issuer: Issuer, action: Action, object: JsonObject, options: ApproveOptions): Promise<string> {

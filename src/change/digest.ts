@@ -5,14 +5,8 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import canonicalize from 'canonicalize';
-import {
-  hasCriticalLabel,
-  isJsonObject,
-  type JsonObject,
-  type ObjectMeta,
-  type OwnerIdentity,
-  ownerIdentities,
-} from '../kubernetes/objects.ts';
+import { isJsonObject, type JsonObject } from '../json.ts';
+import { hasCriticalLabel, type ObjectMeta, type OwnerIdentity, ownerIdentities } from '../kubernetes/objects.ts';
 
 export type Action = 'deploy' | 'delete' | 'unprotect';
 export const ACTIONS: readonly Action[] = ['deploy', 'delete', 'unprotect'];

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { changedDeployDigest, deployDigest, deploySpec, digestOf, LARGE_SUBJECT_CHARS } from '../../src/decision/digest.ts';
-import { DigestWorker } from '../../src/decision/digest-worker.ts';
+import { changedDeployDigest, deployDigest, deploySpec, digestOf, LARGE_SUBJECT_CHARS } from '../../src/change/digest.ts';
+import { DigestWorker } from '../../src/change/digest-worker.ts';
 import { deployment } from '../support/world.ts';
 
 const sha = (text: string) => `sha256:${createHash('sha256').update(text, 'utf8').digest('hex')}`;
 
-describe('change digests (contract section 3)', () => {
+describe('change digests (README, "The change digest")', () => {
   it('digests a delete subject as SHA-256 of its RFC 8785 canonical JSON', () => {
     const digest = digestOf({ action: 'delete', resource: 'namespaces', namespace: '', name: 'payments', uid: 'uid-1' });
     // Members sorted by UTF-16 code units, no whitespace.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normalizeIdentity } from '../../src/decision/identity.ts';
+import { normalizeIdentity } from '../src/identity.ts';
 
 describe('identity normal form', () => {
   it.each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeIJson, IJsonError } from '../../src/decision/ijson.ts';
+import { decodeIJson, IJsonError } from '../../src/token/ijson.ts';
 
 const decode = (text: string | Uint8Array) => decodeIJson(typeof text === 'string' ? Buffer.from(text) : text);
 const problem = (text: string | Uint8Array) => {
