@@ -19,8 +19,8 @@ async function runRounds(options: BenchOptions, { cases }: Cases, dir: string, l
   // The 8-20 KB cases share long-lived servers; each large case gets fresh ones, so the memory a
   // 3 MB review leaves behind (V8 keeps its grown heap) does not count against the small cases.
   const servers: Record<Target, Server> = {
-    baseline: await startServer('baseline', dir, options.nodeOptions),
-    twokey: await startServer('twokey', dir, options.nodeOptions),
+    baseline: await startServer('baseline', dir, options.nodeOptions, options.against),
+    twokey: await startServer('twokey', dir, options.nodeOptions, options.against),
   };
   const samples: Samples = {};
   const started = Date.now();
@@ -32,7 +32,7 @@ async function runRounds(options: BenchOptions, { cases }: Cases, dir: string, l
         for (const target of order) {
           log(`round ${round + 1}/${options.rounds}  ${c.name.padEnd(14)} ${target}`);
           samples[c.name] ??= { baseline: [], twokey: [] };
-          const server = c.large ? await startServer(target, dir, options.nodeOptions) : servers[target];
+          const server = c.large ? await startServer(target, dir, options.nodeOptions, options.against) : servers[target];
           try {
             samples[c.name]?.[target].push(await measure(server, c, load));
           } finally {
