@@ -28,6 +28,27 @@ export interface PlanEvidence {
 
 const short = (plan: string) => quote(plan, 20);
 
+/**
+ * Checks of recent proofs, by the entry, the plan and size asked and the annotation's exact text:
+ * the check is a pure function of these, and re-sent reviews of one object (retries, dry runs,
+ * replicas of the webhook's callers) are the common case. Bounded by entries; each key is at most
+ * a proof annotation's size and an entry.
+ */
+const memo = new Map<string, PlanCheck>();
+const MEMO_ENTRIES = 1024;
+
+function remembered(key: string, check: () => PlanCheck): PlanCheck {
+  const known = memo.get(key);
+  if (known) return known;
+  const result = check();
+  memo.set(key, result);
+  for (const [oldest] of memo) {
+    if (memo.size <= MEMO_ENTRIES) break;
+    memo.delete(oldest);
+  }
+  return result;
+}
+
 /** The proof annotations of one object, each read when first asked for. */
 export class ObjectProofs {
   readonly #annotations: Readonly<Record<string, string>>;
@@ -64,7 +85,15 @@ export class ObjectProofs {
         const memo = `${plan} ${entries}`;
         const known = checked.get(memo);
         if (known) return known;
-        const result = this.#check(entry, plan, entries);
+        const key = proofAnnotationKey(plan);
+        const value = Object.hasOwn(this.#annotations, key) ? this.#annotations[key] : undefined;
+        const result =
+          value === undefined || value.length > MAX_PROOF_ANNOTATION_BYTES
+            ? this.#check(entry, plan, entries)
+            : remembered(
+                JSON.stringify([entry.action, entry.resource, entry.namespace, entry.name, entry.digest, plan, entries, value]),
+                () => this.#check(entry, plan, entries),
+              );
         checked.set(memo, result);
         return result;
       },
