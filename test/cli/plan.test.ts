@@ -11,6 +11,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { decide } from '../../src/decision/decide.ts';
 import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { JsonObject } from '../../src/json.ts';
+import { planApproveArgs } from '../control-plane/commands.ts';
 import { twokey } from '../support/cli.ts';
 import { CLUSTER, deployment, ISSUER, type Issuer, makeIssuer, makeSnapshot, request } from '../support/world.ts';
 
@@ -41,21 +42,8 @@ beforeAll(async () => {
   await writeFile(join(dir, 'rendered.yaml'), rendered);
 });
 
-const approveArgs = (approver: string) => [
-  'approve',
-  '--plan',
-  join(dir, 'plan.json'),
-  '--private-key',
-  join(dir, 'change.jwk.json'),
-  '--issuer',
-  ISSUER,
-  '--audience',
-  CLUSTER,
-  '--approver',
-  approver,
-  '--change',
-  'CHG-120',
-];
+const approveArgs = (approver: string) =>
+  planApproveArgs(join(dir, 'change.jwk.json'), ISSUER, CLUSTER, { plan: join(dir, 'plan.json'), approver, change: 'CHG-120' });
 
 describe('twokey plan, approve --plan and attach', () => {
   it('approves a change of 120 objects with one token per approver, which the webhook counts on each object', async () => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TWOKEY_BIN } from './commands.ts';
+import { planApproveArgs, TWOKEY_BIN } from './commands.ts';
 import { getJson, helm, kubectl, namespace, plane, twokey } from './support.ts';
 import { CLUSTER, ISSUER } from './twokey.ts';
 
@@ -60,21 +60,9 @@ async function planAndApprove(ns: string, name: string): Promise<{ rendered: str
   const approvals = join(work, `${name}-approvals`);
   await mkdir(approvals);
   for (const approver of ['bob', 'carol']) {
-    const token = await twokey([
-      'approve',
-      '--plan',
-      planFile,
-      '--private-key',
-      plane.twokey.issuerKey,
-      '--issuer',
-      ISSUER,
-      '--audience',
-      CLUSTER,
-      '--approver',
-      approver,
-      '--change',
-      `CHG-${name.toUpperCase()}-1`,
-    ]);
+    const token = await twokey(
+      planApproveArgs(plane.twokey.issuerKey, ISSUER, CLUSTER, { plan: planFile, approver, change: `CHG-${name.toUpperCase()}-1` }),
+    );
     expect(token.code, token.stderr).toBe(0);
     await writeFile(join(approvals, `${approver}.jwt`), token.stdout);
   }
