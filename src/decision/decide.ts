@@ -76,8 +76,6 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
   if (!gate.gated) return notGatedVerdict(gate.why);
 
   const { target, aspects } = gate;
-  // A dry run stores nothing: with the plan marker it is admitted, each aspect's digest told.
-  if (request.dryRun && Object.hasOwn(gate.approvalsFrom.annotations, PLAN_MARKER_ANNOTATION)) return plannedVerdict(target, aspects);
   const user = normalizeIdentity(request.user.username);
   if (user === undefined) {
     return cannotJudgeVerdict(invalidUser(request.user.username), {
@@ -86,6 +84,9 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
       ...(aspects.length === 1 ? { digest: aspects[0].digest } : {}),
     });
   }
+
+  // A dry run stores nothing: with the plan marker it is admitted, each aspect's digest told.
+  if (request.dryRun && Object.hasOwn(gate.approvalsFrom.annotations, PLAN_MARKER_ANNOTATION)) return plannedVerdict(target, aspects);
 
   const limit = ctx.policy.maxApprovalAnnotations;
   const annotations = approvalAnnotations(gate.approvalsFrom).map(({ key, value }) => ({

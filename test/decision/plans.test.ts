@@ -274,6 +274,23 @@ describe('the plan marker', () => {
     expect(verdict.warnings.map((w) => w.split(' ').slice(0, 3).join(' '))).toEqual(['twokey plan: deploy', 'twokey plan: unprotect']);
   });
 
+  it('changes nothing for what twokey cannot judge, nor for what is not gated', async () => {
+    const invalidUser = await create(marked, {}, { dryRun: true, user: 'bob\u200b@example.com' });
+    expect(invalidUser.allowed).toBe(false);
+    expect(invalidUser.message).toMatch(/cannot judge/);
+    const plain = withAnnotations(deployment({ name: 'plain' }), { 'twokey.dev/plan': 'true' });
+    const notGated = await decide(
+      request({
+        operation: 'CREATE',
+        object: { ...plain, metadata: { ...(plain.metadata as JsonObject), namespace: 'sandbox' } },
+        dryRun: true,
+      }),
+      ctx(),
+    );
+    expect(notGated.allowed).toBe(true);
+    expect(notGated.warnings).toEqual([]);
+  });
+
   it('never admits a real write', async () => {
     const verdict = await create(marked, {});
     expect(verdict.allowed).toBe(false);
