@@ -82,6 +82,19 @@ describe('twokey plan, approve --plan and attach', () => {
       expect(verdict.approvers).toEqual(['bob@example.com', 'carol@example.com']);
     }
     expect(objects[COUNT]?.metadata).toEqual({ name: 'web' });
+
+    // twokey check judges with the same rule, and refuses an object changed after the plan.
+    await writeFile(join(dir, 'jwks.json'), JSON.stringify(issuer.jwks));
+    await writeFile(join(dir, 'policy.yaml'), `cluster: ${CLUSTER}\nissuers:\n  - issuer: ${ISSUER}\n    jwksFile: jwks.json\n`);
+    await writeFile(join(dir, 'attached.yaml'), attached.stdout);
+    const check = (file: string) =>
+      twokey(['check', '--config', join(dir, 'policy.yaml'), '-f', file, '-n', 'payments', '--user', 'deployer@example.com']);
+    const checked = await check(join(dir, 'attached.yaml'));
+    expect(checked.code, checked.stdout + checked.stderr).toBe(0);
+    await writeFile(join(dir, 'changed.yaml'), attached.stdout.replace('registry.example.com/api:1.0.0', 'registry.example.com/api:6.6.6'));
+    const changed = await check(join(dir, 'changed.yaml'));
+    expect(changed.code).toBe(1);
+    expect(changed.stdout).toMatch(/not the one planned/);
   });
 
   it('prints each object, gated or not, and the plan digest', async () => {
