@@ -4,7 +4,7 @@
  */
 import type { JWK } from 'jose';
 import type { BenchOptions } from './options.ts';
-import { approvals, deployment, reviewBody, withAnnotations } from './reviews.ts';
+import { approvals, deployment, planApprovals, reviewBody, withAnnotations } from './reviews.ts';
 
 export interface Case {
   readonly name: string;
@@ -70,6 +70,10 @@ export async function benchCases(key: JWK, options: BenchOptions, log: (line: st
   const twoApprovals = await approvals(key, critical, ['bob@example.com', 'carol@example.com']);
   const oneApproval = await approvals(key, critical, ['bob@example.com']);
   const approvedBody = reviewBody('CREATE', withAnnotations(critical, twoApprovals));
+  const planBody = reviewBody(
+    'CREATE',
+    withAnnotations(critical, await planApprovals(key, critical, ['bob@example.com', 'carol@example.com'], 100)),
+  );
   const cold = await coldBodies(key, options, log);
   const passThrough = reviewBody('CREATE', deployment('team-a'));
   const refused = reviewBody('CREATE', withAnnotations(critical, oneApproval));
@@ -87,6 +91,11 @@ export async function benchCases(key: JWK, options: BenchOptions, log: (line: st
   const allCases: Case[] = [
     small('pass-through', 'CREATE of a Deployment in a namespace that is not critical', () => passThrough),
     small('approved-warm', 'CREATE of a critical Deployment with two valid approvals, the same tokens each time', () => approvedBody),
+    small(
+      'plan-100',
+      'CREATE of a critical Deployment with two approvals of a 100-object plan and the proof of its entry, the same tokens each time',
+      () => planBody,
+    ),
     small('approved-cold', 'CREATE of a critical Deployment with two valid approvals never seen before', cold.body),
     small('one-approval', 'CREATE of a critical Deployment with one approval (refused)', () => refused, 'denied'),
     small('metadata-only', 'UPDATE of a critical Deployment that changes only an annotation', () => metadataOnly),

@@ -23,24 +23,38 @@ export interface ChangeClaim extends Binding {
   readonly requester?: string;
 }
 
+/** The `twokey.v` of a plan approval. An approval of one object carries no `v`. */
+export const PLAN_CLAIM_VERSION = 2;
+
+/**
+ * The `twokey` claim of a plan approval: the change id and the plan it approves, by its digest
+ * (the tree head of its entries) and its number of entries, instead of one object's binding.
+ */
+export interface PlanClaim {
+  readonly v: typeof PLAN_CLAIM_VERSION;
+  readonly change: string;
+  readonly plan: string;
+  readonly entries: number;
+  readonly requester?: string;
+}
+
 /** An approval's claims as a change system signs them. */
-export interface ApprovalClaims {
+export interface ApprovalClaims<Claim = ChangeClaim> {
   readonly iss: string;
   readonly aud: string;
   readonly sub: string;
   readonly iat: number;
   readonly exp: number;
   readonly jti: string;
-  readonly twokey: ChangeClaim;
+  readonly twokey: Claim;
 }
 
-export interface ApprovalClaimsInput {
+interface CommonClaimsInput {
   readonly issuer: string;
   /** The cluster's name, as its policy gives it. */
   readonly audience: string;
   readonly approver: string;
   readonly change: string;
-  readonly binding: Binding;
   /** Seconds since the epoch. */
   readonly issuedAt: number;
   readonly ttlSeconds: number;
@@ -48,8 +62,18 @@ export interface ApprovalClaimsInput {
   readonly requester?: string;
 }
 
-export function approvalClaims(input: ApprovalClaimsInput): ApprovalClaims {
-  const { action, resource, namespace, name, digest } = input.binding;
+export interface ApprovalClaimsInput extends CommonClaimsInput {
+  readonly binding: Binding;
+}
+
+export interface PlanApprovalClaimsInput extends CommonClaimsInput {
+  /** The plan's digest: "sha256:" and the hex of its tree head. */
+  readonly plan: string;
+  /** How many entries the plan holds. */
+  readonly entries: number;
+}
+
+function registered<Claim>(input: CommonClaimsInput, twokey: Claim): ApprovalClaims<Claim> {
   return {
     iss: input.issuer,
     aud: input.audience,
@@ -57,14 +81,23 @@ export function approvalClaims(input: ApprovalClaimsInput): ApprovalClaims {
     iat: input.issuedAt,
     exp: input.issuedAt + input.ttlSeconds,
     jti: input.jti,
-    twokey: {
-      change: input.change,
-      action,
-      resource,
-      namespace,
-      name,
-      digest,
-      ...(input.requester !== undefined ? { requester: input.requester } : {}),
-    },
+    twokey,
   };
+}
+
+const requesterOf = (input: CommonClaimsInput) => (input.requester !== undefined ? { requester: input.requester } : {});
+
+export function approvalClaims(input: ApprovalClaimsInput): ApprovalClaims {
+  const { action, resource, namespace, name, digest } = input.binding;
+  return registered(input, { change: input.change, action, resource, namespace, name, digest, ...requesterOf(input) });
+}
+
+export function planApprovalClaims(input: PlanApprovalClaimsInput): ApprovalClaims<PlanClaim> {
+  return registered(input, {
+    v: PLAN_CLAIM_VERSION,
+    change: input.change,
+    plan: input.plan,
+    entries: input.entries,
+    ...requesterOf(input),
+  });
 }

@@ -4,13 +4,16 @@
  * syntax was read once by token/jws.ts; the claims it must carry are named in change/claims.ts.
  */
 import { type CryptoKey, compactVerify } from 'jose';
-import { APPROVAL_TYPE, BINDING_FIELDS, type Binding } from '../change/claims.ts';
+import { APPROVAL_TYPE, BINDING_FIELDS, type Binding, PLAN_CLAIM_VERSION } from '../change/claims.ts';
+import { DIGEST_PATTERN } from '../change/digest.ts';
 import { type Identity, normalizeIdentity } from '../identity.ts';
 import { isJsonObject, type JsonObject } from '../json.ts';
 import type { KeyRing } from '../keys/jwks.ts';
+import { MAX_PLAN_ENTRIES } from '../plan/entries.ts';
 import type { Policy } from '../policy/policy.ts';
 import { quote } from '../text.ts';
 import { type Decoded, type ParsedToken, parseToken, type TokenParse, type TokenRejectionCode } from '../token/jws.ts';
+import type { PlanEvidence } from './plans.ts';
 
 /** Stable codes for why an approval did not count; also a metrics label. */
 export type RejectionCode =
@@ -27,7 +30,8 @@ export type RejectionCode =
   | 'not-yet-valid'
   | 'expired'
   | 'lifetime'
-  | 'binding';
+  | 'binding'
+  | 'proof';
 
 export interface VerifiedApproval {
   readonly issuer: string;
@@ -37,6 +41,8 @@ export interface VerifiedApproval {
   readonly requester: Identity | undefined;
   readonly issuedAt: number;
   readonly expiresAt: number;
+  /** For a plan approval: the plan's digest. */
+  readonly plan?: string;
 }
 
 export type ApprovalOutcome =
@@ -121,7 +127,47 @@ const isoTime = (seconds: number) => {
   return Number.isNaN(date.getTime()) ? String(seconds) : date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 };
 
-function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: Binding) {
+/** The binding of an approval of one object: each field must equal the request's exactly. */
+function checkBinding(twokey: JsonObject, expected: Binding): undefined {
+  const mismatches: string[] = [];
+  for (const field of BINDING_FIELDS) {
+    const value = requireString(twokey, field, 'twokey.');
+    if (value === expected[field]) continue;
+    mismatches.push(field === 'digest' ? `digest ${quote(value, 20)}` : `${field} ${quote(value)} (not ${quote(expected[field])})`);
+  }
+  if (mismatches.length > 0) {
+    throw new Rejection('binding', `bound to another change: ${mismatches.join(', ')}`, { mismatched: mismatches.length });
+  }
+  return undefined;
+}
+
+/**
+ * A plan approval's claim: the plan's digest and size, in place of one object's binding, and the
+ * object's proof that the entry `expected` is in that plan (decision/plans.ts).
+ */
+function checkPlanClaim(twokey: JsonObject, plans: PlanEvidence | undefined): string {
+  if (twokey.v !== PLAN_CLAIM_VERSION) {
+    reject(
+      'claims',
+      `twokey.v is ${quote(JSON.stringify(twokey.v) ?? '')}: plan approvals are v ${PLAN_CLAIM_VERSION}, approvals of one object carry no v`,
+    );
+  }
+  for (const field of BINDING_FIELDS) {
+    if (Object.hasOwn(twokey, field)) reject('claims', `twokey.${field} is set in a plan approval, which binds a plan, not one object`);
+  }
+  const plan = requireString(twokey, 'plan', 'twokey.');
+  if (!DIGEST_PATTERN.test(plan)) reject('claims', 'twokey.plan is not sha256: and 64 lowercase hex digits');
+  const { entries } = twokey;
+  if (typeof entries !== 'number' || !Number.isSafeInteger(entries) || entries < 1 || entries > MAX_PLAN_ENTRIES) {
+    reject('claims', `twokey.entries is not a number of entries from 1 to ${MAX_PLAN_ENTRIES}`);
+  }
+  if (plans === undefined) return reject('proof', 'a plan approval needs the object it is judged on, with its proofs');
+  const proven = plans.check(plan, entries as number);
+  if (!proven.ok) throw new Rejection(proven.code, proven.detail, proven.code === 'binding' ? { mismatched: 1 } : {});
+  return plan;
+}
+
+function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: Binding, plans: PlanEvidence | undefined) {
   const { policy, now } = ctx;
   const issuer = requireString(payload, 'iss');
   if (!policy.issuers.some((trusted) => trusted.issuer === issuer)) reject('issuer', `issuer ${quote(issuer)} is not trusted`);
@@ -156,21 +202,14 @@ function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: Bindin
   if (!isJsonObject(twokey)) return reject('claims', `twokey claim is ${twokey === undefined ? 'missing' : 'not an object'}`);
   const change = requireString(twokey, 'change', 'twokey.');
   if (change.trim() === '') reject('claims', 'twokey.change is empty');
-  const mismatches: string[] = [];
-  for (const field of BINDING_FIELDS) {
-    const value = requireString(twokey, field, 'twokey.');
-    if (value === expected[field]) continue;
-    mismatches.push(field === 'digest' ? `digest ${quote(value, 20)}` : `${field} ${quote(value)} (not ${quote(expected[field])})`);
-  }
   let requester: Identity | undefined;
   if (twokey.requester !== undefined) {
     const raw = requireString(twokey, 'requester', 'twokey.');
     requester = normalizeIdentity(raw);
     if (requester === undefined) reject('identity', `twokey.requester ${quote(raw)} is not a valid identity`);
   }
-  if (mismatches.length > 0) {
-    throw new Rejection('binding', `bound to another change: ${mismatches.join(', ')}`, { mismatched: mismatches.length });
-  }
+  // An approval of one object carries its binding; a plan approval (v 2), the plan and the object's proof.
+  const plan = twokey.v === undefined ? checkBinding(twokey, expected) : checkPlanClaim(twokey, plans);
   return {
     issuer,
     jti,
@@ -179,12 +218,13 @@ function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: Bindin
     requester,
     issuedAt,
     expiresAt,
+    ...(plan !== undefined ? { plan } : {}),
   };
 }
 
 /** Parses one annotation value and judges it against the change it must be bound to. Never throws on bad input. */
-export function evaluateApproval(value: string, expected: Binding, ctx: ApprovalContext): Promise<ApprovalOutcome> {
-  return judgeApproval(parseToken(value, ctx.policy.maxTokenBytes), expected, ctx);
+export function evaluateApproval(value: string, expected: Binding, ctx: ApprovalContext, plans?: PlanEvidence): Promise<ApprovalOutcome> {
+  return judgeApproval(parseToken(value, ctx.policy.maxTokenBytes), expected, ctx, plans);
 }
 
 /** Verifies a token's signature with the key its header names. */
@@ -195,8 +235,16 @@ async function verifySignature(token: ParsedToken, key: CryptoKey, alg: string):
   }
 }
 
-/** Judges one parsed token against the change it must be bound to. Never throws on bad input. */
-export async function judgeApproval(parsed: TokenParse, expected: Binding, ctx: ApprovalContext): Promise<ApprovalOutcome> {
+/**
+ * Judges one parsed token against the change it must be bound to; a plan approval, against the
+ * proofs the object carries (`plans`). Never throws on bad input.
+ */
+export async function judgeApproval(
+  parsed: TokenParse,
+  expected: Binding,
+  ctx: ApprovalContext,
+  plans?: PlanEvidence,
+): Promise<ApprovalOutcome> {
   if (!parsed.ok) return { ok: false, code: parsed.code, detail: parsed.detail };
   const token = parsed;
   try {
@@ -206,7 +254,7 @@ export async function judgeApproval(parsed: TokenParse, expected: Binding, ctx: 
     const { alg, kid } = checkHeader(header, ctx.policy);
     const payload = cached?.payload ?? decoded(token.payload());
     // Header and claims depend on the policy, the clock and the request: checked on every use.
-    const approval = checkClaims(payload, ctx, expected);
+    const approval = checkClaims(payload, ctx, expected, plans);
     const key = ctx.keys.find(approval.issuer, kid);
     if (key === undefined) {
       const detail = !ctx.keys.has(approval.issuer)

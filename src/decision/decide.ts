@@ -9,10 +9,18 @@ import type { Binding } from '../change/claims.ts';
 import type { ChangeTarget } from '../change/digest.ts';
 import { type Identity, normalizeIdentity } from '../identity.ts';
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
-import { approvalAnnotations, criticalLabelLookAlike, ownerNames, readMeta, typeOfResource } from '../kubernetes/objects.ts';
+import {
+  approvalAnnotations,
+  criticalLabelLookAlike,
+  ownerNames,
+  PLAN_MARKER_ANNOTATION,
+  readMeta,
+  typeOfResource,
+} from '../kubernetes/objects.ts';
 import { parseToken, type TokenParse } from '../token/jws.ts';
 import { type ApprovalContext, judgeApproval } from './approval.ts';
 import { CannotJudge, type Gate, type GateContext, type GatedAspect, gateRequest } from './gate.ts';
+import { ObjectProofs } from './plans.ts';
 import { type Candidate, tallyQuorum } from './quorum.ts';
 import {
   type ApprovalReport,
@@ -21,6 +29,7 @@ import {
   cannotJudgeVerdict,
   type LookAlike,
   notGatedVerdict,
+  plannedVerdict,
   quorumVerdict,
   type Verdict,
 } from './verdict.ts';
@@ -76,13 +85,16 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
     });
   }
 
+  // A dry run stores nothing: with the plan marker it is admitted, each aspect's digest told.
+  if (request.dryRun && Object.hasOwn(gate.approvalsFrom.annotations, PLAN_MARKER_ANNOTATION)) return plannedVerdict(target, aspects);
+
   const limit = ctx.policy.maxApprovalAnnotations;
   const annotations = approvalAnnotations(gate.approvalsFrom).map(({ key, value }) => ({
     key,
     token: parseToken(value, ctx.policy.maxTokenBytes),
   }));
   const { distinct, copyOf } = setAsideCopies(annotations);
-  const tokens: Tokens = { annotations, read: distinct.slice(0, limit), copyOf };
+  const tokens: Tokens = { annotations, read: distinct.slice(0, limit), copyOf, proofs: new ObjectProofs(gate.approvalsFrom.annotations) };
   const judged = await Promise.all(aspects.map((aspect) => judgeAspect(aspect, target, tokens, user, ctx)));
   const [first, ...rest] = judged.map((j) => j.facts);
   if (first === undefined) return cannotJudgeVerdict(internalError('a gated request without an aspect'));
@@ -108,6 +120,8 @@ interface Tokens {
   readonly read: readonly Annotation[];
   /** Annotations set aside as copies of another's token, by key: that annotation's key. */
   readonly copyOf: ReadonlyMap<string, string>;
+  /** The object's proofs of plan entries, read when a plan approval names their plan. */
+  readonly proofs: ObjectProofs;
 }
 
 /** How one aspect stands, and for each annotation how near its token came to this aspect's binding. */
@@ -130,7 +144,8 @@ async function judgeAspect(
   const { action, digest } = aspect;
   const expected: Binding = { action, ...target, digest };
   const { read } = tokens;
-  const outcomes = await Promise.all(read.map(({ token }) => judgeApproval(token, expected, ctx)));
+  const plans = tokens.proofs.evidenceFor(expected);
+  const outcomes = await Promise.all(read.map(({ token }) => judgeApproval(token, expected, ctx, plans)));
 
   const candidates: Candidate[] = [];
   const rejected = new Map<string, ApprovalReport>();

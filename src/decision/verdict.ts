@@ -61,8 +61,12 @@ export interface QuorumGrounds {
   readonly now: number;
 }
 
-/** What a verdict rests on: the gate's reason when it is not gated or cannot be judged, else its quorum. */
-export type Grounds = { readonly kind: 'not-gated' | 'cannot-judge'; readonly why: string } | QuorumGrounds;
+/**
+ * What a verdict rests on: the gate's reason when it is not gated or cannot be judged; `planned`
+ * for a dry run that asked for the digests (the plan marker), which never stores anything; else
+ * its quorum.
+ */
+export type Grounds = { readonly kind: 'not-gated' | 'cannot-judge'; readonly why: string } | { readonly kind: 'planned' } | QuorumGrounds;
 
 /** A critical label that only looks like "true" on the object under review, and that object's kind. */
 export interface LookAlike {
@@ -112,6 +116,29 @@ export function cannotJudgeVerdict(why: string, gated?: { action: string; target
     approvals: [],
     grounds: { kind: 'cannot-judge', why },
   };
+}
+
+/**
+ * A dry run of a gated change that carries the plan marker: admitted without approvals, since a
+ * dry run stores nothing, so that the one who plans the change learns each aspect's digest.
+ */
+export function plannedVerdict(target: ChangeTarget, aspects: readonly [PlannedAspect, ...PlannedAspect[]]): Verdict {
+  const [only, ...more] = aspects;
+  return {
+    allowed: true,
+    action: actionLabel(aspects),
+    target,
+    aspects: aspects.map(({ action, digest, after }) => ({ action, digest, allowed: true, ...(after ? { after } : {}) })),
+    ...(more.length === 0 ? { digest: only.digest } : {}),
+    approvals: [],
+    grounds: { kind: 'planned' },
+  };
+}
+
+interface PlannedAspect {
+  readonly action: Action;
+  readonly digest: string;
+  readonly after?: UnprotectState;
 }
 
 interface ChangeApprovers {

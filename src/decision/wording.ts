@@ -281,6 +281,40 @@ function quorumWords(verdict: Verdict, grounds: QuorumGrounds, approvals: readon
   };
 }
 
+/** The warning that tells `twokey plan --server` one aspect's digest; planLine reads it back. */
+function planWarning(action: string, target: ChangeTarget, digest: string): string {
+  const where = target.namespace === '' ? target.name : `${target.namespace}/${target.name}`;
+  return `twokey plan: ${action} ${target.resource} ${printable(where)} ${digest}`;
+}
+
+const PLAN_LINE = /^twokey plan: (deploy|delete|unprotect) (\S+) (\S+) (sha256:[0-9a-f]{64})$/;
+
+/** An aspect's digest as a planned dry run's warning tells it, or undefined for another warning. */
+export function planLine(warning: string): { action: Action; resource: string; where: string; digest: string } | undefined {
+  const match = PLAN_LINE.exec(warning);
+  if (!match) return undefined;
+  const [, action, resource, where, digest] = match as unknown as [string, Action, string, string, string];
+  return { action, resource, where, digest };
+}
+
+/**
+ * The words of a planned dry run: one warning per aspect with its digest. They are not cut to the
+ * usual warning length: a digest cut short is no digest, and one object has at most two aspects.
+ */
+function plannedWords(verdict: Verdict): Omit<VerdictWords, 'approvals'> {
+  const target = verdict.target as ChangeTarget;
+  const action = verdict.action ?? '';
+  return {
+    summary: `planned: dry run of the ${describeTarget(action, target)} with the plan marker (${verdict.aspects.map((a) => `${a.action} ${a.digest}`).join(', ')})`,
+    warnings: verdict.aspects.map((a) => planWarning(a.action, target, a.digest)),
+    auditAnnotations: audit({
+      decision: 'planned',
+      action,
+      ...Object.fromEntries(verdict.aspects.map((a) => [verdict.aspects.length === 1 ? 'digest' : `${a.action}-digest`, a.digest])),
+    }),
+  };
+}
+
 /** The words of a verdict. */
 export function wordVerdict(verdict: Verdict): Decision {
   const { grounds } = verdict;
@@ -306,14 +340,21 @@ export function wordVerdict(verdict: Verdict): Decision {
       };
       break;
     }
+    case 'planned':
+      words = plannedWords(verdict);
+      break;
     case 'quorum':
       words = quorumWords(verdict, grounds, approvals);
       break;
   }
   // Told whatever the verdict, which it never changes: the label is what was meant to protect the object.
-  const warnings = verdict.lookAlike
-    ? warningLines([`twokey: ${describeLookAlike(verdict.lookAlike)}`, ...words.warnings])
-    : words.warnings;
+  const lookAlike = verdict.lookAlike ? [`twokey: ${describeLookAlike(verdict.lookAlike)}`] : [];
+  const warnings =
+    lookAlike.length === 0
+      ? words.warnings
+      : grounds.kind === 'planned'
+        ? [...warningLines(lookAlike), ...words.warnings]
+        : warningLines([...lookAlike, ...words.warnings]);
   return { ...verdict, ...words, warnings, approvals };
 }
 
@@ -354,7 +395,13 @@ export function scanWorkloadDetail(verdict: Verdict, owners: readonly OwnerName[
   if (verdict.allowed) return `${mislabelled}${verdict.change} approved by ${verdict.approvers?.join(', ')}${ownedBy}`;
   const { grounds } = verdict;
   const judged =
-    grounds.kind !== 'quorum' ? grounds.why : verdict.target ? unapprovedFinding(verdict, verdict.target, grounds.required) : '';
+    grounds.kind === 'planned'
+      ? 'planned'
+      : grounds.kind !== 'quorum'
+        ? grounds.why
+        : verdict.target
+          ? unapprovedFinding(verdict, verdict.target, grounds.required)
+          : '';
   const reasons = verdict.approvals.filter((a) => a.status !== 'counted').map((a) => `${a.key} (${a.code})`);
   return `${mislabelled}${reasons.length > 0 ? `${judged}; not counted: ${reasons.join(', ')}` : judged}${ownedBy}`;
 }

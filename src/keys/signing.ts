@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
-import { APPROVAL_TYPE, approvalClaims, type Binding } from '../change/claims.ts';
+import { APPROVAL_TYPE, type ApprovalClaims, approvalClaims, type Binding, planApprovalClaims } from '../change/claims.ts';
 import { TwokeyError } from '../errors.ts';
 import { isJsonObject } from '../json.ts';
 
@@ -47,38 +47,59 @@ export function parsePrivateJwk(document: unknown, source: string): JWK {
   return document as JWK;
 }
 
-export interface ApprovalRequest {
+interface SigningRequest {
   readonly privateJwk: JWK;
   readonly issuer: string;
   readonly audience: string;
   readonly approver: string;
   readonly change: string;
-  readonly binding: Binding;
   readonly ttlSeconds: number;
   readonly requester?: string;
   /** Seconds since the epoch; defaults to now. */
   readonly now?: number;
 }
 
-export async function mintApproval(request: ApprovalRequest): Promise<string> {
-  const alg = signingAlgorithm(request.privateJwk);
-  const key = await importJWK(request.privateJwk, alg);
-  const claims = approvalClaims({
+export interface ApprovalRequest extends SigningRequest {
+  readonly binding: Binding;
+}
+
+/** An approval of every entry of a plan: one token per approver for the whole change. */
+export interface PlanApprovalRequest extends SigningRequest {
+  /** The plan's digest (the tree head of its entries, src/plan/entries.ts). */
+  readonly plan: string;
+  /** How many entries the plan holds. */
+  readonly entries: number;
+}
+
+function common(request: SigningRequest) {
+  return {
     issuer: request.issuer,
     audience: request.audience,
     approver: request.approver,
     change: request.change,
-    binding: request.binding,
     issuedAt: Math.floor(request.now ?? Date.now() / 1000),
     ttlSeconds: request.ttlSeconds,
     jti: randomUUID(),
     ...(request.requester !== undefined ? { requester: request.requester } : {}),
-  });
+  };
+}
+
+async function sign(privateJwk: JWK, claims: ApprovalClaims<unknown>): Promise<string> {
+  const alg = signingAlgorithm(privateJwk);
+  const key = await importJWK(privateJwk, alg);
   return new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
     .setProtectedHeader({
       alg,
       typ: APPROVAL_TYPE,
-      kid: request.privateJwk.kid as string,
+      kid: privateJwk.kid as string,
     })
     .sign(key);
+}
+
+export async function mintApproval(request: ApprovalRequest): Promise<string> {
+  return sign(request.privateJwk, approvalClaims({ ...common(request), binding: request.binding }));
+}
+
+export async function mintPlanApproval(request: PlanApprovalRequest): Promise<string> {
+  return sign(request.privateJwk, planApprovalClaims({ ...common(request), plan: request.plan, entries: request.entries }));
 }

@@ -7,6 +7,11 @@ import { isJsonObject, type JsonObject } from '../json.ts';
 export const CRITICAL_LABEL = 'twokey.dev/critical';
 export const CRITICAL_VALUE = 'true';
 export const APPROVAL_ANNOTATION_PREFIX = 'approval.twokey.dev/';
+/**
+ * The plan marker: a server-side dry run of a gated object carrying this annotation is admitted
+ * with each aspect's digest as a warning (`twokey plan --server`); a real write is judged as usual.
+ */
+export const PLAN_MARKER_ANNOTATION = 'twokey.dev/plan';
 
 export interface GroupResource {
   readonly group: string;
