@@ -68,3 +68,59 @@ export function approvalClaims(input: ApprovalClaimsInput): ApprovalClaims {
     },
   };
 }
+
+/**
+ * A break-glass token (README, "Break-glass"): one approver's word, for an incident, on the
+ * changes it names and no other. Its own `typ` and its own claim, so that an approval never passes
+ * for one, nor one for an approval.
+ */
+export const BREAK_GLASS_TYPE = 'twokey-break-glass+jwt';
+
+/** The claim a break-glass token carries its changes in; an approval has none. */
+export const BREAK_GLASS_CLAIM = 'twokeyBreakGlass';
+
+/** The version of the break-glass claim this code writes and reads. */
+export const BREAK_GLASS_VERSION = 1;
+
+/** The most changes one break-glass token may name. */
+export const BREAK_GLASS_MAX_ENTRIES = 50;
+
+/** The break-glass claim: its version, the incident, and each change it lets through. */
+export interface BreakGlassClaim {
+  readonly version: typeof BREAK_GLASS_VERSION;
+  readonly incident: string;
+  readonly changes: readonly Binding[];
+  readonly requester?: string;
+}
+
+export interface BreakGlassClaims {
+  readonly iss: string;
+  readonly aud: string;
+  readonly sub: string;
+  readonly iat: number;
+  readonly exp: number;
+  readonly jti: string;
+  readonly [BREAK_GLASS_CLAIM]: BreakGlassClaim;
+}
+
+export interface BreakGlassClaimsInput extends Omit<ApprovalClaimsInput, 'change' | 'binding'> {
+  readonly incident: string;
+  readonly changes: readonly Binding[];
+}
+
+export function breakGlassClaims(input: BreakGlassClaimsInput): BreakGlassClaims {
+  return {
+    iss: input.issuer,
+    aud: input.audience,
+    sub: input.approver,
+    iat: input.issuedAt,
+    exp: input.issuedAt + input.ttlSeconds,
+    jti: input.jti,
+    [BREAK_GLASS_CLAIM]: {
+      version: BREAK_GLASS_VERSION,
+      incident: input.incident,
+      changes: input.changes.map(({ action, resource, namespace, name, digest }) => ({ action, resource, namespace, name, digest })),
+      ...(input.requester !== undefined ? { requester: input.requester } : {}),
+    },
+  };
+}

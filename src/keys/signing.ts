@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
-import { APPROVAL_TYPE, approvalClaims, type Binding } from '../change/claims.ts';
+import { APPROVAL_TYPE, approvalClaims, type Binding, BREAK_GLASS_TYPE, breakGlassClaims } from '../change/claims.ts';
 import { TwokeyError } from '../errors.ts';
 import { isJsonObject } from '../json.ts';
 
@@ -60,9 +60,16 @@ export interface ApprovalRequest {
   readonly now?: number;
 }
 
+/** Signs claims as a JWS of the given `typ` with the private key's own algorithm and kid. */
+async function sign(privateJwk: JWK, typ: string, claims: object): Promise<string> {
+  const alg = signingAlgorithm(privateJwk);
+  const key = await importJWK(privateJwk, alg);
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
+    .setProtectedHeader({ alg, typ, kid: privateJwk.kid as string })
+    .sign(key);
+}
+
 export async function mintApproval(request: ApprovalRequest): Promise<string> {
-  const alg = signingAlgorithm(request.privateJwk);
-  const key = await importJWK(request.privateJwk, alg);
   const claims = approvalClaims({
     issuer: request.issuer,
     audience: request.audience,
@@ -74,11 +81,27 @@ export async function mintApproval(request: ApprovalRequest): Promise<string> {
     jti: randomUUID(),
     ...(request.requester !== undefined ? { requester: request.requester } : {}),
   });
-  return new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
-    .setProtectedHeader({
-      alg,
-      typ: APPROVAL_TYPE,
-      kid: request.privateJwk.kid as string,
-    })
-    .sign(key);
+  return sign(request.privateJwk, APPROVAL_TYPE, claims);
+}
+
+export interface BreakGlassRequest extends Omit<ApprovalRequest, 'change' | 'binding'> {
+  readonly incident: string;
+  /** Each change the token lets through, and no other. */
+  readonly changes: readonly Binding[];
+}
+
+/** A break-glass token, signed with the break-glass issuer's key. */
+export async function mintBreakGlass(request: BreakGlassRequest): Promise<string> {
+  const claims = breakGlassClaims({
+    issuer: request.issuer,
+    audience: request.audience,
+    approver: request.approver,
+    incident: request.incident,
+    changes: request.changes,
+    issuedAt: Math.floor(request.now ?? Date.now() / 1000),
+    ttlSeconds: request.ttlSeconds,
+    jti: randomUUID(),
+    ...(request.requester !== undefined ? { requester: request.requester } : {}),
+  });
+  return sign(request.privateJwk, BREAK_GLASS_TYPE, claims);
 }

@@ -7,6 +7,8 @@ import { isJsonObject, type JsonObject } from '../json.ts';
 export const CRITICAL_LABEL = 'twokey.dev/critical';
 export const CRITICAL_VALUE = 'true';
 export const APPROVAL_ANNOTATION_PREFIX = 'approval.twokey.dev/';
+/** The annotation that carries a break-glass token (README, "Break-glass"). */
+export const BREAK_GLASS_ANNOTATION = 'twokey.dev/break-glass';
 
 export interface GroupResource {
   readonly group: string;
