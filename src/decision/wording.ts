@@ -441,6 +441,8 @@ export function scanNamespaceDetail(critical: boolean, lookAlike: LookAlike | un
  * without approvals.
  */
 export function scanWorkloadDetail(verdict: Verdict, owners: readonly OwnerName[], lookAlike: LookAlike | undefined): string {
+  if (verdict.wouldRefuse !== undefined)
+    return `admitted in warn mode, enforce mode would refuse: ${scanWorkloadDetail(enforcedVerdict(verdict), owners, lookAlike)}`;
   const named = describeOwners(owners);
   const ownedBy = named ? `; owned by ${named}, whose deletion deletes it without approvals` : '';
   const mislabelled = lookAlike ? `${describeLookAlike(lookAlike)}; ` : '';
@@ -450,6 +452,26 @@ export function scanWorkloadDetail(verdict: Verdict, owners: readonly OwnerName[
     grounds.kind !== 'quorum' ? grounds.why : verdict.target ? unapprovedFinding(verdict, verdict.target, grounds.required) : '';
   const reasons = verdict.approvals.filter((a) => a.status !== 'counted').map((a) => `${a.key} (${a.code})`);
   return `${mislabelled}${reasons.length > 0 ? `${judged}; not counted: ${reasons.join(', ')}` : judged}${ownedBy}`;
+}
+
+/**
+ * The scan's detail for a workload whose current state a break-glass token let through: the
+ * incident, and whether two approvals of that state followed within the review window.
+ */
+export function scanBreakGlassDetail(report: BreakGlassReport, review: Verdict, now: number): string {
+  const admitted = `admitted by break-glass for ${breakGlassWho(report)} at ${isoTime(report.issuedAt ?? 0)}`;
+  if (review.allowed) return `${admitted}; reviewed: ${review.change} approved by ${review.approvers?.join(', ')}`;
+  const due = report.reviewBy ?? 0;
+  const so =
+    review.target && review.grounds.kind === 'quorum'
+      ? `; so far ${unapprovedFinding(review, review.target, review.grounds.required)}`
+      : '';
+  return `${admitted} without two approvals; two approvals of its current state ${now <= due ? 'are' : 'were'} due by ${isoTime(due)}${so}`;
+}
+
+/** The scan's detail for a WouldRefuse Event: how often, when last, and what enforce mode would have said. */
+export function scanEventDetail(count: number, last: string, message: string): string {
+  return `${count} ${count === 1 ? 'request' : 'requests'} admitted in warn mode, the last at ${printable(last)}: ${truncate(printable(message), 400)}`;
 }
 
 /** What a refused request's approvals came to, as the summary says it, without naming the change of a single deploy or delete. */
