@@ -1,5 +1,7 @@
 /**
- * `twokey approve`: mints one approval for the object in a manifest, as a change system would.
+ * `twokey approve`: mints one approval for the object in a manifest, as a change system would; or
+ * with --break-glass, one break-glass token for the objects in a manifest, as on-call does in an
+ * incident with the break-glass key.
  */
 import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
@@ -7,17 +9,20 @@ import type { Binding } from '../change/claims.ts';
 import { ACTIONS, type Action } from '../change/digest.ts';
 import { TwokeyError } from '../errors.ts';
 import { normalizeIdentity } from '../identity.ts';
-import { mintApproval, parsePrivateJwk } from '../keys/signing.ts';
+import { mintApproval, mintBreakGlass, parsePrivateJwk } from '../keys/signing.ts';
 import { digestOption, durationOption, type Terminal, usageError } from './common.ts';
 import { actionFor, objectDigest, targetOf } from './digest.ts';
 import { readManifests } from './manifests.ts';
 
 interface ApproveFlags {
-  privateKey: string;
+  privateKey?: string;
+  key?: string;
   issuer: string;
   audience: string;
   approver: string;
-  change: string;
+  change?: string;
+  breakGlass?: boolean;
+  incident?: string;
   file: string;
   action?: Action;
   digest?: string;
@@ -30,12 +35,21 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
   program
     .command('approve')
     .description('print one approval (compact JWS) for the object in FILE, to attach as an approval.twokey.dev/<name> annotation')
-    .requiredOption('--private-key <jwk>', "the change system's private JWK (from twokey keygen)")
+    .option('--private-key <jwk>', "the change system's private JWK (from twokey keygen); with --break-glass, the break-glass key")
+    .option('--key <jwk>', 'the same as --private-key')
     .requiredOption('--issuer <iss>', 'issuer name, as trusted in the policy')
     .requiredOption('--audience <cluster>', "the cluster's name (the policy's cluster)")
     .requiredOption('--approver <id>', 'who approves (the token subject)')
-    .requiredOption('--change <id>', 'the change ticket id, e.g. CHG0031337')
-    .requiredOption('-f, --file <file>', 'manifest holding the one object approved, or - for stdin')
+    .option('--change <id>', 'the change ticket id, e.g. CHG0031337 (required but with --break-glass)')
+    .option(
+      '--break-glass',
+      "mint a break-glass token with the break-glass issuer's key: one approver lets through the objects in FILE, loudly",
+    )
+    .option('--incident <id>', 'with --break-glass: the incident id, e.g. INC-123')
+    .requiredOption(
+      '-f, --file <file>',
+      'manifest holding the one object approved (with --break-glass, each object let through), or - for stdin',
+    )
     .addOption(new Option('--action <action>', 'what is approved (default: deploy; delete for Namespaces)').choices(ACTIONS))
     .option(
       '--digest <digest>',
@@ -51,11 +65,47 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
       if (flags.requester !== undefined && normalizeIdentity(flags.requester) === undefined) {
         throw usageError(`--requester ${JSON.stringify(flags.requester)} is not a valid identity`);
       }
-      if (flags.change.trim() === '') throw usageError('--change must not be empty');
+      const keyFile = flags.privateKey ?? flags.key;
+      if (keyFile === undefined) throw usageError('--private-key (or --key) is required');
+      if (flags.privateKey !== undefined && flags.key !== undefined) throw usageError('give the key once: --private-key or --key');
       if (flags.ttl <= 0) throw usageError('--ttl must be longer than 0s');
-      if (flags.ttl > 24 * 3600)
-        err(`note: the approval lives ${flags.ttl}s; a policy with the default approvals.maxTtl (24h) will not count it`);
+      if (flags.breakGlass) {
+        if (flags.change !== undefined) throw usageError('--change is for approvals; a break-glass token names --incident');
+        if (flags.incident === undefined || flags.incident.trim() === '')
+          throw usageError('--break-glass needs --incident with the incident id');
+        if (flags.ttl > 3600)
+          err(`note: the token lives ${flags.ttl}s; a policy with the default breakGlass.maxTtl (1h) will not count it`);
+      } else {
+        if (flags.incident !== undefined) throw usageError('--incident is only for --break-glass');
+        if (flags.change === undefined) throw usageError('--change is required');
+        if (flags.change.trim() === '') throw usageError('--change must not be empty');
+        if (flags.ttl > 24 * 3600)
+          err(`note: the approval lives ${flags.ttl}s; a policy with the default approvals.maxTtl (24h) will not count it`);
+      }
       const objects = await readManifests(flags.file, flags.namespace, { stdin: io.stdin });
+      const privateJwk = parsePrivateJwk(await readJwk(keyFile), keyFile);
+      if (flags.breakGlass) {
+        if (objects.length === 0) throw new TwokeyError('ERR_MANIFEST_INVALID', `${flags.file} holds no gated object to let through`);
+        if (flags.digest !== undefined && objects.length !== 1)
+          throw usageError('--digest names the digest of one object; FILE holds several');
+        const changes = objects.map((m): Binding => {
+          const action = actionFor(m, flags.action);
+          return { action, ...targetOf(m), digest: flags.digest ?? objectDigest(m, action) };
+        });
+        out(
+          await mintBreakGlass({
+            privateJwk,
+            issuer: flags.issuer,
+            audience: flags.audience,
+            approver: flags.approver,
+            incident: flags.incident as string,
+            changes,
+            ttlSeconds: flags.ttl,
+            ...(flags.requester !== undefined ? { requester: flags.requester } : {}),
+          }),
+        );
+        return;
+      }
       if (objects.length !== 1) {
         throw new TwokeyError(
           'ERR_MANIFEST_INVALID',
@@ -66,22 +116,24 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
       const action = actionFor(m, flags.action);
       const digest = flags.digest ?? objectDigest(m, action);
       const binding: Binding = { action, ...targetOf(m), digest };
-      let jwkDocument: unknown;
-      try {
-        jwkDocument = JSON.parse(await readFile(flags.privateKey, 'utf8'));
-      } catch (error) {
-        throw new TwokeyError('ERR_KEY_INVALID', `cannot read the private JWK ${flags.privateKey}: ${(error as Error).message}`);
-      }
       const token = await mintApproval({
-        privateJwk: parsePrivateJwk(jwkDocument, flags.privateKey),
+        privateJwk,
         issuer: flags.issuer,
         audience: flags.audience,
         approver: flags.approver,
-        change: flags.change,
+        change: flags.change as string,
         binding,
         ttlSeconds: flags.ttl,
         ...(flags.requester !== undefined ? { requester: flags.requester } : {}),
       });
       out(token);
     });
+}
+
+async function readJwk(path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new TwokeyError('ERR_KEY_INVALID', `cannot read the private JWK ${path}: ${(error as Error).message}`);
+  }
 }
