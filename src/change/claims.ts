@@ -23,24 +23,27 @@ export interface ChangeClaim extends Binding {
   readonly requester?: string;
 }
 
-/** An approval's claims as a change system signs them. */
-export interface ApprovalClaims {
+/** The registered claims every token carries, approval or break-glass. */
+export interface TokenClaims {
   readonly iss: string;
   readonly aud: string;
   readonly sub: string;
   readonly iat: number;
   readonly exp: number;
   readonly jti: string;
+}
+
+/** An approval's claims as a change system signs them. */
+export interface ApprovalClaims extends TokenClaims {
   readonly twokey: ChangeClaim;
 }
 
-export interface ApprovalClaimsInput {
+/** Who signs a token for which cluster, who it speaks for, and when. */
+export interface TokenClaimsInput {
   readonly issuer: string;
   /** The cluster's name, as its policy gives it. */
   readonly audience: string;
   readonly approver: string;
-  readonly change: string;
-  readonly binding: Binding;
   /** Seconds since the epoch. */
   readonly issuedAt: number;
   readonly ttlSeconds: number;
@@ -48,8 +51,12 @@ export interface ApprovalClaimsInput {
   readonly requester?: string;
 }
 
-export function approvalClaims(input: ApprovalClaimsInput): ApprovalClaims {
-  const { action, resource, namespace, name, digest } = input.binding;
+export interface ApprovalClaimsInput extends TokenClaimsInput {
+  readonly change: string;
+  readonly binding: Binding;
+}
+
+function tokenClaims(input: TokenClaimsInput): TokenClaims {
   return {
     iss: input.issuer,
     aud: input.audience,
@@ -57,6 +64,13 @@ export function approvalClaims(input: ApprovalClaimsInput): ApprovalClaims {
     iat: input.issuedAt,
     exp: input.issuedAt + input.ttlSeconds,
     jti: input.jti,
+  };
+}
+
+export function approvalClaims(input: ApprovalClaimsInput): ApprovalClaims {
+  const { action, resource, namespace, name, digest } = input.binding;
+  return {
+    ...tokenClaims(input),
     twokey: {
       change: input.change,
       action,
@@ -93,29 +107,18 @@ export interface BreakGlassClaim {
   readonly requester?: string;
 }
 
-export interface BreakGlassClaims {
-  readonly iss: string;
-  readonly aud: string;
-  readonly sub: string;
-  readonly iat: number;
-  readonly exp: number;
-  readonly jti: string;
+export interface BreakGlassClaims extends TokenClaims {
   readonly [BREAK_GLASS_CLAIM]: BreakGlassClaim;
 }
 
-export interface BreakGlassClaimsInput extends Omit<ApprovalClaimsInput, 'change' | 'binding'> {
+export interface BreakGlassClaimsInput extends TokenClaimsInput {
   readonly incident: string;
   readonly changes: readonly Binding[];
 }
 
 export function breakGlassClaims(input: BreakGlassClaimsInput): BreakGlassClaims {
   return {
-    iss: input.issuer,
-    aud: input.audience,
-    sub: input.approver,
-    iat: input.issuedAt,
-    exp: input.issuedAt + input.ttlSeconds,
-    jti: input.jti,
+    ...tokenClaims(input),
     [BREAK_GLASS_CLAIM]: {
       version: BREAK_GLASS_VERSION,
       incident: input.incident,

@@ -83,7 +83,15 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
           err(`note: the approval lives ${flags.ttl}s; a policy with the default approvals.maxTtl (24h) will not count it`);
       }
       const objects = await readManifests(flags.file, flags.namespace, { stdin: io.stdin });
-      const privateJwk = parsePrivateJwk(await readJwk(keyFile), keyFile);
+      // What any token says of who signs it, for which cluster, for whom, and for how long.
+      const signer = {
+        privateJwk: parsePrivateJwk(await readJwk(keyFile), keyFile),
+        issuer: flags.issuer,
+        audience: flags.audience,
+        approver: flags.approver,
+        ttlSeconds: flags.ttl,
+        ...(flags.requester !== undefined ? { requester: flags.requester } : {}),
+      };
       if (flags.breakGlass) {
         if (objects.length === 0) throw new TwokeyError('ERR_MANIFEST_INVALID', `${flags.file} holds no gated object to let through`);
         if (flags.digest !== undefined && objects.length !== 1)
@@ -92,18 +100,7 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
           const action = actionFor(m, flags.action);
           return { action, ...targetOf(m), digest: flags.digest ?? objectDigest(m, action) };
         });
-        out(
-          await mintBreakGlass({
-            privateJwk,
-            issuer: flags.issuer,
-            audience: flags.audience,
-            approver: flags.approver,
-            incident: flags.incident as string,
-            changes,
-            ttlSeconds: flags.ttl,
-            ...(flags.requester !== undefined ? { requester: flags.requester } : {}),
-          }),
-        );
+        out(await mintBreakGlass({ ...signer, incident: flags.incident as string, changes }));
         return;
       }
       if (objects.length !== 1) {
@@ -116,17 +113,7 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
       const action = actionFor(m, flags.action);
       const digest = flags.digest ?? objectDigest(m, action);
       const binding: Binding = { action, ...targetOf(m), digest };
-      const token = await mintApproval({
-        privateJwk,
-        issuer: flags.issuer,
-        audience: flags.audience,
-        approver: flags.approver,
-        change: flags.change as string,
-        binding,
-        ttlSeconds: flags.ttl,
-        ...(flags.requester !== undefined ? { requester: flags.requester } : {}),
-      });
-      out(token);
+      out(await mintApproval({ ...signer, change: flags.change as string, binding }));
     });
 }
 

@@ -4,7 +4,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
-import { APPROVAL_TYPE, approvalClaims, type Binding, BREAK_GLASS_TYPE, breakGlassClaims } from '../change/claims.ts';
+import {
+  APPROVAL_TYPE,
+  approvalClaims,
+  type Binding,
+  BREAK_GLASS_TYPE,
+  breakGlassClaims,
+  type TokenClaimsInput,
+} from '../change/claims.ts';
 import { TwokeyError } from '../errors.ts';
 import { isJsonObject } from '../json.ts';
 
@@ -69,18 +76,21 @@ async function sign(privateJwk: JWK, typ: string, claims: object): Promise<strin
     .sign(key);
 }
 
-export async function mintApproval(request: ApprovalRequest): Promise<string> {
-  const claims = approvalClaims({
+/** Who signs, for which cluster, for whom and when: issued now (or at `now`), with a fresh jti. */
+function tokenInput(request: Omit<ApprovalRequest, 'change' | 'binding'>): TokenClaimsInput {
+  return {
     issuer: request.issuer,
     audience: request.audience,
     approver: request.approver,
-    change: request.change,
-    binding: request.binding,
     issuedAt: Math.floor(request.now ?? Date.now() / 1000),
     ttlSeconds: request.ttlSeconds,
     jti: randomUUID(),
     ...(request.requester !== undefined ? { requester: request.requester } : {}),
-  });
+  };
+}
+
+export async function mintApproval(request: ApprovalRequest): Promise<string> {
+  const claims = approvalClaims({ ...tokenInput(request), change: request.change, binding: request.binding });
   return sign(request.privateJwk, APPROVAL_TYPE, claims);
 }
 
@@ -92,16 +102,6 @@ export interface BreakGlassRequest extends Omit<ApprovalRequest, 'change' | 'bin
 
 /** A break-glass token, signed with the break-glass issuer's key. */
 export async function mintBreakGlass(request: BreakGlassRequest): Promise<string> {
-  const claims = breakGlassClaims({
-    issuer: request.issuer,
-    audience: request.audience,
-    approver: request.approver,
-    incident: request.incident,
-    changes: request.changes,
-    issuedAt: Math.floor(request.now ?? Date.now() / 1000),
-    ttlSeconds: request.ttlSeconds,
-    jti: randomUUID(),
-    ...(request.requester !== undefined ? { requester: request.requester } : {}),
-  });
+  const claims = breakGlassClaims({ ...tokenInput(request), incident: request.incident, changes: request.changes });
   return sign(request.privateJwk, BREAK_GLASS_TYPE, claims);
 }
