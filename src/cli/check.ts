@@ -89,7 +89,21 @@ interface Judgement {
 
 /** A verdict as `-o json` prints it: its facts, its words, and each approval's report (undefined members are left out). */
 function verdictJson(object: string, decision: Decision) {
-  const { allowed, action, target, aspects, digest, change, approvers, summary, message, warnings, auditAnnotations } = decision;
+  const {
+    allowed,
+    action,
+    target,
+    aspects,
+    digest,
+    change,
+    approvers,
+    summary,
+    message,
+    warnings,
+    auditAnnotations,
+    breakGlass,
+    wouldRefuse,
+  } = decision;
   const approvals = decision.approvals.map((r) => ({
     key: r.key,
     approver: r.approver,
@@ -102,7 +116,23 @@ function verdictJson(object: string, decision: Decision) {
     copyOf: r.copyOf,
     action: r.action,
   }));
-  return { object, allowed, action, target, aspects, digest, change, approvers, summary, message, warnings, auditAnnotations, approvals };
+  return {
+    object,
+    allowed,
+    action,
+    target,
+    aspects,
+    digest,
+    change,
+    approvers,
+    summary,
+    message,
+    warnings,
+    auditAnnotations,
+    approvals,
+    breakGlass,
+    wouldRefuse,
+  };
 }
 
 export function registerCheck(program: Command, terminal: Terminal): void {

@@ -22,6 +22,7 @@ import {
   makeIssuer,
   makePolicy,
   NOW,
+  namespaceObject,
   request,
   withAnnotations,
   withLabels,
@@ -125,6 +126,20 @@ describe('a break-glass token', () => {
     const both = await update(await breakGlass(glass, [deployOf(next), bindingFor('unprotect', next)], { approver: 'dave@example.com' }));
     expect(both.allowed).toBe(true);
     expect(both.action).toBe('deploy+unprotect');
+  });
+});
+
+describe('a break-glass token on a delete', () => {
+  it('is read from the object being deleted, and binds its uid', async () => {
+    const old = namespaceObject('payments');
+    const del = async (token: string) =>
+      decide(request({ operation: 'DELETE', oldObject: withAnnotations(old, { [BG]: token }), user: 'deployer@example.com' }), ctx());
+    const admitted = await del(await breakGlass(glass, [bindingFor('delete', old)], { approver: 'dave@example.com', incident: 'INC-7' }));
+    expect(admitted).toMatchObject({ allowed: true, action: 'delete', breakGlass: { status: 'counted', incident: 'INC-7' } });
+    // The same name recreated has another uid: the token does not carry over.
+    const recreated = namespaceObject('payments', { uid: 'uid-payments-2' });
+    const refused = await del(await breakGlass(glass, [bindingFor('delete', recreated)], { approver: 'dave@example.com' }));
+    expect(refused).toMatchObject({ allowed: false, breakGlass: { status: 'not-counted', code: 'binding' } });
   });
 });
 
