@@ -1,6 +1,8 @@
 /**
  * `twokey approve`: mints one approval, as a change system would: of the object in a manifest, or
- * with --plan of every entry of a plan (one token per approver for the whole change).
+ * with --plan of every entry of a plan (one token per approver for the whole change); or with
+ * --break-glass, one break-glass token for the objects in a manifest, as on-call does in an
+ * incident with the break-glass key.
  */
 import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
@@ -8,18 +10,21 @@ import type { Binding } from '../change/claims.ts';
 import { ACTIONS, type Action } from '../change/digest.ts';
 import { TwokeyError } from '../errors.ts';
 import { normalizeIdentity } from '../identity.ts';
-import { mintApproval, mintPlanApproval, parsePrivateJwk } from '../keys/signing.ts';
+import { mintApproval, mintBreakGlass, mintPlanApproval, parsePrivateJwk } from '../keys/signing.ts';
 import { digestOption, durationOption, type Terminal, usageError } from './common.ts';
 import { actionFor, objectDigest, targetOf } from './digest.ts';
 import { readPlanFile } from './inputs.ts';
 import { readManifests } from './manifests.ts';
 
 interface ApproveFlags {
-  privateKey: string;
+  privateKey?: string;
+  key?: string;
   issuer: string;
   audience: string;
   approver: string;
-  change: string;
+  change?: string;
+  breakGlass?: boolean;
+  incident?: string;
   file?: string;
   plan?: string;
   action?: Action;
@@ -35,12 +40,18 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
     .description(
       'print one approval (compact JWS) for the object in FILE, or with --plan for every object of a plan, to attach as an approval.twokey.dev/<name> annotation (twokey attach)',
     )
-    .requiredOption('--private-key <jwk>', "the change system's private JWK (from twokey keygen)")
+    .option('--private-key <jwk>', "the change system's private JWK (from twokey keygen); with --break-glass, the break-glass key")
+    .option('--key <jwk>', 'the same as --private-key')
     .requiredOption('--issuer <iss>', 'issuer name, as trusted in the policy')
     .requiredOption('--audience <cluster>', "the cluster's name (the policy's cluster)")
     .requiredOption('--approver <id>', 'who approves (the token subject)')
-    .requiredOption('--change <id>', 'the change ticket id, e.g. CHG0031337')
-    .option('-f, --file <file>', 'manifest holding the one object approved, or - for stdin')
+    .option('--change <id>', 'the change ticket id, e.g. CHG0031337 (required but with --break-glass)')
+    .option(
+      '--break-glass',
+      "mint a break-glass token with the break-glass issuer's key: one approver lets through the objects in FILE, loudly",
+    )
+    .option('--incident <id>', 'with --break-glass: the incident id, e.g. INC-123')
+    .option('-f, --file <file>', 'manifest holding the one object approved (with --break-glass, each object let through), or - for stdin')
     .option('--plan <file>', 'approve every entry of this plan (twokey plan -o json) with one token, instead of one object')
     .addOption(new Option('--action <action>', 'what is approved (default: deploy; delete for Namespaces)').choices(ACTIONS))
     .option(
@@ -57,49 +68,74 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
       if (flags.requester !== undefined && normalizeIdentity(flags.requester) === undefined) {
         throw usageError(`--requester ${JSON.stringify(flags.requester)} is not a valid identity`);
       }
-      if (flags.change.trim() === '') throw usageError('--change must not be empty');
+      const keyFile = flags.privateKey ?? flags.key;
+      if (keyFile === undefined) throw usageError('--private-key (or --key) is required');
+      if (flags.privateKey !== undefined && flags.key !== undefined) throw usageError('give the key once: --private-key or --key');
       if (flags.ttl <= 0) throw usageError('--ttl must be longer than 0s');
-      if (flags.ttl > 24 * 3600)
-        err(`note: the approval lives ${flags.ttl}s; a policy with the default approvals.maxTtl (24h) will not count it`);
       if (flags.plan !== undefined && (flags.file !== undefined || flags.action !== undefined || flags.digest !== undefined)) {
         throw usageError('--plan approves the whole plan: give no -f, --action or --digest with it');
       }
+      if (flags.plan !== undefined && flags.breakGlass)
+        throw usageError('--break-glass names the objects in -f FILE; give no --plan with it');
       if (flags.plan === undefined && flags.file === undefined) throw usageError('give -f FILE (one object) or --plan FILE (a plan)');
-      const plan = flags.plan !== undefined ? await readPlanFile(flags.plan) : undefined;
-      let binding: Binding | undefined;
-      if (flags.file !== undefined) {
-        const objects = await readManifests(flags.file, flags.namespace, { stdin: io.stdin });
-        if (objects.length !== 1) {
-          throw new TwokeyError(
-            'ERR_MANIFEST_INVALID',
-            `${flags.file} must hold exactly one gated object to approve; it holds ${objects.length}`,
-          );
-        }
-        const m = objects[0] as (typeof objects)[number];
-        const action = actionFor(m, flags.action);
-        binding = { action, ...targetOf(m), digest: flags.digest ?? objectDigest(m, action) };
+      if (flags.breakGlass) {
+        if (flags.change !== undefined) throw usageError('--change is for approvals; a break-glass token names --incident');
+        if (flags.incident === undefined || flags.incident.trim() === '')
+          throw usageError('--break-glass needs --incident with the incident id');
+        if (flags.ttl > 3600)
+          err(`note: the token lives ${flags.ttl}s; a policy with the default breakGlass.maxTtl (1h) will not count it`);
+      } else {
+        if (flags.incident !== undefined) throw usageError('--incident is only for --break-glass');
+        if (flags.change === undefined) throw usageError('--change is required');
+        if (flags.change.trim() === '') throw usageError('--change must not be empty');
+        if (flags.ttl > 24 * 3600)
+          err(`note: the approval lives ${flags.ttl}s; a policy with the default approvals.maxTtl (24h) will not count it`);
       }
-      let jwkDocument: unknown;
-      try {
-        jwkDocument = JSON.parse(await readFile(flags.privateKey, 'utf8'));
-      } catch (error) {
-        throw new TwokeyError('ERR_KEY_INVALID', `cannot read the private JWK ${flags.privateKey}: ${(error as Error).message}`);
-      }
-      const signing = {
-        privateJwk: parsePrivateJwk(jwkDocument, flags.privateKey),
+      // What any token says of who signs it, for which cluster, for whom, and for how long.
+      const signer = {
+        privateJwk: parsePrivateJwk(await readJwk(keyFile), keyFile),
         issuer: flags.issuer,
         audience: flags.audience,
         approver: flags.approver,
-        change: flags.change,
         ttlSeconds: flags.ttl,
         ...(flags.requester !== undefined ? { requester: flags.requester } : {}),
       };
-      const token = plan
-        ? await mintPlanApproval({ ...signing, plan: plan.digest, entries: plan.entries.length })
-        : await mintApproval({ ...signing, binding: binding as Binding });
-      if (plan?.source === 'files') {
-        err('note: this plan was made from the files as written (twokey plan without --server); its digests may lack server defaults');
+      if (flags.plan !== undefined) {
+        const plan = await readPlanFile(flags.plan);
+        out(await mintPlanApproval({ ...signer, change: flags.change as string, plan: plan.digest, entries: plan.entries.length }));
+        if (plan.source === 'files') {
+          err('note: this plan was made from the files as written (twokey plan without --server); its digests may lack server defaults');
+        }
+        return;
       }
-      out(token);
+      const file = flags.file as string;
+      const objects = await readManifests(file, flags.namespace, { stdin: io.stdin });
+      if (flags.breakGlass) {
+        if (objects.length === 0) throw new TwokeyError('ERR_MANIFEST_INVALID', `${file} holds no gated object to let through`);
+        if (flags.digest !== undefined && objects.length !== 1)
+          throw usageError('--digest names the digest of one object; FILE holds several');
+        const changes = objects.map((m): Binding => {
+          const action = actionFor(m, flags.action);
+          return { action, ...targetOf(m), digest: flags.digest ?? objectDigest(m, action) };
+        });
+        out(await mintBreakGlass({ ...signer, incident: flags.incident as string, changes }));
+        return;
+      }
+      if (objects.length !== 1) {
+        throw new TwokeyError('ERR_MANIFEST_INVALID', `${file} must hold exactly one gated object to approve; it holds ${objects.length}`);
+      }
+      const m = objects[0] as (typeof objects)[number];
+      const action = actionFor(m, flags.action);
+      const digest = flags.digest ?? objectDigest(m, action);
+      const binding: Binding = { action, ...targetOf(m), digest };
+      out(await mintApproval({ ...signer, change: flags.change as string, binding }));
     });
+}
+
+async function readJwk(path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new TwokeyError('ERR_KEY_INVALID', `cannot read the private JWK ${path}: ${(error as Error).message}`);
+  }
 }

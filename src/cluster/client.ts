@@ -103,6 +103,13 @@ export class ClusterClient {
     return this.list(NAMESPACES);
   }
 
+  /** Events of every namespace with this reason (Events live about an hour: kube-apiserver's --event-ttl). */
+  async listEvents(reason: string): Promise<JsonObject[]> {
+    const response = await this.rest.call('GET', '/api/v1/events', { query: { fieldSelector: `reason=${reason}` } });
+    if (response.status !== 200) throw this.#unexpected(`cannot list Events with reason ${reason}`, response);
+    return listItems(response);
+  }
+
   /** The user name the API sees for these credentials (SelfSubjectReview), if the server tells. */
   async whoAmI(): Promise<string | undefined> {
     try {

@@ -4,7 +4,16 @@
  * syntax was read once by token/jws.ts; the claims it must carry are named in change/claims.ts.
  */
 import { type CryptoKey, compactVerify } from 'jose';
-import { APPROVAL_TYPE, BINDING_FIELDS, type Binding, PLAN_CLAIM_VERSION } from '../change/claims.ts';
+import {
+  APPROVAL_TYPE,
+  BINDING_FIELDS,
+  type Binding,
+  BREAK_GLASS_CLAIM,
+  BREAK_GLASS_MAX_ENTRIES,
+  BREAK_GLASS_TYPE,
+  BREAK_GLASS_VERSION,
+  PLAN_CLAIM_VERSION,
+} from '../change/claims.ts';
 import { DIGEST_PATTERN } from '../change/digest.ts';
 import { type Identity, normalizeIdentity } from '../identity.ts';
 import { isJsonObject, type JsonObject } from '../json.ts';
@@ -88,7 +97,7 @@ function decoded(part: Decoded): JsonObject {
   return (part as { value: JsonObject }).value;
 }
 
-function checkHeader(header: JsonObject, policy: Policy): { alg: string; kid: string } {
+function checkHeader(header: JsonObject, policy: Policy, expectedType: string): { alg: string; kid: string } {
   const { alg, typ, kid } = header;
   if (typeof alg !== 'string') return reject('algorithm', 'header has no alg');
   if (alg.toLowerCase() === 'none') reject('algorithm', 'alg "none" is never accepted');
@@ -96,9 +105,9 @@ function checkHeader(header: JsonObject, policy: Policy): { alg: string; kid: st
   if (!policy.algorithms.has(alg)) {
     reject('algorithm', `alg ${quote(alg)} is not allowed (allowed: ${[...policy.algorithms].join(', ')})`);
   }
-  if (typeof typ !== 'string') return reject('type', `typ is missing (expected ${APPROVAL_TYPE})`);
+  if (typeof typ !== 'string') return reject('type', `typ is missing (expected ${expectedType})`);
   const type = typ.toLowerCase().replace(/^application\//, '');
-  if (type !== APPROVAL_TYPE) reject('type', `typ is ${quote(typ)}, expected ${APPROVAL_TYPE}`);
+  if (type !== expectedType) reject('type', `typ is ${quote(typ)}, expected ${expectedType}`);
   if (typeof kid !== 'string' || kid === '') return reject('kid', 'header has no kid');
   for (const name of KEY_CARRYING_HEADERS) {
     if (name in header) reject('header', `header carries its own key reference (${name}); keys come only from the issuer's JWKS`);
@@ -126,6 +135,52 @@ const isoTime = (seconds: number) => {
   const date = new Date(seconds * 1000);
   return Number.isNaN(date.getTime()) ? String(seconds) : date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 };
+
+/** The claims every token carries: who signed it for which cluster, who it speaks for, and when. */
+interface CommonClaims {
+  readonly issuer: string;
+  readonly jti: string;
+  readonly approver: Identity;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+}
+
+function checkCommonClaims(
+  payload: JsonObject,
+  ctx: ApprovalContext,
+  trusted: { readonly issuers: readonly string[]; readonly untrusted: string; readonly maxTtlSeconds: number },
+): CommonClaims {
+  const { policy, now } = ctx;
+  const issuer = requireString(payload, 'iss');
+  if (!trusted.issuers.includes(issuer)) reject('issuer', `issuer ${quote(issuer)} ${trusted.untrusted}`);
+
+  const { aud } = payload;
+  if (typeof aud !== 'string') {
+    reject('audience', aud === undefined ? 'aud is missing' : 'aud must be a single string (the cluster name)');
+  }
+  if (aud !== policy.cluster) reject('audience', `aud is ${quote(aud as string)}, this cluster is ${quote(policy.cluster)}`);
+
+  const subject = requireString(payload, 'sub');
+  const approver = normalizeIdentity(subject);
+  if (approver === undefined) reject('identity', `sub ${quote(subject)} is not a valid identity`);
+  const jti = requireString(payload, 'jti');
+  if (jti === '') reject('claims', 'jti is empty');
+
+  const issuedAt = requireNumericDate(payload, 'iat');
+  const expiresAt = requireNumericDate(payload, 'exp');
+  const skew = policy.clockSkewSeconds;
+  if (issuedAt > now + skew) reject('not-yet-valid', `issued in the future (iat ${isoTime(issuedAt)})`);
+  if (payload.nbf !== undefined) {
+    const notBefore = requireNumericDate(payload, 'nbf');
+    if (notBefore > now + skew) reject('not-yet-valid', `not valid before ${isoTime(notBefore)}`);
+  }
+  if (expiresAt <= issuedAt) reject('lifetime', 'exp is not after iat');
+  if (expiresAt - issuedAt > trusted.maxTtlSeconds) {
+    reject('lifetime', `lives ${Math.round(expiresAt - issuedAt)}s, more than the allowed ${trusted.maxTtlSeconds}s`);
+  }
+  if (now - skew >= expiresAt) reject('expired', `expired at ${isoTime(expiresAt)}`);
+  return { issuer, jti, approver: approver as Identity, issuedAt, expiresAt };
+}
 
 /** The binding of an approval of one object: each field must equal the request's exactly. */
 function checkBinding(twokey: JsonObject, expected: Binding): undefined {
@@ -168,36 +223,12 @@ function checkPlanClaim(twokey: JsonObject, plans: PlanEvidence | undefined): st
 }
 
 function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: Binding, plans: PlanEvidence | undefined) {
-  const { policy, now } = ctx;
-  const issuer = requireString(payload, 'iss');
-  if (!policy.issuers.some((trusted) => trusted.issuer === issuer)) reject('issuer', `issuer ${quote(issuer)} is not trusted`);
-
-  const { aud } = payload;
-  if (typeof aud !== 'string') {
-    reject('audience', aud === undefined ? 'aud is missing' : 'aud must be a single string (the cluster name)');
-  }
-  if (aud !== policy.cluster) reject('audience', `aud is ${quote(aud as string)}, this cluster is ${quote(policy.cluster)}`);
-
-  const subject = requireString(payload, 'sub');
-  const approver = normalizeIdentity(subject);
-  if (approver === undefined) reject('identity', `sub ${quote(subject)} is not a valid identity`);
-  const jti = requireString(payload, 'jti');
-  if (jti === '') reject('claims', 'jti is empty');
-
-  const issuedAt = requireNumericDate(payload, 'iat');
-  const expiresAt = requireNumericDate(payload, 'exp');
-  const skew = policy.clockSkewSeconds;
-  if (issuedAt > now + skew) reject('not-yet-valid', `issued in the future (iat ${isoTime(issuedAt)})`);
-  if (payload.nbf !== undefined) {
-    const notBefore = requireNumericDate(payload, 'nbf');
-    if (notBefore > now + skew) reject('not-yet-valid', `not valid before ${isoTime(notBefore)}`);
-  }
-  if (expiresAt <= issuedAt) reject('lifetime', 'exp is not after iat');
-  if (expiresAt - issuedAt > policy.maxTtlSeconds) {
-    reject('lifetime', `lives ${Math.round(expiresAt - issuedAt)}s, more than the allowed ${policy.maxTtlSeconds}s`);
-  }
-  if (now - skew >= expiresAt) reject('expired', `expired at ${isoTime(expiresAt)}`);
-
+  const { policy } = ctx;
+  const common = checkCommonClaims(payload, ctx, {
+    issuers: policy.issuers.map((trusted) => trusted.issuer),
+    untrusted: 'is not trusted',
+    maxTtlSeconds: policy.maxTtlSeconds,
+  });
   const twokey = payload.twokey;
   if (!isJsonObject(twokey)) return reject('claims', `twokey claim is ${twokey === undefined ? 'missing' : 'not an object'}`);
   const change = requireString(twokey, 'change', 'twokey.');
@@ -210,16 +241,7 @@ function checkClaims(payload: JsonObject, ctx: ApprovalContext, expected: Bindin
   }
   // An approval of one object carries its binding; a plan approval (v 2), the plan and the object's proof.
   const plan = twokey.v === undefined ? checkBinding(twokey, expected) : checkPlanClaim(twokey, plans);
-  return {
-    issuer,
-    jti,
-    approver: approver as Identity,
-    change,
-    requester,
-    issuedAt,
-    expiresAt,
-    ...(plan !== undefined ? { plan } : {}),
-  };
+  return { ...common, change, requester, ...(plan !== undefined ? { plan } : {}) };
 }
 
 /** Parses one annotation value and judges it against the change it must be bound to. Never throws on bad input. */
@@ -239,22 +261,30 @@ async function verifySignature(token: ParsedToken, key: CryptoKey, alg: string):
  * Judges one parsed token against the change it must be bound to; a plan approval, against the
  * proofs the object carries (`plans`). Never throws on bad input.
  */
-export async function judgeApproval(
+export function judgeApproval(parsed: TokenParse, expected: Binding, ctx: ApprovalContext, plans?: PlanEvidence): Promise<ApprovalOutcome> {
+  return judgeToken(parsed, ctx, APPROVAL_TYPE, (payload) => checkClaims(payload, ctx, expected, plans));
+}
+
+/**
+ * Header rules, the claims `check` reads, then the key of the issuer the claims name and the
+ * signature. Never throws on bad input.
+ */
+async function judgeToken<T extends CommonClaims>(
   parsed: TokenParse,
-  expected: Binding,
   ctx: ApprovalContext,
-  plans?: PlanEvidence,
-): Promise<ApprovalOutcome> {
+  type: string,
+  check: (payload: JsonObject) => T,
+): Promise<{ readonly ok: true; readonly approval: T } | Extract<ApprovalOutcome, { ok: false }>> {
   if (!parsed.ok) return { ok: false, code: parsed.code, detail: parsed.detail };
   const token = parsed;
   try {
     // A token these keys verified before skips decoding and the signature, never the checks below.
     const cached = ctx.keys.verified.get(token.text, ctx.now);
     const header = cached?.header ?? decoded(token.signatures[0].header());
-    const { alg, kid } = checkHeader(header, ctx.policy);
+    const { alg, kid } = checkHeader(header, ctx.policy, type);
     const payload = cached?.payload ?? decoded(token.payload());
     // Header and claims depend on the policy, the clock and the request: checked on every use.
-    const approval = checkClaims(payload, ctx, expected, plans);
+    const approval = check(payload);
     const key = ctx.keys.find(approval.issuer, kid);
     if (key === undefined) {
       const detail = !ctx.keys.has(approval.issuer)
@@ -292,4 +322,63 @@ export async function judgeApproval(
       detail: `cannot be read (${error instanceof Error ? error.name : 'error'})`,
     };
   }
+}
+
+/** A break-glass token that verified: one approver, an incident, and the changes it names. */
+export interface VerifiedBreakGlass extends CommonClaims {
+  readonly incident: string;
+  readonly requester: Identity | undefined;
+}
+
+export type BreakGlassOutcome = { readonly ok: true; readonly approval: VerifiedBreakGlass } | Extract<ApprovalOutcome, { ok: false }>;
+
+const sameBinding = (entry: JsonObject, binding: Binding) => BINDING_FIELDS.every((field) => entry[field] === binding[field]);
+
+/** The break-glass claim: its version, a non-empty incident, and changes that name every binding expected. */
+function checkBreakGlassClaims(payload: JsonObject, ctx: ApprovalContext, expected: readonly Binding[]): VerifiedBreakGlass {
+  const breakGlass = ctx.policy.breakGlass;
+  if (breakGlass === undefined) return reject('issuer', 'no break-glass issuer is configured');
+  const common = checkCommonClaims(payload, ctx, {
+    issuers: [breakGlass.issuer],
+    untrusted: 'is not the break-glass issuer',
+    maxTtlSeconds: breakGlass.maxTtlSeconds,
+  });
+  const claim = payload[BREAK_GLASS_CLAIM];
+  const where = `${BREAK_GLASS_CLAIM}.`;
+  if (!isJsonObject(claim)) return reject('claims', `${BREAK_GLASS_CLAIM} claim is ${claim === undefined ? 'missing' : 'not an object'}`);
+  if (claim.version !== BREAK_GLASS_VERSION)
+    reject('claims', `${where}version is ${quote(String(claim.version))}, this twokey reads ${BREAK_GLASS_VERSION}`);
+  const incident = requireString(claim, 'incident', where);
+  if (incident.trim() === '') reject('claims', `${where}incident is empty`);
+  const { changes } = claim;
+  if (!Array.isArray(changes) || changes.length === 0) return reject('claims', `${where}changes must name at least one change`);
+  if (changes.length > BREAK_GLASS_MAX_ENTRIES) reject('claims', `${where}changes names more than ${BREAK_GLASS_MAX_ENTRIES} changes`);
+  const entries = changes.map((entry, index) => {
+    if (!isJsonObject(entry)) return reject('claims', `${where}changes[${index}] is not an object`);
+    for (const field of BINDING_FIELDS) requireString(entry, field, `${where}changes[${index}].`);
+    return entry;
+  });
+  let requester: Identity | undefined;
+  if (claim.requester !== undefined) {
+    const raw = requireString(claim, 'requester', where);
+    requester = normalizeIdentity(raw);
+    if (requester === undefined) reject('identity', `${where}requester ${quote(raw)} is not a valid identity`);
+  }
+  const missing = expected.filter((binding) => !entries.some((entry) => sameBinding(entry, binding)));
+  if (missing.length > 0) {
+    throw new Rejection(
+      'binding',
+      `names no change of ${missing.map((b) => `the ${b.action} bound to digest ${b.digest}`).join(' or ')}: a break-glass token lets through only the changes it names`,
+      { mismatched: missing.length },
+    );
+  }
+  return { ...common, incident, requester };
+}
+
+/**
+ * Judges the break-glass token against every binding the request needs: it counts only when it
+ * names each of them. Never throws on bad input.
+ */
+export function judgeBreakGlass(parsed: TokenParse, expected: readonly Binding[], ctx: ApprovalContext): Promise<BreakGlassOutcome> {
+  return judgeToken(parsed, ctx, BREAK_GLASS_TYPE, (payload) => checkBreakGlassClaims(payload, ctx, expected));
 }

@@ -11,14 +11,17 @@ import { type Identity, normalizeIdentity } from '../identity.ts';
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
 import {
   approvalAnnotations,
+  BREAK_GLASS_ANNOTATION,
   criticalLabelLookAlike,
+  type ObjectMeta,
   ownerNames,
   PLAN_MARKER_ANNOTATION,
   readMeta,
   typeOfResource,
 } from '../kubernetes/objects.ts';
+import { warnScope } from '../policy/policy.ts';
 import { parseToken, type TokenParse } from '../token/jws.ts';
-import { type ApprovalContext, judgeApproval } from './approval.ts';
+import { type ApprovalContext, judgeApproval, judgeBreakGlass } from './approval.ts';
 import { CannotJudge, type Gate, type GateContext, type GatedAspect, gateRequest } from './gate.ts';
 import { ObjectProofs } from './plans.ts';
 import { type Candidate, tallyQuorum } from './quorum.ts';
@@ -26,12 +29,15 @@ import {
   type ApprovalReport,
   type AspectFacts,
   actionLabel,
+  type BreakGlassReport,
   cannotJudgeVerdict,
   type LookAlike,
   notGatedVerdict,
   plannedVerdict,
   quorumVerdict,
   type Verdict,
+  warnedVerdict,
+  withBreakGlass,
 } from './verdict.ts';
 import { type Decision, internalError, invalidUser, wordVerdict } from './wording.ts';
 
@@ -100,7 +106,7 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
   if (first === undefined) return cannotJudgeVerdict(internalError('a gated request without an aspect'));
   // The deploy digest covers the spec only: approvers are told about the owners, whose deletion deletes the workload.
   const owners = aspects.some((a) => a.action === 'deploy') ? ownerNames(gate.approvalsFrom) : [];
-  return quorumVerdict({
+  let verdict = quorumVerdict({
     target,
     cluster: ctx.policy.cluster,
     required: ctx.policy.required,
@@ -111,6 +117,39 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
     reports: mergeReports(judged),
     ...(owners.length > 0 ? { owners } : {}),
   });
+  if (!verdict.allowed) {
+    const breakGlass = await judgeBreakGlassAnnotation(gate.approvalsFrom, verdict, target, user, ctx);
+    if (breakGlass) verdict = withBreakGlass(verdict, breakGlass);
+  }
+  // Warn mode is the policy's alone (its mode, or its list of namespaces): never an object's or a namespace's.
+  const scope = warnScope(ctx.policy, target.resource === 'namespaces' ? target.name : target.namespace);
+  return scope === undefined ? verdict : warnedVerdict(verdict, scope);
+}
+
+/**
+ * The break-glass token on the object, judged for the aspects short of a quorum: it counts when
+ * the break-glass issuer signed it, it names each of them, and its one approver is neither the
+ * user nor the requester it names. Undefined when the object carries none.
+ */
+async function judgeBreakGlassAnnotation(
+  from: ObjectMeta,
+  verdict: Verdict,
+  target: ChangeTarget,
+  user: Identity,
+  ctx: DecisionContext,
+): Promise<BreakGlassReport | undefined> {
+  const key = BREAK_GLASS_ANNOTATION;
+  const value = from.annotations[key];
+  if (value === undefined) return undefined;
+  const expected: Binding[] = verdict.aspects.filter((a) => !a.allowed).map((a) => ({ action: a.action, ...target, digest: a.digest }));
+  const outcome = await judgeBreakGlass(parseToken(value, ctx.policy.maxTokenBytes), expected, ctx);
+  if (!outcome.ok) return { key, status: 'not-counted', code: outcome.code, detail: outcome.detail };
+  const { approver, incident, issuedAt, expiresAt, requester } = outcome.approval;
+  const facts = { key, approver, incident, issuedAt, expiresAt };
+  if (approver === user) return { ...facts, status: 'not-counted', code: 'self' };
+  if (approver === requester) return { ...facts, status: 'not-counted', code: 'requester' };
+  const reviewBy = issuedAt + (ctx.policy.breakGlass?.reviewWindowSeconds ?? 0);
+  return { ...facts, status: 'counted', reviewBy };
 }
 
 /** The approval annotations of the object, as read once for every aspect. */

@@ -2,7 +2,7 @@
  * Issuer key sets: a JWKS document turned into verification keys, imported once at load so
  * that answering a review never parses or imports a key.
  */
-import { type CryptoKey, importJWK, type JWK } from 'jose';
+import { type CryptoKey, calculateJwkThumbprint, importJWK, type JWK } from 'jose';
 import { TwokeyError } from '../errors.ts';
 import { isJsonObject } from '../json.ts';
 import { VerifiedTokens } from './verified.ts';
@@ -21,6 +21,8 @@ export interface IssuerKeySet {
   readonly skipped: readonly string[];
   /** The keys as published, to tell a refresh that changed nothing. */
   readonly fingerprint: string;
+  /** The RFC 7638 thumbprint of each usable key: the key itself, whatever its kid. */
+  readonly thumbprints: ReadonlySet<string>;
 }
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'] as const;
@@ -45,6 +47,7 @@ export async function importJwks(issuer: string, document: unknown, source: stri
   if (!isJsonObject(document) || !Array.isArray(document.keys)) throw invalid('not a JWKS (expected {"keys": [...]})');
 
   const keys = new Map<string, TrustedKey>();
+  const thumbprints = new Set<string>();
   const skipped: string[] = [];
   for (const [index, entry] of document.keys.entries()) {
     if (!isJsonObject(entry)) throw invalid(`keys[${index}] is not an object`);
@@ -83,9 +86,27 @@ export async function importJwks(issuer: string, document: unknown, source: stri
         skipped.push(`${label}: cannot be imported for ${alg} (${(error as Error).message})`);
       }
     }
-    if (byAlgorithm.size > 0) keys.set(jwk.kid, { issuer, kid: jwk.kid, byAlgorithm });
+    if (byAlgorithm.size > 0) {
+      keys.set(jwk.kid, { issuer, kid: jwk.kid, byAlgorithm });
+      thumbprints.add(await calculateJwkThumbprint(jwk));
+    }
   }
-  return { issuer, keys, skipped, fingerprint: JSON.stringify(document.keys) };
+  return { issuer, keys, skipped, fingerprint: JSON.stringify(document.keys), thumbprints };
+}
+
+/**
+ * Refuses a break-glass key set that shares a key with an ordinary issuer's: with it, an ordinary
+ * change system could sign break-glass tokens, or break-glass tokens pass for its approvals.
+ */
+export function refuseSharedKeys(breakGlass: IssuerKeySet | undefined, ordinary: readonly IssuerKeySet[]): void {
+  if (breakGlass === undefined) return;
+  const shared = ordinary.find((set) => [...set.thumbprints].some((thumbprint) => breakGlass.thumbprints.has(thumbprint)));
+  if (shared) {
+    throw new TwokeyError(
+      'ERR_JWKS_INVALID',
+      `the break-glass issuer ${JSON.stringify(breakGlass.issuer)} shares a key with issuer ${JSON.stringify(shared.issuer)}; break-glass needs keys of its own`,
+    );
+  }
 }
 
 /** All trusted issuers' keys, as one immutable snapshot. */

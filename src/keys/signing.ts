@@ -4,7 +4,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
-import { APPROVAL_TYPE, type ApprovalClaims, approvalClaims, type Binding, planApprovalClaims } from '../change/claims.ts';
+import {
+  APPROVAL_TYPE,
+  approvalClaims,
+  type Binding,
+  BREAK_GLASS_TYPE,
+  breakGlassClaims,
+  planApprovalClaims,
+  type TokenClaimsInput,
+} from '../change/claims.ts';
 import { TwokeyError } from '../errors.ts';
 import { isJsonObject } from '../json.ts';
 
@@ -47,12 +55,12 @@ export function parsePrivateJwk(document: unknown, source: string): JWK {
   return document as JWK;
 }
 
-interface SigningRequest {
+/** Who signs what token for which cluster, for whom, and for how long: what every token's minting takes. */
+export interface SigningRequest {
   readonly privateJwk: JWK;
   readonly issuer: string;
   readonly audience: string;
   readonly approver: string;
-  readonly change: string;
   readonly ttlSeconds: number;
   readonly requester?: string;
   /** Seconds since the epoch; defaults to now. */
@@ -60,23 +68,34 @@ interface SigningRequest {
 }
 
 export interface ApprovalRequest extends SigningRequest {
+  readonly change: string;
   readonly binding: Binding;
 }
 
 /** An approval of every entry of a plan: one token per approver for the whole change. */
 export interface PlanApprovalRequest extends SigningRequest {
+  readonly change: string;
   /** The plan's digest (the tree head of its entries, src/plan/entries.ts). */
   readonly plan: string;
   /** How many entries the plan holds. */
   readonly entries: number;
 }
 
-function common(request: SigningRequest) {
+/** Signs claims as a JWS of the given `typ` with the private key's own algorithm and kid. */
+async function sign(privateJwk: JWK, typ: string, claims: object): Promise<string> {
+  const alg = signingAlgorithm(privateJwk);
+  const key = await importJWK(privateJwk, alg);
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
+    .setProtectedHeader({ alg, typ, kid: privateJwk.kid as string })
+    .sign(key);
+}
+
+/** Who signs, for which cluster, for whom and when: issued now (or at `now`), with a fresh jti. */
+function tokenInput(request: SigningRequest): TokenClaimsInput {
   return {
     issuer: request.issuer,
     audience: request.audience,
     approver: request.approver,
-    change: request.change,
     issuedAt: Math.floor(request.now ?? Date.now() / 1000),
     ttlSeconds: request.ttlSeconds,
     jti: randomUUID(),
@@ -84,22 +103,24 @@ function common(request: SigningRequest) {
   };
 }
 
-async function sign(privateJwk: JWK, claims: ApprovalClaims<unknown>): Promise<string> {
-  const alg = signingAlgorithm(privateJwk);
-  const key = await importJWK(privateJwk, alg);
-  return new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
-    .setProtectedHeader({
-      alg,
-      typ: APPROVAL_TYPE,
-      kid: privateJwk.kid as string,
-    })
-    .sign(key);
-}
-
 export async function mintApproval(request: ApprovalRequest): Promise<string> {
-  return sign(request.privateJwk, approvalClaims({ ...common(request), binding: request.binding }));
+  const claims = approvalClaims({ ...tokenInput(request), change: request.change, binding: request.binding });
+  return sign(request.privateJwk, APPROVAL_TYPE, claims);
 }
 
 export async function mintPlanApproval(request: PlanApprovalRequest): Promise<string> {
-  return sign(request.privateJwk, planApprovalClaims({ ...common(request), plan: request.plan, entries: request.entries }));
+  const claims = planApprovalClaims({ ...tokenInput(request), change: request.change, plan: request.plan, entries: request.entries });
+  return sign(request.privateJwk, APPROVAL_TYPE, claims);
+}
+
+export interface BreakGlassRequest extends SigningRequest {
+  readonly incident: string;
+  /** Each change the token lets through, and no other. */
+  readonly changes: readonly Binding[];
+}
+
+/** A break-glass token, signed with the break-glass issuer's key. */
+export async function mintBreakGlass(request: BreakGlassRequest): Promise<string> {
+  const claims = breakGlassClaims({ ...tokenInput(request), incident: request.incident, changes: request.changes });
+  return sign(request.privateJwk, BREAK_GLASS_TYPE, claims);
 }

@@ -12,6 +12,8 @@ export const APPROVAL_ANNOTATION_PREFIX = 'approval.twokey.dev/';
  * with each aspect's digest as a warning (`twokey plan --server`); a real write is judged as usual.
  */
 export const PLAN_MARKER_ANNOTATION = 'twokey.dev/plan';
+/** The annotation that carries a break-glass token (README, "Break-glass"). */
+export const BREAK_GLASS_ANNOTATION = 'twokey.dev/break-glass';
 
 export interface GroupResource {
   readonly group: string;

@@ -55,7 +55,7 @@ describe('help and usage', () => {
     expect(unknown.stderr).toContain("unknown option '--frobnicate'");
     const missing = await twokey(['approve', '--issuer', 'x']);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain("required option '--private-key <jwk>' not specified");
+    expect(missing.stderr).toContain("required option '--audience <cluster>' not specified");
   });
 });
 

@@ -240,6 +240,14 @@ export class FakeKube {
       const ns = this.namespaces.get(decodeURIComponent(match[1] as string));
       return ns ? this.#send(res, 200, ns) : this.#send(res, 404, status(404, 'NotFound', `namespaces "${match[1]}" not found`));
     }
+    if (path === '/api/v1/events' && method === 'GET') {
+      const reason = /^reason=(.*)$/.exec(url.searchParams.get('fieldSelector') ?? '')?.[1];
+      return this.#send(res, 200, {
+        kind: 'EventList',
+        apiVersion: 'v1',
+        items: this.events.filter((e) => reason === undefined || e.reason === reason),
+      });
+    }
     match = /^\/api\/v1\/namespaces\/([^/]+)\/events(?:\/([^/]+))?$/.exec(path);
     if (match) return this.#eventsApi(req, res, method, decodeURIComponent(match[1] as string), match[2]);
     if (path === '/apis/authentication.k8s.io/v1/selfsubjectreviews' && method === 'POST') {
