@@ -5,6 +5,7 @@
  * current snapshot: keys are fetched in the background, never on the request path.
  */
 import { resolve } from 'node:path';
+import { type ApproverKeys, assertNoSharedKeys, loadApproverKeys } from '../keys/approvers.ts';
 import { type IssuerKeySet, KeyRing } from '../keys/jwks.ts';
 import { describeSource, loadIssuerKeys } from '../keys/sources.ts';
 import { loadPolicyFile } from '../policy/load.ts';
@@ -44,6 +45,8 @@ export class ConfigStore {
   #policy: Policy | undefined;
   /** Last good key set per issuer source. */
   #keySets = new Map<string, IssuerKeySet>();
+  /** The approvers' keys of the policy in force. */
+  #approvers: ApproverKeys | undefined;
   #snapshot: ConfigSnapshot | undefined;
   #poller: FilePoller | undefined;
   #refreshTimers = new Map<string, NodeJS.Timeout>();
@@ -108,11 +111,15 @@ export class ConfigStore {
   #watchedFiles(): string[] {
     const files = [this.#options.policyPath];
     for (const issuer of this.#policy?.issuers ?? []) if (issuer.jwks.kind === 'file') files.push(issuer.jwks.path);
+    for (const approver of this.#policy?.approvers ?? []) if (approver.keys.kind === 'file') files.push(approver.keys.path);
     return files;
   }
 
   async #fileChanged(path: string): Promise<void> {
-    if (path === this.#options.policyPath) {
+    // An approver's JWKS is part of the policy: the policy is loaded again, whole, with it.
+    const approverFile = this.#policy?.approvers?.some((a) => a.keys.kind === 'file' && a.keys.path === path) ?? false;
+    if (path === this.#options.policyPath || approverFile) {
+      path = this.#options.policyPath;
       let policy: Policy;
       try {
         policy = await loadPolicyFile(path);
@@ -133,6 +140,7 @@ export class ConfigStore {
       if (issuer.jwks.kind !== 'file' || issuer.jwks.path !== path) continue;
       try {
         const set = await loadIssuerKeys(issuer);
+        assertNoSharedKeys(this.#approvers, [set]);
         this.#replaceKeys(sourceKey(issuer), set);
         this.#options.observer?.reloaded('jwks', path);
         this.#options.observer?.keysLoaded?.(set, path);
@@ -147,6 +155,7 @@ export class ConfigStore {
    * URL key sets are fetched once here and then in the background.
    */
   async #apply(policy: Policy, { initial }: { initial: boolean }): Promise<void> {
+    const approvers = await loadApproverKeys(policy);
     const next = new Map<string, IssuerKeySet>();
     for (const issuer of policy.issuers) {
       const key = sourceKey(issuer);
@@ -162,7 +171,9 @@ export class ConfigStore {
         next.set(key, known);
       }
     }
+    assertNoSharedKeys(approvers, next.values());
     this.#policy = policy;
+    this.#approvers = approvers;
     this.#keySets = next;
     this.#publish();
     for (const timer of this.#refreshTimers.values()) clearTimeout(timer);
@@ -180,6 +191,7 @@ export class ConfigStore {
     try {
       const set = await loadIssuerKeys(issuer);
       if (this.#policy?.issuers.some((i) => sourceKey(i) === key)) {
+        assertNoSharedKeys(this.#approvers, [set]);
         this.#replaceKeys(key, set);
         this.#options.observer?.reloaded('jwks', describeSource(issuer));
         this.#options.observer?.keysLoaded?.(set, describeSource(issuer));
@@ -213,7 +225,7 @@ export class ConfigStore {
       const set = this.#keySets.get(sourceKey(issuer));
       return set ? [set] : [];
     });
-    this.#snapshot = { policy: this.#policy, keys: new KeyRing(sets) };
+    this.#snapshot = { policy: this.#policy, keys: new KeyRing(sets, this.#approvers) };
   }
 }
 
@@ -223,6 +235,7 @@ export class ConfigStore {
  */
 export async function loadSnapshot(policyPath: string, warn: (message: string) => void): Promise<ConfigSnapshot> {
   const policy = await loadPolicyFile(policyPath);
+  const approvers = await loadApproverKeys(policy);
   const sets: IssuerKeySet[] = [];
   for (const issuer of policy.issuers) {
     try {
@@ -234,5 +247,6 @@ export async function loadSnapshot(policyPath: string, warn: (message: string) =
       warn((error as Error).message);
     }
   }
-  return { policy, keys: new KeyRing(sets) };
+  assertNoSharedKeys(approvers, sets);
+  return { policy, keys: new KeyRing(sets, approvers) };
 }

@@ -3,14 +3,15 @@
  * the header rules, then the claim rules, then the signature, so junk costs little. The token's
  * syntax was read once by token/jws.ts; the claims it must carry are named in change/claims.ts.
  */
-import { type CryptoKey, compactVerify } from 'jose';
-import { APPROVAL_TYPE, BINDING_FIELDS, type Binding } from '../change/claims.ts';
+import { type CryptoKey, flattenedVerify } from 'jose';
+import { APPROVAL_TYPE, BINDING_FIELDS, type Binding, COUNTERSIGNATURE_TYPE } from '../change/claims.ts';
 import { type Identity, normalizeIdentity } from '../identity.ts';
 import { isJsonObject, type JsonObject } from '../json.ts';
+import type { ApproverKey } from '../keys/approvers.ts';
 import type { KeyRing } from '../keys/jwks.ts';
 import type { Policy } from '../policy/policy.ts';
 import { quote } from '../text.ts';
-import { type Decoded, type ParsedToken, parseToken, type TokenParse, type TokenRejectionCode } from '../token/jws.ts';
+import { type Decoded, type JwsSignature, type ParsedToken, parseToken, type TokenParse, type TokenRejectionCode } from '../token/jws.ts';
 
 /** Stable codes for why an approval did not count; also a metrics label. */
 export type RejectionCode =
@@ -27,7 +28,8 @@ export type RejectionCode =
   | 'not-yet-valid'
   | 'expired'
   | 'lifetime'
-  | 'binding';
+  | 'binding'
+  | 'countersignature';
 
 export interface VerifiedApproval {
   readonly issuer: string;
@@ -37,6 +39,8 @@ export interface VerifiedApproval {
   readonly requester: Identity | undefined;
   readonly issuedAt: number;
   readonly expiresAt: number;
+  /** The thumbprint of the approver's key that countersigned it (countersign mode): one key, one person. */
+  readonly approverKey?: string;
 }
 
 export type ApprovalOutcome =
@@ -82,7 +86,7 @@ function decoded(part: Decoded): JsonObject {
   return (part as { value: JsonObject }).value;
 }
 
-function checkHeader(header: JsonObject, policy: Policy): { alg: string; kid: string } {
+function checkHeader(header: JsonObject, policy: Policy, expectedType = APPROVAL_TYPE): { alg: string; kid: string } {
   const { alg, typ, kid } = header;
   if (typeof alg !== 'string') return reject('algorithm', 'header has no alg');
   if (alg.toLowerCase() === 'none') reject('algorithm', 'alg "none" is never accepted');
@@ -90,9 +94,9 @@ function checkHeader(header: JsonObject, policy: Policy): { alg: string; kid: st
   if (!policy.algorithms.has(alg)) {
     reject('algorithm', `alg ${quote(alg)} is not allowed (allowed: ${[...policy.algorithms].join(', ')})`);
   }
-  if (typeof typ !== 'string') return reject('type', `typ is missing (expected ${APPROVAL_TYPE})`);
+  if (typeof typ !== 'string') return reject('type', `typ is missing (expected ${expectedType})`);
   const type = typ.toLowerCase().replace(/^application\//, '');
-  if (type !== APPROVAL_TYPE) reject('type', `typ is ${quote(typ)}, expected ${APPROVAL_TYPE}`);
+  if (type !== expectedType) reject('type', `typ is ${quote(typ)}, expected ${expectedType}`);
   if (typeof kid !== 'string' || kid === '') return reject('kid', 'header has no kid');
   for (const name of KEY_CARRYING_HEADERS) {
     if (name in header) reject('header', `header carries its own key reference (${name}); keys come only from the issuer's JWKS`);
@@ -187,12 +191,52 @@ export function evaluateApproval(value: string, expected: Binding, ctx: Approval
   return judgeApproval(parseToken(value, ctx.policy.maxTokenBytes), expected, ctx);
 }
 
-/** Verifies a token's signature with the key its header names. */
-async function verifySignature(token: ParsedToken, key: CryptoKey, alg: string): Promise<void> {
-  switch (token.serialization) {
-    case 'compact':
-      await compactVerify(token.text, key, { algorithms: [alg] });
+/** Verifies one signature of a token over its payload. */
+async function verifySignature(token: ParsedToken, signature: JwsSignature, key: CryptoKey, alg: string): Promise<void> {
+  await flattenedVerify({ protected: signature.protectedHeader, payload: token.payloadSegment, signature: signature.signature }, key, {
+    algorithms: [alg],
+  });
+}
+
+/** The approver's countersignature of a token and the registered key it names, or why it has none that counts. */
+function countersignature(
+  token: ParsedToken,
+  approver: Identity,
+  ctx: ApprovalContext,
+): { signature: JwsSignature; key: ApproverKey; alg: string; cryptoKey: CryptoKey } {
+  const counter = token.serialization === 'general' ? token.signatures[1] : undefined;
+  if (counter === undefined) {
+    return reject(
+      'countersignature',
+      token.serialization === 'compact'
+        ? "is a compact JWS, which carries only the change system's signature; approvals.countersign counts an approval only with its approver's countersignature (JWS JSON General serialization, twokey countersign)"
+        : "carries no countersignature; approvals.countersign counts an approval only with its approver's countersignature (twokey countersign)",
+    );
   }
+  let alg: string;
+  let kid: string;
+  try {
+    ({ alg, kid } = checkHeader(decoded(counter.header()), ctx.policy, COUNTERSIGNATURE_TYPE));
+  } catch (error) {
+    if (error instanceof Rejection) return reject('countersignature', `countersignature: ${error.message}`);
+    throw error;
+  }
+  const registry = ctx.keys.approvers;
+  const key = registry?.find(approver, kid);
+  if (registry === undefined || key === undefined) {
+    const holders = registry?.holdersOf(kid) ?? [];
+    return reject(
+      'countersignature',
+      holders.length > 0
+        ? `countersigned with key ${quote(kid)} of ${holders.map((h) => quote(h)).join(', ')}, not a key of the approver ${quote(approver)}`
+        : registry?.has(approver)
+          ? `countersigned with key ${quote(kid)}, which is not registered for ${quote(approver)} (unknown approver key)`
+          : `approver ${quote(approver)} has no key in the approvers registry (countersigned with unknown key ${quote(kid)})`,
+    );
+  }
+  const cryptoKey = key.byAlgorithm.get(alg);
+  if (cryptoKey === undefined) return reject('countersignature', `approver key ${quote(kid)} cannot verify alg ${quote(alg)}`);
+  return { signature: counter, key, alg, cryptoKey };
 }
 
 /** Judges one parsed token against the change it must be bound to. Never throws on bad input. */
@@ -202,11 +246,13 @@ export async function judgeApproval(parsed: TokenParse, expected: Binding, ctx: 
   try {
     // A token these keys verified before skips decoding and the signature, never the checks below.
     const cached = ctx.keys.verified.get(token.text, ctx.now);
-    const header = cached?.header ?? decoded(token.signatures[0].header());
+    const [signature] = token.signatures;
+    const header = cached?.header ?? decoded(signature.header());
     const { alg, kid } = checkHeader(header, ctx.policy);
     const payload = cached?.payload ?? decoded(token.payload());
     // Header and claims depend on the policy, the clock and the request: checked on every use.
     const approval = checkClaims(payload, ctx, expected);
+    const counter = ctx.policy.countersign ? countersignature(token, approval.approver, ctx) : undefined;
     const key = ctx.keys.find(approval.issuer, kid);
     if (key === undefined) {
       const detail = !ctx.keys.has(approval.issuer)
@@ -221,13 +267,31 @@ export async function judgeApproval(parsed: TokenParse, expected: Binding, ctx: 
     if (!cached || cached.key !== cryptoKey) {
       // (A remembered token always names the same key: the cache belongs to one immutable key ring.)
       try {
-        await verifySignature(token, cryptoKey, alg);
+        await verifySignature(token, signature, cryptoKey, alg);
       } catch {
         reject('signature', `signature does not verify with key ${quote(kid)}`);
       }
-      ctx.keys.verified.set(token.text, { header, payload, key: cryptoKey, expiresAt: approval.expiresAt + ctx.policy.clockSkewSeconds });
     }
-    return { ok: true, approval };
+    if (counter && cached?.counterKey !== counter.cryptoKey) {
+      try {
+        await verifySignature(token, counter.signature, counter.cryptoKey, counter.alg);
+      } catch {
+        reject(
+          'countersignature',
+          `countersignature does not verify with key ${quote(counter.key.kid)} of ${quote(counter.key.identity)} (made over other claims, or for another token)`,
+        );
+      }
+    }
+    if (!cached || cached.key !== cryptoKey || (counter && cached.counterKey !== counter.cryptoKey)) {
+      ctx.keys.verified.set(token.text, {
+        header,
+        payload,
+        key: cryptoKey,
+        ...(counter ? { counterKey: counter.cryptoKey } : {}),
+        expiresAt: approval.expiresAt + ctx.policy.clockSkewSeconds,
+      });
+    }
+    return { ok: true, approval: counter ? { ...approval, approverKey: counter.key.thumbprint } : approval };
   } catch (error) {
     if (error instanceof Rejection) {
       return {

@@ -7,9 +7,10 @@
 
 import type { Binding } from '../change/claims.ts';
 import type { ChangeTarget } from '../change/digest.ts';
-import { type Identity, normalizeIdentity } from '../identity.ts';
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
 import { approvalAnnotations, criticalLabelLookAlike, ownerNames, readMeta, typeOfResource } from '../kubernetes/objects.ts';
+import { type QuorumRule, quorumRuleFor } from '../policy/approvers.ts';
+import { isUser, type MappedUser, mapUser } from '../policy/identities.ts';
 import { parseToken, type TokenParse } from '../token/jws.ts';
 import { type ApprovalContext, judgeApproval } from './approval.ts';
 import { CannotJudge, type Gate, type GateContext, type GatedAspect, gateRequest } from './gate.ts';
@@ -24,7 +25,7 @@ import {
   quorumVerdict,
   type Verdict,
 } from './verdict.ts';
-import { type Decision, internalError, invalidUser, wordVerdict } from './wording.ts';
+import { type Decision, internalError, unmappedUser, wordVerdict } from './wording.ts';
 
 export type DecisionContext = ApprovalContext & GateContext;
 
@@ -67,9 +68,9 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
   if (!gate.gated) return notGatedVerdict(gate.why);
 
   const { target, aspects } = gate;
-  const user = normalizeIdentity(request.user.username);
-  if (user === undefined) {
-    return cannotJudgeVerdict(invalidUser(request.user.username), {
+  const user = mapUser(ctx.policy.identities, request.user.username);
+  if (!user.ok) {
+    return cannotJudgeVerdict(unmappedUser(request.user.username, user), {
       action: actionLabel(aspects),
       target,
       ...(aspects.length === 1 ? { digest: aspects[0].digest } : {}),
@@ -83,7 +84,9 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
   }));
   const { distinct, copyOf } = setAsideCopies(annotations);
   const tokens: Tokens = { annotations, read: distinct.slice(0, limit), copyOf };
-  const judged = await Promise.all(aspects.map((aspect) => judgeAspect(aspect, target, tokens, user, ctx)));
+  // One rule for the request: its aspects share the object, hence the namespace.
+  const rule = quorumRuleFor(ctx.policy.approvalRules, ctx.policy.required, target.namespace === '' ? target.name : target.namespace);
+  const judged = await Promise.all(aspects.map((aspect) => judgeAspect(aspect, target, tokens, user, rule, ctx)));
   const [first, ...rest] = judged.map((j) => j.facts);
   if (first === undefined) return cannotJudgeVerdict(internalError('a gated request without an aspect'));
   // The deploy digest covers the spec only: approvers are told about the owners, whose deletion deletes the workload.
@@ -91,8 +94,10 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
   return quorumVerdict({
     target,
     cluster: ctx.policy.cluster,
-    required: ctx.policy.required,
-    user,
+    required: rule.required,
+    ...(rule.groups.length > 0 ? { groups: rule.groups.map(({ group, atLeast }) => ({ group, atLeast })) } : {}),
+    user: user.identity,
+    ...(user.from !== undefined ? { userFrom: user.from } : {}),
     limit,
     now: ctx.now,
     aspects: [first, ...rest],
@@ -124,7 +129,8 @@ async function judgeAspect(
   aspect: GatedAspect,
   target: ChangeTarget,
   tokens: Tokens,
-  user: Identity,
+  user: Extract<MappedUser, { ok: true }>,
+  rule: QuorumRule,
   ctx: DecisionContext,
 ): Promise<JudgedAspect> {
   const { action, digest } = aspect;
@@ -153,7 +159,7 @@ async function judgeAspect(
     });
   });
 
-  const quorum = tallyQuorum(candidates, user, ctx.policy.required);
+  const quorum = tallyQuorum(candidates, (approver) => isUser(user, approver), rule);
   const candidateByKey = new Map(candidates.map((c) => [c.key, c]));
   // The change the verdict is about: the admitted one, or the one closest to the quorum.
   const decisiveChange = quorum.admitted?.change ?? quorum.tallies[0]?.change;
@@ -170,7 +176,13 @@ async function judgeAspect(
       case 'requester':
         return { ...base, status: 'not-counted', code: 'requester' };
       case 'duplicate':
-        return { ...base, status: 'not-counted', code: 'duplicate', countedAt: standing.of };
+        return {
+          ...base,
+          status: 'not-counted',
+          code: 'duplicate',
+          countedAt: standing.of,
+          ...(standing.sameKey ? { sameKey: true } : {}),
+        };
       default:
         if (decisiveChange !== undefined && change !== decisiveChange) {
           const verdictChange = { change: decisiveChange, admitted: quorum.admitted !== undefined };
@@ -198,8 +210,10 @@ async function judgeAspect(
     ...(quorum.admitted
       ? { admitted: { change: quorum.admitted.change, approvers: quorum.admitted.approvers } }
       : best
-        ? { best: { change: best.change, approvers: best.approvers } }
-        : {}),
+        ? { best: { change: best.change, approvers: best.approvers, ...(best.missing.length > 0 ? { missing: best.missing } : {}) } }
+        : rule.groups.length > 0
+          ? { missing: rule.groups.map(({ group, atLeast }) => ({ group, atLeast, have: 0 })) }
+          : {}),
   };
   return { facts, reports, rank };
 }

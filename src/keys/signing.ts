@@ -1,12 +1,67 @@
 /**
- * The change system's side: issuer key pairs and approval tokens. twokey ships these so a change
- * system (or a person trying twokey) can mint approvals that the webhook accepts.
+ * The signing side: issuer and approver key pairs, approval tokens and countersignatures. twokey
+ * ships these so a change system, an approver (or a person trying twokey) can make what the
+ * webhook accepts. Signing goes through a JwsSigner, so the private key may live elsewhere (an
+ * HSM, a KMS, an agent: cli/signer.ts runs an external command).
  */
-import { randomUUID } from 'node:crypto';
-import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
-import { APPROVAL_TYPE, approvalClaims, type Binding } from '../change/claims.ts';
+import { constants, createPrivateKey, randomUUID, sign } from 'node:crypto';
+import { calculateJwkThumbprint, exportJWK, flattenedVerify, generateKeyPair, importJWK, type JWK } from 'jose';
+import { APPROVAL_TYPE, approvalClaims, type Binding, COUNTERSIGNATURE_TYPE } from '../change/claims.ts';
 import { TwokeyError } from '../errors.ts';
 import { isJsonObject } from '../json.ts';
+import { generalJson, type ParsedToken } from '../token/jws.ts';
+
+/** Signs a JWS signing input, `BASE64URL(header).BASE64URL(payload)`, with the key `kid` for `alg`. */
+export interface JwsSigner {
+  readonly alg: string;
+  readonly kid: string;
+  sign(signingInput: string): Promise<Uint8Array>;
+}
+
+const HASH: Record<string, string> = { 256: 'sha256', 384: 'sha384', 512: 'sha512' };
+
+/** A signer holding a private JWK in this process. */
+export function localSigner(privateJwk: JWK): JwsSigner {
+  const alg = signingAlgorithm(privateJwk);
+  const key = createPrivateKey({ key: privateJwk as JWK & { kty: string }, format: 'jwk' });
+  const bits = /(\d+)$/.exec(alg)?.[1] ?? '';
+  return {
+    alg,
+    kid: privateJwk.kid as string,
+    sign: async (input) => {
+      const data = Buffer.from(input, 'ascii');
+      if (alg === 'EdDSA' || alg === 'Ed25519') return sign(null, data, key);
+      if (alg.startsWith('ES')) return sign(HASH[bits] ?? null, data, { key, dsaEncoding: 'ieee-p1363' });
+      if (alg.startsWith('PS'))
+        return sign(HASH[bits] ?? null, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(bits) / 8 });
+      return sign(HASH[bits] ?? null, data, key);
+    },
+  };
+}
+
+/** A base64url JSON segment. */
+const segment = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+
+/** Signs `header` over the payload segment with `signer`: the protected header and signature segments. */
+async function signSegment(payloadSegment: string, header: Record<string, unknown>, signer: JwsSigner) {
+  const protectedHeader = segment({ alg: signer.alg, ...header, kid: signer.kid });
+  const signature = Buffer.from(await signer.sign(`${protectedHeader}.${payloadSegment}`)).toString('base64url');
+  return { protectedHeader, signature };
+}
+
+/**
+ * Checks a signature a signer made against the public key it is meant to come from, so that a
+ * signer that answers garbage (or signs with another key) never makes a token that would not count.
+ */
+export async function assertVerifies(publicJwk: JWK, alg: string, protectedHeader: string, payloadSegment: string, signature: string) {
+  try {
+    await flattenedVerify({ protected: protectedHeader, payload: payloadSegment, signature }, await importJWK(publicJwk, alg), {
+      algorithms: [alg],
+    });
+  } catch {
+    throw new TwokeyError('ERR_KEY_INVALID', `the signature does not verify with the public key ${JSON.stringify(publicJwk.kid ?? '')}`);
+  }
+}
 
 export const KEYGEN_ALGORITHMS = ['EdDSA', 'ES256'] as const;
 export type KeygenAlgorithm = (typeof KEYGEN_ALGORITHMS)[number];
@@ -16,6 +71,7 @@ export interface IssuerKeyPair {
   readonly jwks: { keys: JWK[] };
 }
 
+/** A key pair: an issuer's (change system's), or an approver's for countersigning; the same kinds of key. */
 export async function generateIssuerKey(alg: KeygenAlgorithm, kid?: string): Promise<IssuerKeyPair> {
   const { privateKey, publicKey } = await generateKeyPair(alg, {
     extractable: true,
@@ -48,7 +104,9 @@ export function parsePrivateJwk(document: unknown, source: string): JWK {
 }
 
 export interface ApprovalRequest {
-  readonly privateJwk: JWK;
+  /** The change system's private key, or a `signer` that holds it. */
+  readonly privateJwk?: JWK;
+  readonly signer?: JwsSigner;
   readonly issuer: string;
   readonly audience: string;
   readonly approver: string;
@@ -61,8 +119,8 @@ export interface ApprovalRequest {
 }
 
 export async function mintApproval(request: ApprovalRequest): Promise<string> {
-  const alg = signingAlgorithm(request.privateJwk);
-  const key = await importJWK(request.privateJwk, alg);
+  const signer = request.signer ?? (request.privateJwk ? localSigner(request.privateJwk) : undefined);
+  if (signer === undefined) throw new TwokeyError('ERR_KEY_INVALID', 'an approval needs a private key or a signer');
   const claims = approvalClaims({
     issuer: request.issuer,
     audience: request.audience,
@@ -74,11 +132,30 @@ export async function mintApproval(request: ApprovalRequest): Promise<string> {
     jti: randomUUID(),
     ...(request.requester !== undefined ? { requester: request.requester } : {}),
   });
-  return new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
-    .setProtectedHeader({
-      alg,
-      typ: APPROVAL_TYPE,
-      kid: request.privateJwk.kid as string,
-    })
-    .sign(key);
+  const payloadSegment = segment(claims);
+  const { protectedHeader, signature } = await signSegment(payloadSegment, { typ: APPROVAL_TYPE }, signer);
+  return `${protectedHeader}.${payloadSegment}.${signature}`;
+}
+
+/**
+ * An approver's countersignature of a token the change system issued: the same payload signed
+ * again with the approver's key under typ twokey-countersignature+jws, written as the JWS JSON
+ * General serialization with the change system's signature first. Only the shape is checked
+ * (one signature, a JSON payload): the webhook judges the rest.
+ */
+export async function countersign(
+  token: ParsedToken,
+  signer: JwsSigner,
+): Promise<{ json: string; protectedHeader: string; signature: string }> {
+  if (token.signatures.length !== 1) {
+    throw new TwokeyError(
+      'ERR_TOKEN_INVALID',
+      `the token already carries ${token.signatures.length} signatures; countersign the token the change system issued`,
+    );
+  }
+  const payload = token.payload();
+  if (!payload.ok) throw new TwokeyError('ERR_TOKEN_INVALID', `the token's ${payload.detail}`);
+  const [issued] = token.signatures;
+  const counter = await signSegment(token.payloadSegment, { typ: COUNTERSIGNATURE_TYPE }, signer);
+  return { json: generalJson(token.payloadSegment, [issued, counter]), ...counter };
 }

@@ -9,7 +9,9 @@ import { parse as parseYaml } from 'yaml';
 import { TwokeyError } from '../errors.ts';
 import { normalizeIdentity } from '../identity.ts';
 import { isJsonObject } from '../json.ts';
+import { approvalRules, approversPolicy } from './approvers.ts';
 import { parseDuration } from './duration.ts';
+import { identityPolicy } from './identities.ts';
 import { type DeleterRole, type IssuerPolicy, POLICY_DEFAULTS, type Policy } from './policy.ts';
 import { type PolicyDocument, PolicySchema } from './schema.ts';
 
@@ -137,11 +139,20 @@ export function policyFromDocument(document: unknown, baseDir: string, source = 
     }
   }
 
+  const required = doc.approvals?.required ?? POLICY_DEFAULTS.required;
+  const identities = identityPolicy(doc.identities, problems);
+  const approvers = doc.approvers === undefined ? undefined : approversPolicy(doc.approvers, baseDir, problems);
+  const rules = approvalRules(doc.approvals?.rules, approvers, required, problems);
+  const countersign = doc.approvals?.countersign ?? false;
+  if (countersign && approvers === undefined) {
+    problems.push('approvals.countersign: needs an approvers registry (top-level approvers) holding the keys approvers countersign with');
+  }
+
   if (problems.length > 0) throw invalid(problems);
   return {
     cluster: doc.cluster,
     issuers,
-    required: doc.approvals?.required ?? POLICY_DEFAULTS.required,
+    required,
     maxTtlSeconds,
     clockSkewSeconds,
     algorithms: new Set(doc.approvals?.algorithms ?? POLICY_DEFAULTS.algorithms),
@@ -149,6 +160,10 @@ export function policyFromDocument(document: unknown, baseDir: string, source = 
     exemptDeleters: { namespaceController, garbageCollector },
     maxApprovalAnnotations: doc.limits?.maxApprovalAnnotations ?? POLICY_DEFAULTS.maxApprovalAnnotations,
     maxTokenBytes: doc.limits?.maxTokenBytes ?? POLICY_DEFAULTS.maxTokenBytes,
+    ...(identities ? { identities } : {}),
+    countersign,
+    ...(approvers ? { approvers } : {}),
+    approvalRules: rules,
   };
 }
 

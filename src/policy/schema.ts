@@ -3,6 +3,8 @@
  * rest of the code uses, and for the JSON Schema published with the chart.
  */
 import Type from 'typebox';
+import { ApprovalRuleSchema, ApproverSchema } from './approvers.ts';
+import { IdentitiesSchema } from './identities.ts';
 
 export const SIGNING_ALGORITHMS = [
   'EdDSA',
@@ -69,6 +71,10 @@ export const PolicySchema = Type.Object(
               uniqueItems: true,
             }),
           ),
+          countersign: Type.Optional(
+            Type.Boolean({ description: 'count only approvals the approver countersigned with a key of the approvers registry' }),
+          ),
+          rules: Type.Optional(Type.Array(ApprovalRuleSchema, { minItems: 1, maxItems: 100 })),
         },
         { additionalProperties: false },
       ),
@@ -85,6 +91,8 @@ export const PolicySchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    identities: Type.Optional(IdentitiesSchema),
+    approvers: Type.Optional(Type.Array(ApproverSchema, { minItems: 1, maxItems: 10000 })),
     limits: Type.Optional(
       Type.Object(
         {

@@ -6,8 +6,20 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ConfigObserver, ConfigStore } from '../../src/config/store.ts';
+import { decide } from '../../src/decision/decide.ts';
+import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import { eventually, policyYaml, type ServerFiles, serverFiles } from '../support/files.ts';
-import { type Issuer, makeIssuer } from '../support/world.ts';
+import {
+  approve,
+  countersigned,
+  deployment,
+  type Issuer,
+  makeApprover,
+  makeIssuer,
+  NOW,
+  request,
+  withAnnotations,
+} from '../support/world.ts';
 
 let issuer: Issuer;
 let rotated: Issuer;
@@ -201,5 +213,76 @@ describe('JWKS URLs', () => {
     for (let i = 0; i < 20; i++) store.requestRefresh(issuer.issuer);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(fetches).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('key rotation with overlapping keys, and the approvers registry', () => {
+  const registry =
+    'approvals:\n  countersign: true\napprovers:\n  - identity: bob@example.com\n    jwksFile: bob.json\n  - identity: carol@example.com\n    jwksFile: carol.json\n';
+
+  async function rotationWorld() {
+    const { store, files, events } = await storeWithFiles();
+    const [bobOld, bobNew, carol] = await Promise.all([
+      makeApprover('bob@example.com', 'bob-1'),
+      makeApprover('bob@example.com', 'bob-2'),
+      makeApprover('carol@example.com'),
+    ]);
+    await writeFile(`${files.dir}/bob.json`, JSON.stringify({ keys: [...bobOld.jwks.keys, ...bobNew.jwks.keys] }));
+    await writeFile(`${files.dir}/carol.json`, JSON.stringify(carol.jwks));
+    await writeFile(files.jwks, JSON.stringify({ keys: [...issuer.jwks.keys, ...rotated.jwks.keys] }));
+    await files.writePolicy(policyYaml(issuer.issuer, registry));
+    await store.reloadNow();
+    await eventually(() => store.current()?.policy.countersign === true && store.current()?.keys.find(issuer.issuer, 'k2') !== undefined);
+    const judge = async (annotations: Record<string, string>) => {
+      const snapshot = store.current();
+      if (!snapshot) throw new Error('no snapshot');
+      return decide(request({ operation: 'CREATE', object: withAnnotations(deployment(), annotations) }), {
+        ...snapshot,
+        namespaces: NO_CLUSTER_VIEW,
+        forceCritical: false,
+        now: NOW,
+      });
+    };
+    return { store, files, events, bobOld, bobNew, carol, judge };
+  }
+
+  it('accepts tokens of the old issuer key and the old approver key while both are listed, and refuses them once removed', async () => {
+    const { store, files, bobOld, carol, judge } = await rotationWorld();
+    const api = deployment();
+    const oldIssuer = { ...issuer, issuer: issuer.issuer };
+    const bob = await countersigned(bobOld, await approve(oldIssuer, 'deploy', api, { approver: 'bob@example.com' }));
+    const carols = await countersigned(carol, await approve(rotated, 'deploy', api, { approver: 'carol@example.com' }));
+    const annotations = { 'approval.twokey.dev/bob': bob, 'approval.twokey.dev/carol': carols };
+    expect((await judge(annotations)).allowed).toBe(true);
+
+    // The approver's old key leaves the registry: the policy is loaded again with it.
+    await writeFile(`${files.dir}/bob.json`, JSON.stringify({ keys: (await makeApprover('bob@example.com', 'bob-2')).jwks.keys }));
+    await eventually(async () => (await judge(annotations)).allowed === false);
+    expect((await judge(annotations)).approvals[0]).toMatchObject({ code: 'countersignature' });
+
+    // The issuer's old key leaves its JWKS.
+    await writeFile(`${files.dir}/bob.json`, JSON.stringify(bobOld.jwks));
+    await eventually(async () => (await judge(annotations)).allowed === true);
+    await writeFile(files.jwks, JSON.stringify(rotated.jwks));
+    await eventually(() => store.current()?.keys.find(issuer.issuer, 'k1') === undefined);
+    expect((await judge(annotations)).approvals[0]).toMatchObject({ code: 'kid' });
+  });
+
+  it('keeps the last good policy when the registry names one key for two approvers, or an issuer key', async () => {
+    const { store, files, events, bobOld } = await rotationWorld();
+    const before = store.current();
+    await writeFile(`${files.dir}/carol.json`, JSON.stringify(bobOld.jwks));
+    await eventually(() => events.some((e) => /one key is registered for "bob@example.com"/.test(e)));
+    expect(store.current()).toBe(before);
+    await writeFile(`${files.dir}/carol.json`, JSON.stringify(issuer.jwks));
+    await eventually(() => events.some((e) => /is also registered for approver "carol@example.com"/.test(e)));
+    expect(store.current()?.policy).toBe(before?.policy);
+    // A change system's JWKS that takes an approver's key is refused too; the last good set stays.
+    await writeFile(`${files.dir}/carol.json`, JSON.stringify((await makeApprover('carol@example.com')).jwks));
+    await eventually(() => store.current()?.policy !== before?.policy);
+    const keys = store.current()?.keys;
+    await writeFile(files.jwks, JSON.stringify({ keys: [...issuer.jwks.keys, ...bobOld.jwks.keys] }));
+    await eventually(() => events.some((e) => e.startsWith('jwks:error') && /also registered for approver "bob@example.com"/.test(e)));
+    expect(store.current()?.keys).toBe(keys);
   });
 });
