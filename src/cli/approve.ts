@@ -1,19 +1,18 @@
 /**
  * `twokey approve`: mints one approval for the object in a manifest, as a change system would.
  */
-import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import type { Binding } from '../change/claims.ts';
 import { ACTIONS, type Action } from '../change/digest.ts';
 import { TwokeyError } from '../errors.ts';
 import { normalizeIdentity } from '../identity.ts';
-import { mintApproval, parsePrivateJwk } from '../keys/signing.ts';
+import { mintApproval } from '../keys/signing.ts';
 import { digestOption, durationOption, type Terminal, usageError } from './common.ts';
 import { actionFor, objectDigest, targetOf } from './digest.ts';
 import { readManifests } from './manifests.ts';
+import { type SignerFlags, signerFrom, withSignerOptions } from './signer.ts';
 
-interface ApproveFlags {
-  privateKey: string;
+interface ApproveFlags extends SignerFlags {
   issuer: string;
   audience: string;
   approver: string;
@@ -27,10 +26,12 @@ interface ApproveFlags {
 }
 
 export function registerApprove(program: Command, { out, err, io }: Terminal): void {
-  program
-    .command('approve')
-    .description('print one approval (compact JWS) for the object in FILE, to attach as an approval.twokey.dev/<name> annotation')
-    .requiredOption('--private-key <jwk>', "the change system's private JWK (from twokey keygen)")
+  withSignerOptions(
+    program
+      .command('approve')
+      .description('print one approval (compact JWS) for the object in FILE, to attach as an approval.twokey.dev/<name> annotation'),
+    "the change system's private JWK (from twokey keygen); or --signer",
+  )
     .requiredOption('--issuer <iss>', 'issuer name, as trusted in the policy')
     .requiredOption('--audience <cluster>', "the cluster's name (the policy's cluster)")
     .requiredOption('--approver <id>', 'who approves (the token subject)')
@@ -66,14 +67,8 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
       const action = actionFor(m, flags.action);
       const digest = flags.digest ?? objectDigest(m, action);
       const binding: Binding = { action, ...targetOf(m), digest };
-      let jwkDocument: unknown;
-      try {
-        jwkDocument = JSON.parse(await readFile(flags.privateKey, 'utf8'));
-      } catch (error) {
-        throw new TwokeyError('ERR_KEY_INVALID', `cannot read the private JWK ${flags.privateKey}: ${(error as Error).message}`);
-      }
       const token = await mintApproval({
-        privateJwk: parsePrivateJwk(jwkDocument, flags.privateKey),
+        signer: await signerFrom(flags),
         issuer: flags.issuer,
         audience: flags.audience,
         approver: flags.approver,

@@ -8,6 +8,7 @@ import { isTwokeyError } from '../errors.ts';
 import { registerApprove } from './approve.ts';
 import { registerCheck } from './check.ts';
 import { type CliIo, EXIT, Terminal } from './common.ts';
+import { registerCountersign } from './countersign.ts';
 import { registerDemo } from './demo.ts';
 import { registerDigest } from './digest.ts';
 import { registerKeygen } from './keygen.ts';
@@ -39,6 +40,7 @@ export function buildProgram(terminal: Terminal): Command {
     registerKeygen,
     registerDigest,
     registerApprove,
+    registerCountersign,
     registerCheck,
     registerScan,
     registerProbe,

@@ -36,7 +36,7 @@ afterAll(async () => {
 });
 
 describe('help and usage', () => {
-  it.each(['serve', 'keygen', 'digest', 'approve', 'check', 'demo'])('%s --help exits 0', async (command) => {
+  it.each(['serve', 'keygen', 'digest', 'approve', 'countersign', 'check', 'demo'])('%s --help exits 0', async (command) => {
     const result = await twokey([command, '--help']);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`Usage: twokey ${command}`);
@@ -55,7 +55,7 @@ describe('help and usage', () => {
     expect(unknown.stderr).toContain("unknown option '--frobnicate'");
     const missing = await twokey(['approve', '--issuer', 'x']);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain("required option '--private-key <jwk>' not specified");
+    expect(missing.stderr).toContain("required option '--audience <cluster>' not specified");
   });
 });
 
