@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSigner } from '../../src/cli/signer.ts';
-import { twokey } from '../support/cli.ts';
+import { approveArgs as approveWith, twokey } from '../support/cli.ts';
 
 const SIGNER = fileURLToPath(new URL('../fixtures/signer/signer.mjs', import.meta.url));
 let dir: string;
@@ -21,20 +21,7 @@ async function keygen(args: string[]) {
   return result;
 }
 
-const approveArgs = (approver: string, key: string[] = ['--private-key', path('change.jwk.json')]) => [
-  'approve',
-  ...key,
-  '--issuer',
-  'https://change.example.com',
-  '--audience',
-  'prod-eu-1',
-  '--approver',
-  approver,
-  '--change',
-  'CHG1',
-  '-f',
-  'examples/deployment.yaml',
-];
+const approveArgs = (approver: string, key: string[] = ['--private-key', path('change.jwk.json')]) => approveWith(key, approver, 'CHG1');
 
 async function minted(approver: string): Promise<string> {
   const result = await twokey(approveArgs(approver));
