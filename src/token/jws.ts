@@ -203,8 +203,38 @@ class General implements GeneralJws {
   }
 }
 
+/**
+ * The General form written exactly as twokey writes it, read without the strict parser: a text
+ * equal to the serialization of what JSON.parse found in it can hold no duplicate member, no other
+ * member and nothing else I-JSON forbids. Anything else takes the strict path.
+ */
+function canonicalGeneral(text: string): GeneralJws | undefined {
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isJsonObject(document) || typeof document.payload !== 'string' || !isSegment(document.payload)) return undefined;
+  const { signatures } = document;
+  if (!Array.isArray(signatures) || signatures.length === 0 || signatures.length > MAX_SIGNATURES) return undefined;
+  const read: JwsSignature[] = [];
+  for (const entry of signatures) {
+    if (!isJsonObject(entry)) return undefined;
+    const { protected: protectedHeader, signature } = entry;
+    if (typeof protectedHeader !== 'string' || !isSegment(protectedHeader) || typeof signature !== 'string' || !isSegment(signature)) {
+      return undefined;
+    }
+    read.push(new Signature(protectedHeader, signature));
+  }
+  const token = new General(text, document.payload, read as unknown as readonly [JwsSignature] | readonly [JwsSignature, JwsSignature]);
+  return token.canonical ? token : undefined;
+}
+
 /** Reads a JSON text as a JWS in the General serialization: strict I-JSON, only the members the form has. */
 function parseGeneral(text: string): TokenParse {
+  const canonical = canonicalGeneral(text);
+  if (canonical !== undefined) return canonical;
   let document: unknown;
   try {
     document = decodeIJson(Buffer.from(text, 'utf8'));
