@@ -13,6 +13,7 @@ import { type SignerFlags, signerFrom, withSignerOptions } from './signer.ts';
 
 interface CountersignFlags extends SignerFlags {
   file: string;
+  key?: string;
 }
 
 /** Tokens read here may be larger than an annotation holds; the webhook applies its own limit. */
@@ -37,10 +38,11 @@ export function registerCountersign(program: Command, { out, io }: Terminal): vo
       .description(
         "countersign an approval the change system issued: prints it with the approver's signature added (JWS JSON General serialization)",
       )
-      .option('-f, --file <file>', 'the approval token, or - for stdin', '-'),
+      .option('-f, --file <file>', 'the approval token, or - for stdin', '-')
+      .option('--key <jwk>', 'the same as --private-key'),
     "the approver's private JWK (from twokey keygen --approver); or --signer",
   ).action(async (flags: CountersignFlags) => {
-    const signer = await signerFrom(flags);
+    const signer = await signerFrom(flags.key === undefined ? flags : { ...flags, privateKey: flags.privateKey ?? flags.key });
     const text = flags.file === '-' ? await readAll(io.stdin) : await readFile(flags.file, 'utf8');
     const token = parseToken(text, MAX_INPUT);
     if (!token.ok) throw new TwokeyError('ERR_TOKEN_INVALID', `the input is not an approval token: it ${token.detail}`);

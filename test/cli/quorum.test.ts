@@ -30,7 +30,7 @@ async function minted(approver: string): Promise<string> {
 }
 
 async function countersignedBy(name: string, token: string): Promise<string> {
-  const result = await twokey(['countersign', '--private-key', path(`${name}.jwk.json`)], { input: token });
+  const result = await twokey(['countersign', '--key', path(`${name}.jwk.json`)], { input: token });
   expect(result.code, result.stderr).toBe(0);
   return result.stdout.trim();
 }
