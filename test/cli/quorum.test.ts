@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSigner } from '../../src/cli/signer.ts';
 import { approveArgs as approveWith, twokey } from '../support/cli.ts';
+import { approvalAnnotations } from '../support/world.ts';
 
 const SIGNER = fileURLToPath(new URL('../fixtures/signer/signer.mjs', import.meta.url));
 let dir: string;
@@ -40,7 +41,7 @@ async function annotated(name: string, tokens: Record<string, string>): Promise<
   const { parseAllDocuments } = await import('yaml');
   const [doc] = parseAllDocuments(await readFile('examples/deployment.yaml', 'utf8'));
   const object = doc?.toJS() as { metadata: { annotations?: Record<string, string> } };
-  object.metadata.annotations = Object.fromEntries(Object.entries(tokens).map(([k, v]) => [`approval.twokey.dev/${k}`, v]));
+  object.metadata.annotations = approvalAnnotations(tokens);
   await writeFile(path(name), JSON.stringify(object));
   return path(name);
 }

@@ -17,6 +17,7 @@ import { mapUser } from '../../src/policy/identities.ts';
 import { b64url, claims, rawToken } from '../support/tokens.ts';
 import {
   type Approver,
+  approvalAnnotations,
   approve,
   bindingFor,
   countersigned,
@@ -48,9 +49,6 @@ beforeAll(async () => {
     makeApprover('dave@example.com'),
   ]);
 });
-
-const approvalAnnotations = (tokens: Record<string, string>) =>
-  Object.fromEntries(Object.entries(tokens).map(([name, value]) => [`approval.twokey.dev/${name}`, value]));
 
 const judge = (snapshot: ConfigSnapshot, annotations: Record<string, string>, user: string, object: JsonObject = api) =>
   decide(request({ operation: 'CREATE', object: withAnnotations(object, approvalAnnotations(annotations)), user }), {

@@ -8,6 +8,7 @@ import { buildApp } from '../../src/server/app.ts';
 import {
   type Approver,
   admissionReview,
+  approvalAnnotations,
   approve,
   countersigned,
   deployment,
@@ -21,16 +22,20 @@ import {
   withAnnotations,
 } from '../support/world.ts';
 
-let issuer: Issuer;
-let bob: Approver;
-let carol: Approver;
-let snapshot: ConfigSnapshot;
+/** A change system, two approvers in the registry (bob in sre), and the snapshot the webhook judges with. */
+interface World {
+  readonly issuer: Issuer;
+  readonly bob: Approver;
+  readonly carol: Approver;
+  readonly snapshot: ConfigSnapshot;
+}
+let world: World;
 const api = deployment();
 
 beforeAll(async () => {
-  issuer = await makeIssuer();
-  [bob, carol] = await Promise.all([makeApprover('bob@example.com'), makeApprover('carol@example.com')]);
-  snapshot = await makeRegistrySnapshot(
+  const issuer = await makeIssuer();
+  const [bob, carol] = (await Promise.all(['bob@example.com', 'carol@example.com'].map((id) => makeApprover(id)))) as [Approver, Approver];
+  const snapshot = await makeRegistrySnapshot(
     [issuer],
     makePolicy({
       identities: { rules: [{ stripPrefix: 'oidc:' }, { suffix: '@example.com' }] },
@@ -42,11 +47,12 @@ beforeAll(async () => {
       ],
     }),
   );
+  world = { issuer, bob, carol, snapshot };
 });
 
 async function review(tokens: Record<string, string>, user: string) {
-  const app = buildApp({ config: { current: () => snapshot }, clock: () => NOW });
-  const object = withAnnotations(api, Object.fromEntries(Object.entries(tokens).map(([k, v]) => [`approval.twokey.dev/${k}`, v])));
+  const app = buildApp({ config: { current: () => world.snapshot }, clock: () => NOW });
+  const object = withAnnotations(api, approvalAnnotations(tokens));
   const response = await app.inject({
     method: 'POST',
     url: '/validate?timeout=10s',
@@ -56,15 +62,18 @@ async function review(tokens: Record<string, string>, user: string) {
   return response.json().response as { allowed: boolean; status?: { message: string } };
 }
 
-const token = async (approver: Approver) => countersigned(approver, await approve(issuer, 'deploy', api, { approver: approver.identity }));
+const token = async (approver: Approver) =>
+  countersigned(approver, await approve(world.issuer, 'deploy', api, { approver: approver.identity }));
 
 describe('the webhook with identities, countersignatures and groups', () => {
   it('admits two countersigned approvals, one of them from the group', async () => {
-    expect(await review({ bob: await token(bob), carol: await token(carol) }, 'oidc:erin@example.com')).toMatchObject({ allowed: true });
+    expect(await review({ bob: await token(world.bob), carol: await token(world.carol) }, 'oidc:erin@example.com')).toMatchObject({
+      allowed: true,
+    });
   });
 
   it('refuses a self-approval behind the prefix, naming the mapped user', async () => {
-    const answer = await review({ bob: await token(bob), carol: await token(carol) }, 'oidc:bob@example.com');
+    const answer = await review({ bob: await token(world.bob), carol: await token(world.carol) }, 'oidc:bob@example.com');
     expect(answer.allowed).toBe(false);
     expect(answer.status?.message).toContain(
       'approver "bob@example.com" is the user making this request, "bob@example.com" (from "oidc:bob@example.com")',
@@ -73,14 +82,14 @@ describe('the webhook with identities, countersignatures and groups', () => {
   });
 
   it('refuses approvals the change system signed without their approvers', async () => {
-    const compact = await approve(issuer, 'deploy', api, { approver: carol.identity });
-    const answer = await review({ bob: await token(bob), carol: compact }, 'erin@example.com');
+    const compact = await approve(world.issuer, 'deploy', api, { approver: world.carol.identity });
+    const answer = await review({ bob: await token(world.bob), carol: compact }, 'erin@example.com');
     expect(answer.allowed).toBe(false);
     expect(answer.status?.message).toMatch(/approval.twokey.dev\/carol: is a compact JWS/);
   });
 
   it('refuses a user no rule maps, naming the user', async () => {
-    const answer = await review({ bob: await token(bob), carol: await token(carol) }, 'system:admin');
+    const answer = await review({ bob: await token(world.bob), carol: await token(world.carol) }, 'system:admin');
     expect(answer.allowed).toBe(false);
     expect(answer.status?.message).toContain('the requesting user "system:admin" matches no identities rule');
   });

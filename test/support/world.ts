@@ -131,6 +131,11 @@ export function withAnnotations(object: JsonObject, annotations: Record<string, 
   return copy;
 }
 
+/** Approval annotations for tokens by name: `approval.twokey.dev/<name>`. */
+export function approvalAnnotations(tokens: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(tokens).map(([name, token]) => [`approval.twokey.dev/${name}`, token]));
+}
+
 export function withLabels(object: JsonObject, labels: Record<string, string | undefined>): JsonObject {
   const copy = structuredClone(object);
   const meta = copy.metadata as JsonObject;
