@@ -4,7 +4,7 @@
  */
 import type { JWK } from 'jose';
 import type { BenchOptions } from './options.ts';
-import { approvals, countersigned, deployment, reviewBody, withAnnotations } from './reviews.ts';
+import { approvals, countersigned, deployment, planApprovals, reviewBody, withAnnotations } from './reviews.ts';
 import { COUNTERSIGN_DIR } from './setup.ts';
 
 export interface Case {
@@ -82,6 +82,10 @@ export async function benchCases(
     Object.keys(approverKeys).length > 0
       ? reviewBody('CREATE', withAnnotations(critical, await countersigned(twoApprovals, approverKeys)))
       : approvedBody;
+  const planBody = reviewBody(
+    'CREATE',
+    withAnnotations(critical, await planApprovals(key, critical, ['bob@example.com', 'carol@example.com'], 100)),
+  );
   const cold = await coldBodies(key, options, log);
   const passThrough = reviewBody('CREATE', deployment('team-a'));
   const refused = reviewBody('CREATE', withAnnotations(critical, oneApproval));
@@ -99,6 +103,11 @@ export async function benchCases(
   const allCases: Case[] = [
     small('pass-through', 'CREATE of a Deployment in a namespace that is not critical', () => passThrough),
     small('approved-warm', 'CREATE of a critical Deployment with two valid approvals, the same tokens each time', () => approvedBody),
+    small(
+      'plan-100',
+      'CREATE of a critical Deployment with two approvals of a 100-object plan and the proof of its entry, the same tokens each time',
+      () => planBody,
+    ),
     small('approved-cold', 'CREATE of a critical Deployment with two valid approvals never seen before', cold.body),
     small('one-approval', 'CREATE of a critical Deployment with one approval (refused)', () => refused, 'denied'),
     small('metadata-only', 'UPDATE of a critical Deployment that changes only an annotation', () => metadataOnly),

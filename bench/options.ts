@@ -20,6 +20,11 @@ export interface BenchOptions {
   readonly out: string | undefined;
   /** V8 flags for both servers. */
   readonly nodeOptions: string;
+  /**
+   * A checkout of twokey, built (its dist/), to run as the baseline instead of the plain fastify
+   * server: two builds side by side in one run, to tell what a change costs.
+   */
+  readonly against: string | undefined;
 }
 
 export function benchOptions(args: readonly string[]): BenchOptions {
@@ -35,6 +40,7 @@ export function benchOptions(args: readonly string[]): BenchOptions {
       out: { type: 'string' },
       smoke: { type: 'boolean', default: false },
       'node-options': { type: 'string', default: '' },
+      against: { type: 'string' },
     },
   });
   const smoke = flags.smoke ?? false;
@@ -48,5 +54,6 @@ export function benchOptions(args: readonly string[]): BenchOptions {
     cases: flags.cases ? new Set(flags.cases.split(',')) : undefined,
     out: flags.out,
     nodeOptions: flags['node-options'] ?? '',
+    against: flags.against,
   };
 }

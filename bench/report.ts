@@ -175,6 +175,7 @@ export function writeResult(
       coldPoolSize: run.coldPoolSize,
       coldWraps: run.coldWraps,
       nodeOptions: options.nodeOptions,
+      against: options.against ?? null,
     },
     elapsedS: run.elapsedS,
     cases: run.cases,

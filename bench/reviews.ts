@@ -7,8 +7,9 @@ import type { JWK } from 'jose';
 import type { Binding } from '../src/change/claims.ts';
 import { deploySpec, digestOf } from '../src/change/digest.ts';
 import type { JsonObject } from '../src/json.ts';
-import { countersign, localSigner, mintApproval } from '../src/keys/signing.ts';
+import { countersign, localSigner, mintApproval, mintPlanApproval } from '../src/keys/signing.ts';
 import { buildAdmissionReview } from '../src/kubernetes/review-builder.ts';
+import { encodeProofs, type PlanEntry, planTree, proofAnnotationKey } from '../src/plan/entries.ts';
 import { parseToken } from '../src/token/jws.ts';
 
 export const CLUSTER = 'bench-cluster';
@@ -144,6 +145,44 @@ export async function countersigned(
     out[key] = (await countersign(parsed, localSigner(jwk))).json;
   }
   return out;
+}
+
+/**
+ * Approvals of a plan of `size` entries that holds the object's deploy among other Deployments,
+ * one token per approver, and the proof of the object's entry: what `twokey attach --plan` writes.
+ */
+export async function planApprovals(
+  privateJwk: JWK,
+  object: JsonObject,
+  approvers: readonly string[],
+  size: number,
+  change = 'CHG0031337',
+): Promise<Record<string, string>> {
+  const own = bindingFor(object);
+  const others: PlanEntry[] = Array.from({ length: size - 1 }, (_, i) => ({
+    ...own,
+    name: `service-${String(i).padStart(4, '0')}`,
+    digest: `sha256:${String(i).padStart(64, '0')}`,
+  }));
+  const tree = planTree([own, ...others]);
+  const index = tree.entries.findIndex((e) => e.name === own.name);
+  const proofs = encodeProofs({ plan: tree.digest, size: tree.entries.length, proofs: [tree.proof(index)] });
+  const tokens = await Promise.all(
+    approvers.map(async (approver) => [
+      `approval.twokey.dev/${approver.split('@')[0]}`,
+      await mintPlanApproval({
+        privateJwk,
+        issuer: ISSUER,
+        audience: CLUSTER,
+        approver,
+        change,
+        plan: tree.digest,
+        entries: tree.entries.length,
+        ttlSeconds: 8 * 3600,
+      }),
+    ]),
+  );
+  return { ...Object.fromEntries(tokens), [proofAnnotationKey(tree.digest)]: proofs };
 }
 
 export function withAnnotations(object: JsonObject, annotations: Record<string, string>): JsonObject {

@@ -20,8 +20,8 @@ async function runRounds(options: BenchOptions, { cases }: Cases, dir: string, l
   // The 8-20 KB cases share long-lived servers; each large case gets fresh ones, so the memory a
   // 3 MB review leaves behind (V8 keeps its grown heap) does not count against the small cases.
   const servers: Record<Target, Server> = {
-    baseline: await startServer('baseline', dir, options.nodeOptions),
-    twokey: await startServer('twokey', dir, options.nodeOptions),
+    baseline: await startServer('baseline', dir, options.nodeOptions, options.against),
+    twokey: await startServer('twokey', dir, options.nodeOptions, options.against),
   };
   const samples: Samples = {};
   const started = Date.now();
@@ -35,7 +35,9 @@ async function runRounds(options: BenchOptions, { cases }: Cases, dir: string, l
           samples[c.name] ??= { baseline: [], twokey: [] };
           // A case with a policy of its own runs on servers started from it.
           const own = c.large || c.dir !== undefined;
-          const server = own ? await startServer(target, c.dir ? join(dir, c.dir) : dir, options.nodeOptions) : servers[target];
+          const server = own
+            ? await startServer(target, c.dir ? join(dir, c.dir) : dir, options.nodeOptions, options.against)
+            : servers[target];
           try {
             samples[c.name]?.[target].push(await measure(server, c, load));
           } finally {

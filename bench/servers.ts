@@ -13,14 +13,20 @@ export type Target = 'baseline' | 'twokey';
 
 export interface Server {
   readonly target: Target;
+  /** Whether it judges reviews (twokey, or another build of it), or admits everything (the plain baseline). */
+  readonly judges: boolean;
   readonly child: ChildProcess;
   readonly port: number;
 }
 
-/** Starts one server from the files in `dir`, with V8 flags such as '--max-semi-space-size=2' (the same for both). */
-export async function startServer(target: Target, dir: string, nodeOptions: string): Promise<Server> {
+/**
+ * Starts one server from the files in `dir`, with V8 flags such as '--max-semi-space-size=2' (the
+ * same for both). With `against`, the baseline is twokey as built in that checkout.
+ */
+export async function startServer(target: Target, dir: string, nodeOptions: string, against?: string): Promise<Server> {
   const execArgv = nodeOptions.split(/\s+/).filter(Boolean);
-  const child = fork(join(ROOT, 'bench', 'server.mjs'), [target, dir], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const [root, mode] = target === 'baseline' && against ? [against, 'twokey'] : [ROOT, target];
+  const child = fork(join(root, 'bench', 'server.mjs'), [mode, dir], { execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${target} server did not start`)), 20_000);
     child.once('message', (message: { port?: number }) => {
@@ -29,7 +35,7 @@ export async function startServer(target: Target, dir: string, nodeOptions: stri
     });
     child.once('exit', (code) => reject(new Error(`${target} server exited with ${code}`)));
   });
-  return { target, child, port };
+  return { target, judges: mode === 'twokey', child, port };
 }
 
 export function rssMb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {

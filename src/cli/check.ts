@@ -90,6 +90,7 @@ interface Judgement {
 /** A verdict as `-o json` prints it: its facts, its words, and each approval's report (undefined members are left out). */
 function verdictJson(object: string, decision: Decision) {
   const { allowed, action, target, aspects, digest, change, approvers, summary, message, warnings, auditAnnotations } = decision;
+  const facts = { allowed, action, target, aspects, digest, change, approvers, summary, message, warnings, auditAnnotations };
   const approvals = decision.approvals.map((r) => ({
     key: r.key,
     approver: r.approver,
@@ -102,7 +103,7 @@ function verdictJson(object: string, decision: Decision) {
     copyOf: r.copyOf,
     action: r.action,
   }));
-  return { object, allowed, action, target, aspects, digest, change, approvers, summary, message, warnings, auditAnnotations, approvals };
+  return { object, ...facts, approvals, breakGlass: decision.breakGlass, wouldRefuse: decision.wouldRefuse };
 }
 
 export function registerCheck(program: Command, terminal: Terminal): void {

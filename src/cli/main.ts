@@ -6,12 +6,14 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isTwokeyError } from '../errors.ts';
 import { registerApprove } from './approve.ts';
+import { registerAttach } from './attach.ts';
 import { registerCheck } from './check.ts';
 import { type CliIo, EXIT, Terminal } from './common.ts';
 import { registerCountersign } from './countersign.ts';
 import { registerDemo } from './demo.ts';
 import { registerDigest } from './digest.ts';
 import { registerKeygen } from './keygen.ts';
+import { registerPlan } from './plan.ts';
 import { registerProbe } from './probe.ts';
 import { registerScan } from './scan.ts';
 import { registerServe } from './serve.ts';
@@ -39,8 +41,10 @@ export function buildProgram(terminal: Terminal): Command {
     registerServe,
     registerKeygen,
     registerDigest,
+    registerPlan,
     registerApprove,
     registerCountersign,
+    registerAttach,
     registerCheck,
     registerScan,
     registerProbe,

@@ -17,7 +17,7 @@ import { KubeRest, listItems, type RestResponse, resourcePath, statusMessage } f
 export const DEFAULT_FIELD_MANAGER = 'kubectl';
 
 export type DryRunOutcome =
-  | { readonly kind: 'admitted'; readonly object: JsonObject }
+  | { readonly kind: 'admitted'; readonly object: JsonObject; readonly warnings: readonly string[] }
   | { readonly kind: 'refused'; readonly code: number; readonly message: string; readonly byTwokey: boolean };
 
 function refusal(response: RestResponse): DryRunOutcome {
@@ -59,14 +59,29 @@ export class ClusterClient {
     object: JsonObject,
     fieldManager = DEFAULT_FIELD_MANAGER,
   ): Promise<DryRunOutcome> {
-    const response = await this.rest.call('PATCH', resourcePath(gr, namespace, name), {
+    return this.dryRunApplyAt(resourcePath(gr, namespace, name), `${gr.resource} ${namespace}/${name}`, object, fieldManager);
+  }
+
+  /** The same, for the object at an API path (any kind the server serves). */
+  async dryRunApplyAt(path: string, what: string, object: JsonObject, fieldManager = DEFAULT_FIELD_MANAGER): Promise<DryRunOutcome> {
+    const response = await this.rest.call('PATCH', path, {
       query: { dryRun: 'All', fieldManager, force: 'true' },
       body: object,
       contentType: 'application/apply-patch+yaml',
     });
-    if (response.status >= 200 && response.status < 300 && isJsonObject(response.body)) return { kind: 'admitted', object: response.body };
+    if (response.status >= 200 && response.status < 300 && isJsonObject(response.body)) {
+      return { kind: 'admitted', object: response.body, warnings: response.warnings ?? [] };
+    }
     if (response.status >= 400 && response.status < 500 && response.status !== 404) return refusal(response);
-    throw this.#unexpected(`dry run of ${gr.resource} ${namespace}/${name} failed`, response);
+    throw this.#unexpected(`dry run of ${what} failed`, response);
+  }
+
+  /** The object at an API path, or undefined when it does not exist. */
+  async readAt(path: string, what: string): Promise<JsonObject | undefined> {
+    const response = await this.rest.call('GET', path);
+    if (response.status === 404) return undefined;
+    if (response.status !== 200 || !isJsonObject(response.body)) throw this.#unexpected(`cannot read ${what}`, response);
+    return response.body;
   }
 
   /** Lists a resource in all namespaces; items get their apiVersion and kind back. */
@@ -86,6 +101,13 @@ export class ClusterClient {
 
   async listNamespaces(): Promise<JsonObject[]> {
     return this.list(NAMESPACES);
+  }
+
+  /** Events of every namespace with this reason (Events live about an hour: kube-apiserver's --event-ttl). */
+  async listEvents(reason: string): Promise<JsonObject[]> {
+    const response = await this.rest.call('GET', '/api/v1/events', { query: { fieldSelector: `reason=${reason}` } });
+    if (response.status !== 200) throw this.#unexpected(`cannot list Events with reason ${reason}`, response);
+    return listItems(response);
   }
 
   /** The user name the API sees for these credentials (SelfSubjectReview), if the server tells. */

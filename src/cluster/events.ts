@@ -58,6 +58,16 @@ interface Seen {
 
 const MESSAGE_LIMIT = 1024;
 
+/**
+ * The Event's reason: a refusal, an admission by approvals, one by a break-glass token, or a
+ * refusal warn mode admitted. All but an approved change are Warnings.
+ */
+export function eventReason(verdict: Verdict): 'ChangeRefused' | 'ChangeApproved' | 'BreakGlass' | 'WouldRefuse' {
+  if (verdict.wouldRefuse !== undefined) return 'WouldRefuse';
+  if (!verdict.allowed) return 'ChangeRefused';
+  return verdict.breakGlass?.status === 'counted' ? 'BreakGlass' : 'ChangeApproved';
+}
+
 export class EventRecorder {
   readonly #rest: KubeRest;
   readonly #options: Required<Omit<EventRecorderOptions, 'metrics'>> & { metrics?: TwokeyMetrics };
@@ -95,7 +105,7 @@ export class EventRecorder {
     const isNamespace = request.resource.group === '' && request.resource.resource === 'namespaces';
     const namespace = isNamespace ? '' : request.namespace;
     const eventNamespace = namespace || 'default';
-    const reason = verdict.allowed ? 'ChangeApproved' : 'ChangeRefused';
+    const reason = eventReason(verdict);
     // One decision: the same aspects bound to the same digests, approved by the same changes.
     const aspects = verdict.aspects.map((a) => `${a.action} ${a.digest} ${a.change ?? ''}`);
     const key = [
@@ -133,7 +143,7 @@ export class EventRecorder {
         involvedObject: { apiVersion, kind: request.kind.kind, name, ...(namespace ? { namespace } : {}), ...(uid ? { uid } : {}) },
         reason,
         message: message.length > MESSAGE_LIMIT ? `${message.slice(0, MESSAGE_LIMIT - 1)}…` : message,
-        type: verdict.allowed ? 'Normal' : 'Warning',
+        type: reason === 'ChangeApproved' ? 'Normal' : 'Warning',
         action: verdict.action ? verdict.action.replace(/(^|\+)([a-z])/g, (_, sep: string, c: string) => sep + c.toUpperCase()) : 'Judge',
         source: { component: 'twokey', host: this.#options.instance },
         reportingComponent: 'twokey',

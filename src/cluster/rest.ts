@@ -14,6 +14,15 @@ import { type GroupResource, typeOfResource } from '../kubernetes/objects.ts';
 export interface RestResponse {
   readonly status: number;
   readonly body: unknown;
+  /** The texts of the response's Warning headers (RFC 7234 warn-text), as admission webhooks send them. */
+  readonly warnings?: readonly string[];
+}
+
+const WARNING = /\d{3} \S+ "((?:[^"\\]|\\.)*)"/g;
+
+/** The warn-texts of Warning header values (`299 - "text"`), unescaped. */
+export function warningTexts(values: readonly string[]): string[] {
+  return values.flatMap((value) => [...value.matchAll(WARNING)].map((m) => (m[1] as string).replace(/\\(.)/g, '$1')));
 }
 
 export interface RestRequest {
@@ -78,7 +87,12 @@ export class KubeRest {
           } catch {
             // Keep the text: a proxy or a broken server answered.
           }
-          resolve({ status: res.statusCode ?? 0, body });
+          const values: string[] = [];
+          for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) {
+            if (res.rawHeaders[i]?.toLowerCase() === 'warning') values.push(res.rawHeaders[i + 1] as string);
+          }
+          const warnings = warningTexts(values);
+          resolve({ status: res.statusCode ?? 0, body, ...(warnings.length > 0 ? { warnings } : {}) });
         });
       });
       req.on('timeout', () => req.destroy(new Error(`no answer from ${url.host} in ${(options.timeoutMs ?? 30_000) / 1000}s`)));

@@ -4,24 +4,41 @@
  * was deployed. Each workload's current spec is judged as a deploy, with the clock set to when
  * the spec last changed, so the approvals must have been valid then. It also finds workloads and
  * namespaces whose critical label is a look-alike ("True", "yes"), which protects nothing.
+ *
+ * In warn mode it reports what enforce mode would refuse: live workloads judged so, and the
+ * WouldRefuse Events the webhook recorded (past requests, deletes included, for as long as the
+ * cluster keeps Events). A workload whose current state a break-glass token let through is a
+ * finding until two ordinary approvals of that state follow, and says when they were due.
  */
 import type { ConfigSnapshot } from '../config/store.ts';
 import { decide } from '../decision/decide.ts';
 import { NO_CLUSTER_VIEW } from '../decision/gate.ts';
-import type { LookAlike } from '../decision/verdict.ts';
-import { describeLookAlike, scanNamespaceDetail, scanWorkloadDetail } from '../decision/wording.ts';
+import type { BreakGlassReport, LookAlike } from '../decision/verdict.ts';
+import {
+  type Decision,
+  describeLookAlike,
+  scanBreakGlassDetail,
+  scanEventDetail,
+  scanNamespaceDetail,
+  scanWorkloadDetail,
+} from '../decision/wording.ts';
+import { describeError } from '../errors.ts';
 import { isJsonObject, type JsonObject } from '../json.ts';
 import { toAdmissionRequest } from '../kubernetes/admission.ts';
 import {
+  approvalAnnotations,
+  BREAK_GLASS_ANNOTATION,
   criticalLabelLookAlike,
   hasCriticalLabel,
   NAMESPACES,
   ownerNames,
   qualifiedResource,
   readMeta,
+  resourceForKind,
   typeOfResource,
 } from '../kubernetes/objects.ts';
 import { buildAdmissionReview } from '../kubernetes/review-builder.ts';
+import { parseToken } from '../token/jws.ts';
 import type { ClusterClient } from './client.ts';
 
 /** The identity scans judge as: it is nobody's approver. */
@@ -31,10 +48,14 @@ export interface ScanRow {
   readonly resource: string;
   readonly namespace: string;
   readonly name: string;
-  /** "none": reported only for its look-alike label. */
-  readonly criticalBy: 'label' | 'namespace label' | 'policy list' | 'none';
-  /** A finding: unapproved, or mislabelled (a look-alike label; an unapproved one is reported as unapproved). */
-  readonly status: 'approved' | 'unapproved' | 'protected' | 'mislabelled';
+  /** "none": reported only for its look-alike label; "event": a past request, from a WouldRefuse Event. */
+  readonly criticalBy: 'label' | 'namespace label' | 'policy list' | 'none' | 'event';
+  /**
+   * A finding: unapproved; mislabelled (a look-alike label; an unapproved one is reported as
+   * unapproved); would-refuse (admitted in warn mode); break-glass (admitted by a break-glass token,
+   * two approvals of its current state still due) or break-glass-overdue (and not within the window).
+   */
+  readonly status: 'approved' | 'unapproved' | 'protected' | 'mislabelled' | 'would-refuse' | 'break-glass' | 'break-glass-overdue';
   readonly detail: string;
   /** The critical label's value when it is a look-alike of "true". */
   readonly criticalLabel?: string;
@@ -43,7 +64,21 @@ export interface ScanRow {
   readonly approvers?: readonly string[];
   /** When the spec last changed, as the clock the approvals were judged at. */
   readonly specChangedAt?: string;
+  /** For a workload a break-glass token let through: the incident, and when two approvals were due. */
+  readonly incident?: string;
+  readonly reviewBy?: string;
 }
+
+/** The statuses that are findings (the scan exits 1 when any row has one). */
+export const FINDINGS: ReadonlySet<ScanRow['status']> = new Set([
+  'unapproved',
+  'mislabelled',
+  'would-refuse',
+  'break-glass',
+  'break-glass-overdue',
+]);
+
+const isoTime = (seconds: number) => new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 /**
  * When the spec last changed: the latest managedFields entry of the main resource that owns
@@ -68,7 +103,75 @@ function lookAlikeOf(labels: Readonly<Record<string, string>>, kind: string): Lo
   return value === undefined ? undefined : { value, kind };
 }
 
-export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapshot, now = Date.now() / 1000): Promise<ScanRow[]> {
+/** The issue time of each approval on the object, read without verifying: only to choose the clocks to judge at. */
+function approvalTimes(object: JsonObject, maxBytes: number): number[] {
+  return approvalAnnotations(readMeta(object)).flatMap(({ value }) => {
+    const token = parseToken(value, maxBytes);
+    const payload = token.ok ? token.payload() : undefined;
+    const iat = payload?.ok ? payload.value.iat : undefined;
+    return typeof iat === 'number' && Number.isFinite(iat) ? [iat] : [];
+  });
+}
+
+/**
+ * Whether two ordinary approvals of the workload's current state followed the break-glass token
+ * within the review window: judged without the token, at the issue time of the latest approval
+ * issued in the window (each approval verified then, the signature included), else at the end of the window.
+ */
+async function reviewOf(object: JsonObject, report: BreakGlassReport, snapshot: ConfigSnapshot, now: number): Promise<Decision> {
+  const from = report.issuedAt ?? 0;
+  const until = Math.min(now, report.reviewBy ?? 0);
+  const times = approvalTimes(object, snapshot.policy.maxTokenBytes).filter((t) => t >= from && t <= until);
+  const without = structuredClone(object);
+  const annotations = (without.metadata as JsonObject).annotations as JsonObject;
+  delete annotations[BREAK_GLASS_ANNOTATION];
+  return decide(toAdmissionRequest(buildAdmissionReview({ operation: 'CREATE', object: without, username: SCAN_USER })), {
+    ...snapshot,
+    policy: { ...snapshot.policy, mode: 'enforce', warnNamespaces: new Set() },
+    namespaces: NO_CLUSTER_VIEW,
+    forceCritical: true,
+    now: times.length > 0 ? Math.max(...times) : until,
+  });
+}
+
+/** Past requests warn mode admitted, as the webhook's WouldRefuse Events tell them. */
+async function wouldRefuseEvents(client: ClusterClient, warn: (message: string) => void): Promise<ScanRow[]> {
+  let events: JsonObject[];
+  try {
+    events = await client.listEvents('WouldRefuse');
+  } catch (error) {
+    warn(`the WouldRefuse Events cannot be read, so past requests admitted in warn mode are not shown: ${describeError(error)}`);
+    return [];
+  }
+  return events.flatMap((event): ScanRow[] => {
+    const involved = isJsonObject(event.involvedObject) ? event.involvedObject : {};
+    const gr = resourceForKind(String(involved.apiVersion ?? ''), String(involved.kind ?? ''));
+    const source = isJsonObject(event.source) ? event.source : {};
+    if (gr === undefined || source.component !== 'twokey') return [];
+    const last = String(event.lastTimestamp ?? event.eventTime ?? '');
+    const count = typeof event.count === 'number' ? event.count : 1;
+    return [
+      {
+        resource: qualifiedResource(gr),
+        namespace: String(involved.namespace ?? ''),
+        name: String(involved.name ?? ''),
+        criticalBy: 'event',
+        status: 'would-refuse',
+        detail: scanEventDetail(count, last, String(event.message ?? '')),
+      },
+    ];
+  });
+}
+
+export interface ScanOptions {
+  /** Seconds since the epoch. */
+  readonly now?: number;
+  /** Told when something the scan would show cannot be read. */
+  readonly warn?: (message: string) => void;
+}
+
+export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapshot, options: ScanOptions = {}): Promise<ScanRow[]> {
+  const now = options.now ?? Date.now() / 1000;
   const { policy } = snapshot;
   // The scan judges as no user in particular: the policy's identities, which map a requesting user, do not apply.
   const { identities: _user, ...scanPolicy } = policy;
@@ -123,14 +226,32 @@ export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapsho
       ...(verdict.change ? { change: verdict.change } : {}),
       ...(verdict.approvers ? { approvers: verdict.approvers } : {}),
     };
+    const label = lookAlike ? { criticalLabel: lookAlike.value } : {};
+    const report = verdict.breakGlass;
+    if (verdict.allowed && verdict.wouldRefuse === undefined && report?.status === 'counted') {
+      const review = await reviewOf(object, report, snapshot, now);
+      const status = review.allowed ? 'approved' : now <= (report.reviewBy ?? 0) ? 'break-glass' : 'break-glass-overdue';
+      rows.push({
+        ...base,
+        ...label,
+        ...(review.allowed ? { change: review.change, approvers: review.approvers } : {}),
+        status,
+        incident: report.incident ?? '',
+        reviewBy: isoTime(report.reviewBy ?? 0),
+        detail: scanBreakGlassDetail(report, review, now),
+      });
+      continue;
+    }
     rows.push({
       ...base,
-      ...(lookAlike ? { criticalLabel: lookAlike.value } : {}),
-      status: verdict.allowed ? (lookAlike ? 'mislabelled' : 'approved') : 'unapproved',
+      ...label,
+      status:
+        verdict.wouldRefuse !== undefined ? 'would-refuse' : verdict.allowed ? (lookAlike ? 'mislabelled' : 'approved') : 'unapproved',
       // An owner's deletion would have the garbage collector delete the workload, unapproved.
       detail: scanWorkloadDetail(verdict, ownerNames(meta), lookAlike),
     });
   }
+  if (policy.mode === 'warn' || policy.warnNamespaces.size > 0) rows.push(...(await wouldRefuseEvents(client, options.warn ?? (() => {}))));
   return rows.sort(
     (a, b) => a.resource.localeCompare(b.resource) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name),
   );

@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { type ApproverKeys, assertNoSharedKeys, loadApproverKeys } from '../keys/approvers.ts';
-import { type IssuerKeySet, KeyRing } from '../keys/jwks.ts';
+import { type IssuerKeySet, KeyRing, refuseSharedKeys } from '../keys/jwks.ts';
 import { describeSource, loadIssuerKeys } from '../keys/sources.ts';
 import { loadPolicyFile } from '../policy/load.ts';
 import type { IssuerPolicy, Policy } from '../policy/policy.ts';
@@ -37,6 +37,22 @@ export interface ConfigStoreOptions {
 }
 
 const sourceKey = (issuer: IssuerPolicy) => `${issuer.issuer}\u0000${describeSource(issuer)}`;
+
+/** Every issuer whose keys are loaded: the ordinary ones, and the break-glass issuer. */
+function keySources(policy: Policy): IssuerPolicy[] {
+  return policy.breakGlass ? [...policy.issuers, policy.breakGlass] : [...policy.issuers];
+}
+
+/**
+ * Refuses key sets where the break-glass issuer shares a key with an ordinary issuer, or where any
+ * issuer's key, the break-glass issuer's included, is also registered for an approver.
+ */
+function checkKeySets(policy: Policy, approvers: ApproverKeys | undefined, sets: ReadonlyMap<string, IssuerKeySet>): void {
+  const ordinary = policy.issuers.flatMap((issuer) => sets.get(sourceKey(issuer)) ?? []);
+  const breakGlass = policy.breakGlass && sets.get(sourceKey(policy.breakGlass));
+  refuseSharedKeys(breakGlass, ordinary);
+  assertNoSharedKeys(approvers, breakGlass ? [...ordinary, breakGlass] : ordinary);
+}
 
 export class ConfigStore {
   readonly #options: Required<Omit<ConfigStoreOptions, 'observer'>> & {
@@ -84,14 +100,14 @@ export class ConfigStore {
   /** Why the store is not ready to judge; empty when it is. */
   notReady(): string[] {
     if (!this.#policy) return ['no policy loaded'];
-    return this.#policy.issuers
+    return keySources(this.#policy)
       .filter((issuer) => !this.#keySets.has(sourceKey(issuer)))
       .map((issuer) => `no JWKS loaded yet for issuer ${issuer.issuer} (${describeSource(issuer)})`);
   }
 
   /** Asks for a background refetch of an issuer's JWKS URL, e.g. after an unknown kid. Never waits. */
   requestRefresh(issuerName: string): void {
-    const issuer = this.#policy?.issuers.find((i) => i.issuer === issuerName);
+    const issuer = this.#policy && keySources(this.#policy).find((i) => i.issuer === issuerName);
     if (issuer?.jwks.kind !== 'url') return;
     const last = this.#lastFetch.get(sourceKey(issuer)) ?? 0;
     if (Date.now() - last < this.#options.minRefetchMs) return;
@@ -110,7 +126,7 @@ export class ConfigStore {
 
   #watchedFiles(): string[] {
     const files = [this.#options.policyPath];
-    for (const issuer of this.#policy?.issuers ?? []) if (issuer.jwks.kind === 'file') files.push(issuer.jwks.path);
+    for (const issuer of this.#policy ? keySources(this.#policy) : []) if (issuer.jwks.kind === 'file') files.push(issuer.jwks.path);
     for (const approver of this.#policy?.approvers ?? []) if (approver.keys.kind === 'file') files.push(approver.keys.path);
     return files;
   }
@@ -136,11 +152,11 @@ export class ConfigStore {
       await this.#poller?.watch(this.#watchedFiles());
       return;
     }
-    for (const issuer of this.#policy?.issuers ?? []) {
+    for (const issuer of this.#policy ? keySources(this.#policy) : []) {
       if (issuer.jwks.kind !== 'file' || issuer.jwks.path !== path) continue;
       try {
         const set = await loadIssuerKeys(issuer);
-        assertNoSharedKeys(this.#approvers, [set]);
+        this.#checkReplacement(sourceKey(issuer), set);
         this.#replaceKeys(sourceKey(issuer), set);
         this.#options.observer?.reloaded('jwks', path);
         this.#options.observer?.keysLoaded?.(set, path);
@@ -157,7 +173,7 @@ export class ConfigStore {
   async #apply(policy: Policy, { initial }: { initial: boolean }): Promise<void> {
     const approvers = await loadApproverKeys(policy);
     const next = new Map<string, IssuerKeySet>();
-    for (const issuer of policy.issuers) {
+    for (const issuer of keySources(policy)) {
       const key = sourceKey(issuer);
       const known = this.#keySets.get(key);
       if (issuer.jwks.kind === 'file') {
@@ -171,14 +187,14 @@ export class ConfigStore {
         next.set(key, known);
       }
     }
-    assertNoSharedKeys(approvers, next.values());
+    checkKeySets(policy, approvers, next);
     this.#policy = policy;
     this.#approvers = approvers;
     this.#keySets = next;
     this.#publish();
     for (const timer of this.#refreshTimers.values()) clearTimeout(timer);
     this.#refreshTimers.clear();
-    for (const issuer of policy.issuers) {
+    for (const issuer of keySources(policy)) {
       if (issuer.jwks.kind !== 'url') continue;
       if (!next.has(sourceKey(issuer))) await this.#fetchUrl(issuer);
       else this.#scheduleRefresh(issuer);
@@ -190,8 +206,8 @@ export class ConfigStore {
     this.#lastFetch.set(key, Date.now());
     try {
       const set = await loadIssuerKeys(issuer);
-      if (this.#policy?.issuers.some((i) => sourceKey(i) === key)) {
-        assertNoSharedKeys(this.#approvers, [set]);
+      if (this.#policy && keySources(this.#policy).some((i) => sourceKey(i) === key)) {
+        this.#checkReplacement(key, set);
         this.#replaceKeys(key, set);
         this.#options.observer?.reloaded('jwks', describeSource(issuer));
         this.#options.observer?.keysLoaded?.(set, describeSource(issuer));
@@ -212,6 +228,11 @@ export class ConfigStore {
     this.#refreshTimers.set(key, timer);
   }
 
+  /** Refuses a key set that would share a key between the break-glass issuer and an ordinary one, or with an approver. */
+  #checkReplacement(key: string, set: IssuerKeySet): void {
+    if (this.#policy) checkKeySets(this.#policy, this.#approvers, new Map([...this.#keySets, [key, set]]));
+  }
+
   /** Installs a freshly loaded key set; the same keys again keep the current key ring (and what it verified). */
   #replaceKeys(key: string, set: IssuerKeySet): void {
     if (this.#keySets.get(key)?.fingerprint === set.fingerprint) return;
@@ -221,7 +242,7 @@ export class ConfigStore {
 
   #publish(): void {
     if (!this.#policy) return;
-    const sets = this.#policy.issuers.flatMap((issuer) => {
+    const sets = keySources(this.#policy).flatMap((issuer) => {
       const set = this.#keySets.get(sourceKey(issuer));
       return set ? [set] : [];
     });
@@ -236,17 +257,17 @@ export class ConfigStore {
 export async function loadSnapshot(policyPath: string, warn: (message: string) => void): Promise<ConfigSnapshot> {
   const policy = await loadPolicyFile(policyPath);
   const approvers = await loadApproverKeys(policy);
-  const sets: IssuerKeySet[] = [];
-  for (const issuer of policy.issuers) {
+  const sets = new Map<string, IssuerKeySet>();
+  for (const issuer of keySources(policy)) {
     try {
       const set = await loadIssuerKeys(issuer);
       if (set.keys.size === 0) warn(`the JWKS ${describeSource(issuer)} of ${issuer.issuer} holds no usable key: no approval of it counts`);
-      sets.push(set);
+      sets.set(sourceKey(issuer), set);
     } catch (error) {
       if (issuer.jwks.kind === 'file') throw error;
       warn((error as Error).message);
     }
   }
-  assertNoSharedKeys(approvers, sets);
-  return { policy, keys: new KeyRing(sets, approvers) };
+  checkKeySets(policy, approvers, sets);
+  return { policy, keys: new KeyRing(sets.values(), approvers) };
 }

@@ -8,22 +8,37 @@
 import type { Binding } from '../change/claims.ts';
 import type { ChangeTarget } from '../change/digest.ts';
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
-import { approvalAnnotations, criticalLabelLookAlike, ownerNames, readMeta, typeOfResource } from '../kubernetes/objects.ts';
+import {
+  approvalAnnotations,
+  BREAK_GLASS_ANNOTATION,
+  criticalLabelLookAlike,
+  type ObjectMeta,
+  ownerNames,
+  PLAN_MARKER_ANNOTATION,
+  readMeta,
+  typeOfResource,
+} from '../kubernetes/objects.ts';
 import { type QuorumRule, quorumRuleFor } from '../policy/approvers.ts';
 import { isUser, type MappedUser, mapUser } from '../policy/identities.ts';
+import { warnScope } from '../policy/policy.ts';
 import { parseToken, type TokenParse } from '../token/jws.ts';
-import { type ApprovalContext, judgeApproval } from './approval.ts';
+import { type ApprovalContext, judgeApproval, judgeBreakGlass } from './approval.ts';
 import { CannotJudge, type Gate, type GateContext, type GatedAspect, gateRequest } from './gate.ts';
+import { ObjectProofs } from './plans.ts';
 import { type Candidate, tallyQuorum } from './quorum.ts';
 import {
   type ApprovalReport,
   type AspectFacts,
   actionLabel,
+  type BreakGlassReport,
   cannotJudgeVerdict,
   type LookAlike,
   notGatedVerdict,
+  plannedVerdict,
   quorumVerdict,
   type Verdict,
+  warnedVerdict,
+  withBreakGlass,
 } from './verdict.ts';
 import { type Decision, internalError, unmappedUser, wordVerdict } from './wording.ts';
 
@@ -77,13 +92,16 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
     });
   }
 
+  // A dry run stores nothing: with the plan marker it is admitted, each aspect's digest told.
+  if (request.dryRun && Object.hasOwn(gate.approvalsFrom.annotations, PLAN_MARKER_ANNOTATION)) return plannedVerdict(target, aspects);
+
   const limit = ctx.policy.maxApprovalAnnotations;
   const annotations = approvalAnnotations(gate.approvalsFrom).map(({ key, value }) => ({
     key,
     token: parseToken(value, ctx.policy.maxTokenBytes),
   }));
   const { distinct, copyOf } = setAsideCopies(annotations);
-  const tokens: Tokens = { annotations, read: distinct.slice(0, limit), copyOf };
+  const tokens: Tokens = { annotations, read: distinct.slice(0, limit), copyOf, proofs: new ObjectProofs(gate.approvalsFrom.annotations) };
   // One rule for the request: its aspects share the object, hence the namespace.
   const rule = quorumRuleFor(ctx.policy.approvalRules, ctx.policy.required, target.namespace === '' ? target.name : target.namespace);
   const judged = await Promise.all(aspects.map((aspect) => judgeAspect(aspect, target, tokens, user, rule, ctx)));
@@ -91,7 +109,7 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
   if (first === undefined) return cannotJudgeVerdict(internalError('a gated request without an aspect'));
   // The deploy digest covers the spec only: approvers are told about the owners, whose deletion deletes the workload.
   const owners = aspects.some((a) => a.action === 'deploy') ? ownerNames(gate.approvalsFrom) : [];
-  return quorumVerdict({
+  let verdict = quorumVerdict({
     target,
     cluster: ctx.policy.cluster,
     required: rule.required,
@@ -104,6 +122,41 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
     reports: mergeReports(judged),
     ...(owners.length > 0 ? { owners } : {}),
   });
+  if (!verdict.allowed) {
+    const breakGlass = await judgeBreakGlassAnnotation(gate.approvalsFrom, verdict, target, user, ctx);
+    if (breakGlass) verdict = withBreakGlass(verdict, breakGlass);
+  }
+  // Warn mode is the policy's alone (its mode, or its list of namespaces): never an object's or a namespace's.
+  const scope = warnScope(ctx.policy, target.resource === 'namespaces' ? target.name : target.namespace);
+  return scope === undefined ? verdict : warnedVerdict(verdict, scope);
+}
+
+/**
+ * The break-glass token on the object, judged for the aspects short of a quorum: it counts when
+ * the break-glass issuer signed it, it names each of them, and its one approver is neither the
+ * user (mapped as the quorum maps it: the identities rules, the user name itself, EKS's session
+ * name) nor the requester it names. It is never countersigned and bypasses the quorum rule's
+ * groups: one approver, by design, and loud. Undefined when the object carries none.
+ */
+async function judgeBreakGlassAnnotation(
+  from: ObjectMeta,
+  verdict: Verdict,
+  target: ChangeTarget,
+  user: Extract<MappedUser, { ok: true }>,
+  ctx: DecisionContext,
+): Promise<BreakGlassReport | undefined> {
+  const key = BREAK_GLASS_ANNOTATION;
+  const value = from.annotations[key];
+  if (value === undefined) return undefined;
+  const expected: Binding[] = verdict.aspects.filter((a) => !a.allowed).map((a) => ({ action: a.action, ...target, digest: a.digest }));
+  const outcome = await judgeBreakGlass(parseToken(value, ctx.policy.maxTokenBytes), expected, ctx);
+  if (!outcome.ok) return { key, status: 'not-counted', code: outcome.code, detail: outcome.detail };
+  const { approver, incident, issuedAt, expiresAt, requester } = outcome.approval;
+  const facts = { key, approver, incident, issuedAt, expiresAt };
+  if (isUser(user, approver)) return { ...facts, status: 'not-counted', code: 'self' };
+  if (approver === requester) return { ...facts, status: 'not-counted', code: 'requester' };
+  const reviewBy = issuedAt + (ctx.policy.breakGlass?.reviewWindowSeconds ?? 0);
+  return { ...facts, status: 'counted', reviewBy };
 }
 
 /** The approval annotations of the object, as read once for every aspect. */
@@ -113,6 +166,8 @@ interface Tokens {
   readonly read: readonly Annotation[];
   /** Annotations set aside as copies of another's token, by key: that annotation's key. */
   readonly copyOf: ReadonlyMap<string, string>;
+  /** The object's proofs of plan entries, read when a plan approval names their plan. */
+  readonly proofs: ObjectProofs;
 }
 
 /** How one aspect stands, and for each annotation how near its token came to this aspect's binding. */
@@ -136,7 +191,8 @@ async function judgeAspect(
   const { action, digest } = aspect;
   const expected: Binding = { action, ...target, digest };
   const { read } = tokens;
-  const outcomes = await Promise.all(read.map(({ token }) => judgeApproval(token, expected, ctx)));
+  const plans = tokens.proofs.evidenceFor(expected);
+  const outcomes = await Promise.all(read.map(({ token }) => judgeApproval(token, expected, ctx, plans)));
 
   const candidates: Candidate[] = [];
   const rejected = new Map<string, ApprovalReport>();

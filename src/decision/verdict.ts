@@ -50,7 +50,31 @@ export interface AspectVerdict {
   readonly approvers?: readonly string[];
   /** Groups the quorum rule asks for that its approvals do not fill. */
   readonly missing?: readonly MissingGroup[];
+  /** Admitted by the break-glass token, not by a quorum. */
+  readonly breakGlass?: true;
 }
+
+/** How the break-glass token on the object fared, when a request short of approvals had one. */
+export interface BreakGlassReport {
+  readonly key: string;
+  readonly status: 'counted' | 'not-counted';
+  /** Why it did not count: a rejection, or its approver is the user or the requester. */
+  readonly code?: RejectionCode | 'self' | 'requester';
+  /** For a token a check refused: what the check found (decision/approval.ts). */
+  readonly detail?: string;
+  readonly incident?: string;
+  readonly approver?: string;
+  readonly issuedAt?: number;
+  readonly expiresAt?: number;
+  /** When two ordinary approvals of the state it let through are due: iat + the policy's reviewWindow. */
+  readonly reviewBy?: number;
+}
+
+/** What turned a refusal into an admission in warn mode: the policy's mode, or its list of namespaces. */
+export type WarnScope = 'policy' | 'namespace';
+
+/** Why a request admitted in warn mode would have been refused; a metrics label. */
+export type WouldRefuseReason = 'no-approvals' | 'too-few-approvals' | 'break-glass-not-counted';
 
 /** A verdict judged by the two-person rule: what the approvals were counted against. */
 export interface QuorumGrounds {
@@ -70,8 +94,12 @@ export interface QuorumGrounds {
   readonly now: number;
 }
 
-/** What a verdict rests on: the gate's reason when it is not gated or cannot be judged, else its quorum. */
-export type Grounds = { readonly kind: 'not-gated' | 'cannot-judge'; readonly why: string } | QuorumGrounds;
+/**
+ * What a verdict rests on: the gate's reason when it is not gated or cannot be judged; `planned`
+ * for a dry run that asked for the digests (the plan marker), which never stores anything; else
+ * its quorum.
+ */
+export type Grounds = { readonly kind: 'not-gated' | 'cannot-judge'; readonly why: string } | { readonly kind: 'planned' } | QuorumGrounds;
 
 /** A critical label that only looks like "true" on the object under review, and that object's kind. */
 export interface LookAlike {
@@ -100,6 +128,38 @@ export interface Verdict {
   readonly owners?: readonly OwnerName[];
   /** Set whatever the verdict, which it never changes: the label was meant to protect the object. */
   readonly lookAlike?: LookAlike;
+  /** Set when the request had a break-glass token and no quorum: whether it let the request through. */
+  readonly breakGlass?: BreakGlassReport;
+  /**
+   * Admitted only because of warn mode: the aspects say what would have been refused. Only a
+   * request judged by its quorum is ever admitted so; what cannot be judged is refused in any mode.
+   */
+  readonly wouldRefuse?: WarnScope;
+}
+
+/** Why a verdict admitted in warn mode would have been refused. */
+export function wouldRefuseReason(verdict: Verdict): WouldRefuseReason {
+  if (verdict.breakGlass?.status === 'not-counted') return 'break-glass-not-counted';
+  return verdict.aspects.some((a) => (a.approvers?.length ?? 0) > 0) ? 'too-few-approvals' : 'no-approvals';
+}
+
+/** The verdict with the break-glass token judged: it admits the aspects short of a quorum, or says why not. */
+export function withBreakGlass(verdict: Verdict, report: BreakGlassReport): Verdict {
+  if (report.status !== 'counted') return { ...verdict, breakGlass: report };
+  const aspects = verdict.aspects.map((a): AspectVerdict => (a.allowed ? a : { ...a, allowed: true, breakGlass: true }));
+  return { ...verdict, allowed: true, aspects, breakGlass: report };
+}
+
+/** A refusal judged by its quorum, admitted in warn mode; the aspects keep what was missing. */
+export function warnedVerdict(verdict: Verdict, scope: WarnScope): Verdict {
+  return verdict.allowed || verdict.grounds.kind !== 'quorum' ? verdict : { ...verdict, allowed: true, wouldRefuse: scope };
+}
+
+/** The verdict as it stands in enforce mode: what warn mode admitted, refused. */
+export function enforcedVerdict(verdict: Verdict): Verdict {
+  if (verdict.wouldRefuse === undefined) return verdict;
+  const { wouldRefuse: _, ...rest } = verdict;
+  return { ...rest, allowed: false };
 }
 
 /** The actions of a request's aspects as one label: "deploy", or "deploy+unprotect". */
@@ -121,6 +181,29 @@ export function cannotJudgeVerdict(why: string, gated?: { action: string; target
     approvals: [],
     grounds: { kind: 'cannot-judge', why },
   };
+}
+
+/**
+ * A dry run of a gated change that carries the plan marker: admitted without approvals, since a
+ * dry run stores nothing, so that the one who plans the change learns each aspect's digest.
+ */
+export function plannedVerdict(target: ChangeTarget, aspects: readonly [PlannedAspect, ...PlannedAspect[]]): Verdict {
+  const [only, ...more] = aspects;
+  return {
+    allowed: true,
+    action: actionLabel(aspects),
+    target,
+    aspects: aspects.map(({ action, digest, after }) => ({ action, digest, allowed: true, ...(after ? { after } : {}) })),
+    ...(more.length === 0 ? { digest: only.digest } : {}),
+    approvals: [],
+    grounds: { kind: 'planned' },
+  };
+}
+
+interface PlannedAspect {
+  readonly action: Action;
+  readonly digest: string;
+  readonly after?: UnprotectState;
 }
 
 interface ChangeApprovers {

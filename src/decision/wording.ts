@@ -9,7 +9,15 @@
 import type { Action, ChangeTarget, UnprotectState } from '../change/digest.ts';
 import { CRITICAL_LABEL, CRITICAL_VALUE, type OwnerName } from '../kubernetes/objects.ts';
 import { printable, quote, truncate } from '../text.ts';
-import type { ApprovalReport, AspectVerdict, LookAlike, QuorumGrounds, Verdict } from './verdict.ts';
+import {
+  type ApprovalReport,
+  type AspectVerdict,
+  type BreakGlassReport,
+  enforcedVerdict,
+  type LookAlike,
+  type QuorumGrounds,
+  type Verdict,
+} from './verdict.ts';
 
 /** An approval report with the sentence that says how it fared. */
 export interface WordedReport extends ApprovalReport {
@@ -253,7 +261,7 @@ function quorumWords(verdict: Verdict, grounds: QuorumGrounds, approvals: readon
     }
     const message =
       `twokey: ${describeTarget(action, target)}${describeAfter(only.after)} refused: ${found(only, required)}. ` +
-      `Needed: ${whoMayApprove(grounds)} and bound to digest ${only.digest}.${notCountedText(approvals, limit)}${notesText(notes)} ` +
+      `Needed: ${whoMayApprove(grounds)} and bound to digest ${only.digest}.${notCountedText(approvals, limit)}${breakGlassNotCounted(verdict.breakGlass)}${notesText(notes)} ` +
       `To approve: twokey approve --action ${action} --digest ${only.digest} ..., then attach each token as annotation approval.twokey.dev/<approver>.`;
     return {
       summary: `refused: ${refusedSummary(verdict, target, required)}`,
@@ -296,13 +304,118 @@ function quorumWords(verdict: Verdict, grounds: QuorumGrounds, approvals: readon
     .join('');
   const message =
     `twokey: ${describeTarget(action, target)} refused: this one request is ${aspects.map((a) => `${/^[aeiou]/.test(a.action) ? 'an' : 'a'} ${a.action}`).join(' and ')}, and each needs approvals of its own.${sentences} ` +
-    `Needed for each: ${whoMayApprove(grounds)} (the same approvers may approve each).${notCountedText(approvals, limit)}${notesText(notes)} ` +
+    `Needed for each: ${whoMayApprove(grounds)} (the same approvers may approve each).${notCountedText(approvals, limit)}${breakGlassNotCounted(verdict.breakGlass)}${notesText(notes)} ` +
     `To approve: ${lacking.map((a) => `twokey approve --action ${a.action} --digest ${a.digest} ...`).join(' and ')}, then attach each token as an annotation of its own, e.g. approval.twokey.dev/<approver>-<action>.`;
   return {
     summary: `refused: ${refusedSummary(verdict, target, required)}`,
     message,
     warnings: [],
     auditAnnotations: audit({ decision: 'refused', action, ...perAspect }),
+  };
+}
+
+/** The warning that tells `twokey plan --server` one aspect's digest; planLine reads it back. */
+function planWarning(action: string, target: ChangeTarget, digest: string): string {
+  const where = target.namespace === '' ? target.name : `${target.namespace}/${target.name}`;
+  return `twokey plan: ${action} ${target.resource} ${printable(where)} ${digest}`;
+}
+
+const PLAN_LINE = /^twokey plan: (deploy|delete|unprotect) (\S+) (\S+) (sha256:[0-9a-f]{64})$/;
+
+/** An aspect's digest as a planned dry run's warning tells it, or undefined for another warning. */
+export function planLine(warning: string): { action: Action; resource: string; where: string; digest: string } | undefined {
+  const match = PLAN_LINE.exec(warning);
+  if (!match) return undefined;
+  const [, action, resource, where, digest] = match as unknown as [string, Action, string, string, string];
+  return { action, resource, where, digest };
+}
+
+/**
+ * The words of a planned dry run: one warning per aspect with its digest. They are not cut to the
+ * usual warning length: a digest cut short is no digest, and one object has at most two aspects.
+ */
+function plannedWords(verdict: Verdict): Omit<VerdictWords, 'approvals'> {
+  const target = verdict.target as ChangeTarget;
+  const action = verdict.action ?? '';
+  return {
+    summary: `planned: dry run of the ${describeTarget(action, target)} with the plan marker (${verdict.aspects.map((a) => `${a.action} ${a.digest}`).join(', ')})`,
+    warnings: verdict.aspects.map((a) => planWarning(a.action, target, a.digest)),
+    auditAnnotations: audit({
+      decision: 'planned',
+      action,
+      ...Object.fromEntries(verdict.aspects.map((a) => [verdict.aspects.length === 1 ? 'digest' : `${a.action}-digest`, a.digest])),
+    }),
+  };
+}
+
+/** Seconds since the epoch as an RFC 3339 time, to the second. */
+function isoTime(seconds: number): string {
+  const date = new Date(seconds * 1000);
+  return Number.isNaN(date.getTime()) ? String(seconds) : date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** Why the break-glass token on the object did not let a refused request through, as a sentence of the refusal. */
+function breakGlassNotCounted(report: BreakGlassReport | undefined): string {
+  if (report === undefined || report.status === 'counted') return '';
+  const why =
+    report.code === 'self'
+      ? `its approver ${quote(report.approver ?? '')} is the user making this request`
+      : report.code === 'requester'
+        ? `its approver ${quote(report.approver ?? '')} is the requester it names`
+        : truncate(printable(report.detail ?? report.code ?? ''), 300);
+  return ` The break-glass token (${report.key}) did not count: ${why}.`;
+}
+
+/** Who broke the glass, for which incident: `incident "INC-123" by "dave"`. */
+function breakGlassWho(report: BreakGlassReport): string {
+  return `incident ${quote(report.incident ?? '', 64)} by ${quote(report.approver ?? '', 64)}`;
+}
+
+/** The words of a request let through by a break-glass token: loud everywhere. */
+function breakGlassWords(verdict: Verdict, report: BreakGlassReport, approvals: readonly WordedReport[]): Omit<VerdictWords, 'approvals'> {
+  const target = verdict.target as ChangeTarget;
+  const action = verdict.action ?? '';
+  const due = isoTime(report.reviewBy ?? 0);
+  const digests =
+    verdict.aspects.length === 1
+      ? { digest: verdict.aspects[0]?.digest }
+      : Object.fromEntries(verdict.aspects.map((a) => [`${a.action}-digest`, a.digest]));
+  const notes = notesOf(verdict).map((note) => `twokey: ${note}`);
+  const notCounted = approvals.filter((r) => r.status !== 'counted').map((r) => `twokey: ${r.key} did not count: ${r.detail}`);
+  return {
+    summary: `admitted by break-glass: ${describeTarget(action, target)} for ${breakGlassWho(report)}; two approvals of this state are due by ${due}`,
+    warnings: warningLines([
+      `twokey: BREAK-GLASS: admitted without two approvals, for ${breakGlassWho(report)}`,
+      `twokey: two approvals of this state are due by ${due}; twokey scan reports it until then`,
+      ...notes,
+      ...notCounted,
+    ]),
+    auditAnnotations: audit({
+      decision: 'admitted',
+      action,
+      ...digests,
+      'break-glass': report.incident,
+      'break-glass-approver': report.approver,
+      'break-glass-review-by': due,
+    }),
+  };
+}
+
+/** The refusal enforce mode would give a request warn mode admitted, without its "twokey: ". */
+export function wouldRefuseText(verdict: Verdict): string {
+  const refused = wordVerdict(enforcedVerdict(verdict));
+  return (refused.message ?? refused.summary).replace(/^twokey: /, '');
+}
+
+/** The words of a refusal admitted in warn mode: what would have been refused, said wherever it is recorded. */
+function warnModeWords(verdict: Verdict): Omit<VerdictWords, 'approvals'> {
+  const refused = wordVerdict(enforcedVerdict(verdict));
+  const short = refused.summary.replace(/^refused: /, '');
+  const { decision: _, ...facts } = refused.auditAnnotations;
+  return {
+    summary: `admitted in warn mode: would refuse: ${short}`,
+    warnings: warningLines([`twokey (warn mode): would refuse: ${short}`]),
+    auditAnnotations: audit({ decision: 'admitted', mode: 'warn', 'would-refuse': wouldRefuseText(verdict), ...facts }),
   };
 }
 
@@ -332,20 +445,41 @@ export function wordVerdict(verdict: Verdict): Decision {
       };
       break;
     }
+    case 'planned':
+      words = plannedWords(verdict);
+      break;
     case 'quorum':
-      words = quorumWords(verdict, grounds, approvals);
+      words =
+        verdict.wouldRefuse !== undefined
+          ? warnModeWords(verdict)
+          : verdict.allowed && verdict.breakGlass?.status === 'counted'
+            ? breakGlassWords(verdict, verdict.breakGlass, approvals)
+            : quorumWords(verdict, grounds, approvals);
       break;
   }
   // Told whatever the verdict, which it never changes: the label is what was meant to protect the object.
-  const warnings = verdict.lookAlike
-    ? warningLines([`twokey: ${describeLookAlike(verdict.lookAlike)}`, ...words.warnings])
-    : words.warnings;
+  const lookAlike = verdict.lookAlike ? [`twokey: ${describeLookAlike(verdict.lookAlike)}`] : [];
+  const warnings =
+    lookAlike.length === 0
+      ? words.warnings
+      : grounds.kind === 'planned'
+        ? [...warningLines(lookAlike), ...words.warnings]
+        : warningLines([...lookAlike, ...words.warnings]);
   return { ...verdict, ...words, warnings, approvals };
 }
 
 /** The message of the Kubernetes Event about a decision: the refusal, or who approved which change. */
 export function eventMessage(verdict: Verdict): string {
   const { grounds } = verdict;
+  if (verdict.wouldRefuse !== undefined) return `twokey (warn mode): would refuse: ${wouldRefuseText(verdict)}`;
+  if (verdict.allowed && verdict.breakGlass?.status === 'counted') {
+    const report = verdict.breakGlass;
+    const digests = verdict.aspects.map((a) => `${a.action} ${a.digest}`).join(', ');
+    return (
+      `twokey: BREAK-GLASS: ${describeTarget(verdict.action ?? '', verdict.target as ChangeTarget)} admitted without two approvals, ` +
+      `for ${breakGlassWho(report)} (${digests}); two approvals of this state are due by ${isoTime(report.reviewBy ?? 0)}`
+    );
+  }
   if (!verdict.allowed) {
     const words = wordVerdict(verdict);
     return words.message ?? words.summary;
@@ -374,15 +508,43 @@ export function scanNamespaceDetail(critical: boolean, lookAlike: LookAlike | un
  * without approvals.
  */
 export function scanWorkloadDetail(verdict: Verdict, owners: readonly OwnerName[], lookAlike: LookAlike | undefined): string {
+  if (verdict.wouldRefuse !== undefined)
+    return `admitted in warn mode, enforce mode would refuse: ${scanWorkloadDetail(enforcedVerdict(verdict), owners, lookAlike)}`;
   const named = describeOwners(owners);
   const ownedBy = named ? `; owned by ${named}, whose deletion deletes it without approvals` : '';
   const mislabelled = lookAlike ? `${describeLookAlike(lookAlike)}; ` : '';
   if (verdict.allowed) return `${mislabelled}${verdict.change} approved by ${verdict.approvers?.join(', ')}${ownedBy}`;
   const { grounds } = verdict;
   const judged =
-    grounds.kind !== 'quorum' ? grounds.why : verdict.target ? unapprovedFinding(verdict, verdict.target, grounds.required) : '';
+    grounds.kind === 'planned'
+      ? 'planned'
+      : grounds.kind !== 'quorum'
+        ? grounds.why
+        : verdict.target
+          ? unapprovedFinding(verdict, verdict.target, grounds.required)
+          : '';
   const reasons = verdict.approvals.filter((a) => a.status !== 'counted').map((a) => `${a.key} (${a.code})`);
   return `${mislabelled}${reasons.length > 0 ? `${judged}; not counted: ${reasons.join(', ')}` : judged}${ownedBy}`;
+}
+
+/**
+ * The scan's detail for a workload whose current state a break-glass token let through: the
+ * incident, and whether two approvals of that state followed within the review window.
+ */
+export function scanBreakGlassDetail(report: BreakGlassReport, review: Verdict, now: number): string {
+  const admitted = `admitted by break-glass for ${breakGlassWho(report)} at ${isoTime(report.issuedAt ?? 0)}`;
+  if (review.allowed) return `${admitted}; reviewed: ${review.change} approved by ${review.approvers?.join(', ')}`;
+  const due = report.reviewBy ?? 0;
+  const so =
+    review.target && review.grounds.kind === 'quorum'
+      ? `; so far ${unapprovedFinding(review, review.target, review.grounds.required)}`
+      : '';
+  return `${admitted} without two approvals; two approvals of its current state ${now <= due ? 'are' : 'were'} due by ${isoTime(due)}${so}`;
+}
+
+/** The scan's detail for a WouldRefuse Event: how often, when last, and what enforce mode would have said. */
+export function scanEventDetail(count: number, last: string, message: string): string {
+  return `${count} ${count === 1 ? 'request' : 'requests'} admitted in warn mode, the last at ${printable(last)}: ${truncate(printable(message), 400)}`;
 }
 
 /** What a refused request's approvals came to, as the summary says it, without naming the change of a single deploy or delete. */

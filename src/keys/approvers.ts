@@ -2,7 +2,8 @@
  * The approvers' own keys, from the policy's approvers registry: imported once at policy load so
  * that a countersignature is checked without parsing a key. Refused at load: one key registered
  * for two approvers (it could not tell them apart), a kid twice for one approver, and an approver
- * key that is also a change system's key (one party could then sign both halves of an approval).
+ * key that is also a change system's key (one party could then sign both halves of an approval) or
+ * the break-glass issuer's.
  */
 import { readFile } from 'node:fs/promises';
 import type { CryptoKey } from 'jose';
@@ -93,7 +94,11 @@ export async function loadApproverKeys(policy: Policy): Promise<ApproverKeys | u
   return new ApproverKeys(all);
 }
 
-/** Throws when a change system's key set holds a key registered for an approver: one party would sign both halves. */
+/**
+ * Throws when an issuer's key set (a change system's, or the break-glass issuer's) holds a key
+ * registered for an approver: one party would sign both halves of an approval, or an approver's
+ * key would let a change through alone as break-glass.
+ */
 export function assertNoSharedKeys(approvers: ApproverKeys | undefined, sets: Iterable<IssuerKeySet>): void {
   if (approvers === undefined) return;
   for (const set of sets) {

@@ -24,6 +24,8 @@ export interface IssuerKeySet {
   readonly skipped: readonly string[];
   /** The keys as published, to tell a refresh that changed nothing. */
   readonly fingerprint: string;
+  /** The RFC 7638 thumbprint of each usable key: the key itself, whatever its kid. */
+  readonly thumbprints: ReadonlySet<string>;
 }
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'] as const;
@@ -101,7 +103,28 @@ export async function importJwks(issuer: string, document: unknown, source: stri
   const invalid = (why: string) => new TwokeyError('ERR_JWKS_INVALID', `JWKS ${source} for issuer ${issuer}: ${why}`);
   const imported = await importKeys(document, invalid);
   const keys = new Map([...imported.keys].map(([kid, key]) => [kid, { issuer, ...key }]));
-  return { issuer, keys, skipped: imported.skipped, fingerprint: JSON.stringify((document as { keys: unknown }).keys) };
+  return {
+    issuer,
+    keys,
+    skipped: imported.skipped,
+    fingerprint: JSON.stringify((document as { keys: unknown }).keys),
+    thumbprints: new Set([...keys.values()].map((key) => key.thumbprint)),
+  };
+}
+
+/**
+ * Refuses a break-glass key set that shares a key with an ordinary issuer's: with it, an ordinary
+ * change system could sign break-glass tokens, or break-glass tokens pass for its approvals.
+ */
+export function refuseSharedKeys(breakGlass: IssuerKeySet | undefined, ordinary: readonly IssuerKeySet[]): void {
+  if (breakGlass === undefined) return;
+  const shared = ordinary.find((set) => [...set.thumbprints].some((thumbprint) => breakGlass.thumbprints.has(thumbprint)));
+  if (shared) {
+    throw new TwokeyError(
+      'ERR_JWKS_INVALID',
+      `the break-glass issuer ${JSON.stringify(breakGlass.issuer)} shares a key with issuer ${JSON.stringify(shared.issuer)}; break-glass needs keys of its own`,
+    );
+  }
 }
 
 /** All trusted issuers' keys, as one immutable snapshot. */

@@ -4,9 +4,18 @@
  * webhook accepts. Signing goes through a JwsSigner, so the private key may live elsewhere (an
  * HSM, a KMS, an agent: cli/signer.ts runs an external command).
  */
-import { constants, createPrivateKey, randomUUID, sign } from 'node:crypto';
+import { constants, createPrivateKey, randomUUID, sign as signBytes } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, flattenedVerify, generateKeyPair, importJWK, type JWK } from 'jose';
-import { APPROVAL_TYPE, approvalClaims, type Binding, COUNTERSIGNATURE_TYPE } from '../change/claims.ts';
+import {
+  APPROVAL_TYPE,
+  approvalClaims,
+  type Binding,
+  BREAK_GLASS_TYPE,
+  breakGlassClaims,
+  COUNTERSIGNATURE_TYPE,
+  planApprovalClaims,
+  type TokenClaimsInput,
+} from '../change/claims.ts';
 import { TwokeyError } from '../errors.ts';
 import { isJsonObject } from '../json.ts';
 import { generalJson, type ParsedToken } from '../token/jws.ts';
@@ -30,11 +39,11 @@ export function localSigner(privateJwk: JWK): JwsSigner {
     kid: privateJwk.kid as string,
     sign: async (input) => {
       const data = Buffer.from(input, 'ascii');
-      if (alg === 'EdDSA' || alg === 'Ed25519') return sign(null, data, key);
-      if (alg.startsWith('ES')) return sign(HASH[bits] ?? null, data, { key, dsaEncoding: 'ieee-p1363' });
+      if (alg === 'EdDSA' || alg === 'Ed25519') return signBytes(null, data, key);
+      if (alg.startsWith('ES')) return signBytes(HASH[bits] ?? null, data, { key, dsaEncoding: 'ieee-p1363' });
       if (alg.startsWith('PS'))
-        return sign(HASH[bits] ?? null, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(bits) / 8 });
-      return sign(HASH[bits] ?? null, data, key);
+        return signBytes(HASH[bits] ?? null, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(bits) / 8 });
+      return signBytes(HASH[bits] ?? null, data, key);
     },
   };
 }
@@ -103,45 +112,89 @@ export function parsePrivateJwk(document: unknown, source: string): JWK {
   return document as JWK;
 }
 
-export interface ApprovalRequest {
-  /** The change system's private key, or a `signer` that holds it. */
+/** Who signs what token for which cluster, for whom, and for how long: what every token's minting takes. */
+export interface SigningRequest {
+  /** The issuer's private key, or a `signer` that holds it. */
   readonly privateJwk?: JWK;
   readonly signer?: JwsSigner;
   readonly issuer: string;
   readonly audience: string;
   readonly approver: string;
-  readonly change: string;
-  readonly binding: Binding;
   readonly ttlSeconds: number;
   readonly requester?: string;
   /** Seconds since the epoch; defaults to now. */
   readonly now?: number;
 }
 
-export async function mintApproval(request: ApprovalRequest): Promise<string> {
-  const signer = request.signer ?? (request.privateJwk ? localSigner(request.privateJwk) : undefined);
-  if (signer === undefined) throw new TwokeyError('ERR_KEY_INVALID', 'an approval needs a private key or a signer');
-  const claims = approvalClaims({
+export interface ApprovalRequest extends SigningRequest {
+  readonly change: string;
+  readonly binding: Binding;
+}
+
+/** An approval of every entry of a plan: one token per approver for the whole change. */
+export interface PlanApprovalRequest extends SigningRequest {
+  readonly change: string;
+  /** The plan's digest (the tree head of its entries, src/plan/entries.ts). */
+  readonly plan: string;
+  /** How many entries the plan holds. */
+  readonly entries: number;
+}
+
+/** Who signs, for which cluster, for whom and when: issued now (or at `now`), with a fresh jti. */
+function tokenInput(request: SigningRequest): TokenClaimsInput {
+  return {
     issuer: request.issuer,
     audience: request.audience,
     approver: request.approver,
-    change: request.change,
-    binding: request.binding,
     issuedAt: Math.floor(request.now ?? Date.now() / 1000),
     ttlSeconds: request.ttlSeconds,
     jti: randomUUID(),
     ...(request.requester !== undefined ? { requester: request.requester } : {}),
-  });
+  };
+}
+
+/** The signer a request names, or a local one over its private key. */
+function signerOf(request: SigningRequest): JwsSigner {
+  if (request.signer !== undefined) return request.signer;
+  if (request.privateJwk !== undefined) return localSigner(request.privateJwk);
+  throw new TwokeyError('ERR_KEY_INVALID', 'a token needs a private key or a signer');
+}
+
+/** Signs claims as a compact JWS of the given `typ` with the request's signer (its algorithm and kid). */
+async function sign(request: SigningRequest, typ: string, claims: object): Promise<string> {
   const payloadSegment = segment(claims);
-  const { protectedHeader, signature } = await signSegment(payloadSegment, { typ: APPROVAL_TYPE }, signer);
+  const { protectedHeader, signature } = await signSegment(payloadSegment, { typ }, signerOf(request));
   return `${protectedHeader}.${payloadSegment}.${signature}`;
+}
+
+export async function mintApproval(request: ApprovalRequest): Promise<string> {
+  const claims = approvalClaims({ ...tokenInput(request), change: request.change, binding: request.binding });
+  return sign(request, APPROVAL_TYPE, claims);
+}
+
+export async function mintPlanApproval(request: PlanApprovalRequest): Promise<string> {
+  const claims = planApprovalClaims({ ...tokenInput(request), change: request.change, plan: request.plan, entries: request.entries });
+  return sign(request, APPROVAL_TYPE, claims);
+}
+
+export interface BreakGlassRequest extends SigningRequest {
+  readonly incident: string;
+  /** Each change the token lets through, and no other. */
+  readonly changes: readonly Binding[];
+}
+
+/** A break-glass token, signed with the break-glass issuer's key (or a signer that holds it). */
+export async function mintBreakGlass(request: BreakGlassRequest): Promise<string> {
+  const claims = breakGlassClaims({ ...tokenInput(request), incident: request.incident, changes: request.changes });
+  return sign(request, BREAK_GLASS_TYPE, claims);
 }
 
 /**
  * An approver's countersignature of a token the change system issued: the same payload signed
  * again with the approver's key under typ twokey-countersignature+jws, written as the JWS JSON
  * General serialization with the change system's signature first. Only the shape is checked
- * (one signature, a JSON payload): the webhook judges the rest.
+ * (one signature, a JSON payload): the webhook judges the rest, so a single approval and a plan
+ * approval are countersigned alike.
  */
 export async function countersign(
   token: ParsedToken,

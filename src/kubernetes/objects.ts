@@ -7,6 +7,13 @@ import { isJsonObject, type JsonObject } from '../json.ts';
 export const CRITICAL_LABEL = 'twokey.dev/critical';
 export const CRITICAL_VALUE = 'true';
 export const APPROVAL_ANNOTATION_PREFIX = 'approval.twokey.dev/';
+/**
+ * The plan marker: a server-side dry run of a gated object carrying this annotation is admitted
+ * with each aspect's digest as a warning (`twokey plan --server`); a real write is judged as usual.
+ */
+export const PLAN_MARKER_ANNOTATION = 'twokey.dev/plan';
+/** The annotation that carries a break-glass token (README, "Break-glass"). */
+export const BREAK_GLASS_ANNOTATION = 'twokey.dev/break-glass';
 
 export interface GroupResource {
   readonly group: string;

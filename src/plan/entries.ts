@@ -37,7 +37,12 @@ export interface PlanProofs {
 export const PLAN_PROOF_PREFIX = 'plan.twokey.dev/';
 /** More entries than this make no plan: one approval should not cover more than people can review. */
 export const MAX_PLAN_ENTRIES = 10_000;
-const MAX_PATH = 32;
+/** The longest audit path a plan of MAX_PLAN_ENTRIES leaves: the tree's height. */
+export const MAX_PROOF_PATH = Math.ceil(Math.log2(MAX_PLAN_ENTRIES));
+/** An object is at most one entry per action of a plan, so it carries at most this many proofs. */
+export const MAX_OBJECT_PROOFS = ACTIONS.length;
+/** The largest proof annotation read: MAX_OBJECT_PROOFS proofs of MAX_PROOF_PATH hashes fit in 3 KB. */
+export const MAX_PROOF_ANNOTATION_BYTES = 4096;
 const HEX_HASH = /^[0-9a-f]{64}$/;
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -123,20 +128,29 @@ export function encodeProofs(proofs: PlanProofs): string {
  * Reads the proofs an object carries for a plan, as untrusted input: what is not exactly of the
  * documented shape is refused with the reason, never half-read.
  */
-export function decodeProofs(value: string): { ok: true; proofs: PlanProofs } | { ok: false; reason: string } {
+export function decodeProofs(value: string): ProofsRead {
   let document: unknown;
   try {
     document = JSON.parse(value);
   } catch {
     return { ok: false, reason: 'is not JSON' };
   }
+  return readProofs(document);
+}
+
+export type ProofsRead = { ok: true; proofs: PlanProofs } | { ok: false; reason: string };
+
+/** Reads proofs from a parsed annotation value (the webhook parses it as strict I-JSON first). */
+export function readProofs(document: unknown): ProofsRead {
   if (!isJsonObject(document)) return { ok: false, reason: 'is not a JSON object' };
   const { plan, size, proofs } = document;
   if (typeof plan !== 'string' || !DIGEST_PATTERN.test(plan)) return { ok: false, reason: 'names no plan digest' };
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1 || size > MAX_PLAN_ENTRIES) {
     return { ok: false, reason: `has no plan size from 1 to ${MAX_PLAN_ENTRIES}` };
   }
-  if (!Array.isArray(proofs) || proofs.length === 0 || proofs.length > 8) return { ok: false, reason: 'has no list of proofs (1 to 8)' };
+  if (!Array.isArray(proofs) || proofs.length === 0 || proofs.length > MAX_OBJECT_PROOFS) {
+    return { ok: false, reason: `has no list of proofs (1 to ${MAX_OBJECT_PROOFS}, one per entry of the object)` };
+  }
   const read: EntryProof[] = [];
   for (const proof of proofs) {
     if (!isJsonObject(proof)) return { ok: false, reason: 'holds a proof that is not an object' };
@@ -144,8 +158,9 @@ export function decodeProofs(value: string): { ok: true; proofs: PlanProofs } | 
     if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0 || index >= size) {
       return { ok: false, reason: 'holds a proof without a leaf index within the plan' };
     }
-    if (!Array.isArray(path) || path.length > MAX_PATH || !path.every((hash) => typeof hash === 'string' && HEX_HASH.test(hash))) {
-      return { ok: false, reason: 'holds a proof whose path is not a list of SHA-256 hashes in lowercase hex' };
+    if (read.some((other) => other.index === index)) return { ok: false, reason: `holds two proofs of leaf ${index}` };
+    if (!Array.isArray(path) || path.length > MAX_PROOF_PATH || !path.every((hash) => typeof hash === 'string' && HEX_HASH.test(hash))) {
+      return { ok: false, reason: `holds a proof whose path is not a list of at most ${MAX_PROOF_PATH} SHA-256 hashes in lowercase hex` };
     }
     read.push({ index, path: path as string[] });
   }

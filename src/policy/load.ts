@@ -12,7 +12,14 @@ import { isJsonObject } from '../json.ts';
 import { approvalRules, approversPolicy } from './approvers.ts';
 import { parseDuration } from './duration.ts';
 import { identityPolicy } from './identities.ts';
-import { type DeleterRole, type IssuerPolicy, POLICY_DEFAULTS, type Policy } from './policy.ts';
+import {
+  BREAK_GLASS_MAX_TTL_LIMIT,
+  type BreakGlassPolicy,
+  type DeleterRole,
+  type IssuerPolicy,
+  POLICY_DEFAULTS,
+  type Policy,
+} from './policy.ts';
 import { type PolicyDocument, PolicySchema } from './schema.ts';
 
 const validator = Compile(PolicySchema);
@@ -51,7 +58,7 @@ function schemaProblems(document: unknown): string[] {
       problems.push(`${fieldPath(error.instancePath)}: must be one of ${allowed.join(', ')}`);
       continue;
     }
-    if (error.keyword === 'pattern' && /maxTtl|clockSkew|refreshInterval/.test(error.instancePath)) {
+    if (error.keyword === 'pattern' && /maxTtl|clockSkew|refreshInterval|reviewWindow/.test(error.instancePath)) {
       problems.push(`${fieldPath(error.instancePath)}: must be a duration such as 90s, 15m or 24h`);
       continue;
     }
@@ -63,12 +70,11 @@ function schemaProblems(document: unknown): string[] {
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 function issuerPolicy(
-  entry: PolicyDocument['issuers'][number],
-  index: number,
+  entry: Pick<PolicyDocument['issuers'][number], 'issuer' | 'jwksFile' | 'jwksUrl' | 'refreshInterval'>,
+  at: string,
   baseDir: string,
   problems: string[],
 ): IssuerPolicy | undefined {
-  const at = `issuers[${index}]`;
   const refreshSeconds = parseDuration(entry.refreshInterval ?? POLICY_DEFAULTS.jwksRefresh) ?? 300;
   if (refreshSeconds < 10) problems.push(`${at}.refreshInterval: must be at least 10s`);
   if ((entry.jwksFile === undefined) === (entry.jwksUrl === undefined)) {
@@ -96,6 +102,36 @@ function issuerPolicy(
   return { issuer: entry.issuer, jwks: { kind: 'url', url }, refreshSeconds };
 }
 
+/**
+ * The break-glass issuer: never one of the ordinary issuers (nor the same key source; a key they
+ * share is refused when the keys are loaded, config/store.ts), its tokens short-lived.
+ */
+function breakGlassPolicy(
+  entry: NonNullable<PolicyDocument['breakGlass']>,
+  ordinary: readonly IssuerPolicy[],
+  baseDir: string,
+  problems: string[],
+): BreakGlassPolicy | undefined {
+  const issuer = issuerPolicy(entry, 'breakGlass', baseDir, problems);
+  if (ordinary.some((other) => other.issuer === entry.issuer)) {
+    problems.push(
+      `breakGlass.issuer: ${JSON.stringify(entry.issuer)} is also an ordinary issuer; break-glass needs an issuer and keys of its own`,
+    );
+  }
+  const sameSource = issuer && ordinary.find((other) => JSON.stringify(other.jwks) === JSON.stringify(issuer.jwks));
+  if (sameSource)
+    problems.push(
+      `breakGlass: its JWKS is the one of ordinary issuer ${JSON.stringify(sameSource.issuer)}; break-glass needs keys of its own`,
+    );
+  const maxTtlSeconds = parseDuration(entry.maxTtl ?? POLICY_DEFAULTS.breakGlassMaxTtl) ?? 0;
+  const reviewWindowSeconds = parseDuration(entry.reviewWindow ?? POLICY_DEFAULTS.breakGlassReviewWindow) ?? 0;
+  if (maxTtlSeconds <= 0) problems.push('breakGlass.maxTtl: must be longer than 0s');
+  if (maxTtlSeconds > BREAK_GLASS_MAX_TTL_LIMIT)
+    problems.push('breakGlass.maxTtl: must be at most 4h (a break-glass token is for one incident)');
+  if (reviewWindowSeconds <= 0) problems.push('breakGlass.reviewWindow: must be longer than 0s');
+  return issuer ? { ...issuer, maxTtlSeconds, reviewWindowSeconds } : undefined;
+}
+
 /** Builds the policy from an already-parsed document; `baseDir` resolves relative jwksFile paths. */
 export function policyFromDocument(document: unknown, baseDir: string, source = 'policy'): Policy {
   const invalid = (problems: string[]) =>
@@ -109,7 +145,7 @@ export function policyFromDocument(document: unknown, baseDir: string, source = 
     if (doc.issuers.findIndex((other) => other.issuer === entry.issuer) !== index) {
       problems.push(`issuers[${index}].issuer: ${JSON.stringify(entry.issuer)} is listed twice`);
     }
-    const issuer = issuerPolicy(entry, index, baseDir, problems);
+    const issuer = issuerPolicy(entry, `issuers[${index}]`, baseDir, problems);
     if (issuer) issuers.push(issuer);
   });
 
@@ -147,6 +183,7 @@ export function policyFromDocument(document: unknown, baseDir: string, source = 
   if (countersign && approvers === undefined) {
     problems.push('approvals.countersign: needs an approvers registry (top-level approvers) holding the keys approvers countersign with');
   }
+  const breakGlass = doc.breakGlass ? breakGlassPolicy(doc.breakGlass, issuers, baseDir, problems) : undefined;
 
   if (problems.length > 0) throw invalid(problems);
   return {
@@ -158,6 +195,9 @@ export function policyFromDocument(document: unknown, baseDir: string, source = 
     algorithms: new Set(doc.approvals?.algorithms ?? POLICY_DEFAULTS.algorithms),
     criticalNamespaces: new Set(doc.critical?.namespaces ?? []),
     exemptDeleters: { namespaceController, garbageCollector },
+    mode: doc.mode ?? POLICY_DEFAULTS.mode,
+    warnNamespaces: new Set(doc.warnNamespaces ?? []),
+    ...(breakGlass ? { breakGlass } : {}),
     maxApprovalAnnotations: doc.limits?.maxApprovalAnnotations ?? POLICY_DEFAULTS.maxApprovalAnnotations,
     maxTokenBytes: doc.limits?.maxTokenBytes ?? POLICY_DEFAULTS.maxTokenBytes,
     ...(identities ? { identities } : {}),

@@ -3,12 +3,19 @@
  */
 import type { ApprovalRule, ApproverPolicy } from './approvers.ts';
 import type { IdentityPolicy } from './identities.ts';
+import type { Mode } from './schema.ts';
 
 export interface IssuerPolicy {
   readonly issuer: string;
   readonly jwks: { readonly kind: 'file'; readonly path: string } | { readonly kind: 'url'; readonly url: URL };
   /** How often a JWKS URL is fetched again in the background. */
   readonly refreshSeconds: number;
+}
+
+/** The break-glass issuer: its keys, how long its tokens may live, and how soon two approvals must follow. */
+export interface BreakGlassPolicy extends IssuerPolicy {
+  readonly maxTtlSeconds: number;
+  readonly reviewWindowSeconds: number;
 }
 
 export interface Policy {
@@ -26,6 +33,11 @@ export interface Policy {
     readonly namespaceController: ReadonlySet<string>;
     readonly garbageCollector: ReadonlySet<string>;
   };
+  /** warn: a refusal on critical scope is admitted and reported instead. Only the policy file sets it. */
+  readonly mode: Mode;
+  /** Namespaces in warn mode while the mode is enforce. */
+  readonly warnNamespaces: ReadonlySet<string>;
+  readonly breakGlass?: BreakGlassPolicy;
   /** Approval annotations read per object; the rest are reported as not read. */
   readonly maxApprovalAnnotations: number;
   readonly maxTokenBytes: number;
@@ -49,6 +61,9 @@ export const POLICY_DEFAULTS = {
     garbageCollector: ['system:serviceaccount:kube-system:generic-garbage-collector'],
   },
   jwksRefresh: '5m',
+  mode: 'enforce',
+  breakGlassMaxTtl: '1h',
+  breakGlassReviewWindow: '24h',
   maxApprovalAnnotations: 50,
   maxTokenBytes: 8192,
 } as const;
@@ -61,4 +76,17 @@ const DELETER_ROLES: readonly DeleterRole[] = ['namespaceController', 'garbageCo
 /** The role a user's deletes are exempt for, if any. */
 export function exemptDeleterRole(policy: Policy, username: string): DeleterRole | undefined {
   return DELETER_ROLES.find((role) => policy.exemptDeleters[role].has(username));
+}
+
+/** The longest a break-glass token may live, whatever the policy says. */
+export const BREAK_GLASS_MAX_TTL_LIMIT = 4 * 3600;
+
+/**
+ * Whether refusals of a change to this namespace (a Namespace's own name for a Namespace) are
+ * admitted and reported instead: by the policy's mode, or its list of namespaces in warn mode.
+ * Nothing on an object or a namespace can set it.
+ */
+export function warnScope(policy: Policy, namespace: string): 'policy' | 'namespace' | undefined {
+  if (policy.mode === 'warn') return 'policy';
+  return policy.warnNamespaces.has(namespace) ? 'namespace' : undefined;
 }

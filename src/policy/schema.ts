@@ -51,6 +51,23 @@ export const IssuerSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** How refusals on critical scope are answered: refused (enforce), or admitted and reported (warn). */
+export const MODES = ['enforce', 'warn'] as const;
+export type Mode = (typeof MODES)[number];
+
+/** The emergency issuer: one approver, for the objects its token names, loudly. Its keys are no ordinary issuer's. */
+export const BreakGlassSchema = Type.Object(
+  {
+    issuer: Type.String({ minLength: 1, description: 'the `iss` of break-glass tokens; never an ordinary issuer' }),
+    jwksFile: Type.Optional(Type.String({ minLength: 1, description: 'path to its JWKS (relative to the policy file folder)' })),
+    jwksUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'https URL of its JWKS (http only for loopback)' })),
+    refreshInterval: Type.Optional(Duration),
+    maxTtl: Type.Optional(Duration),
+    reviewWindow: Type.Optional(Duration),
+  },
+  { additionalProperties: false },
+);
+
 export const PolicySchema = Type.Object(
   {
     cluster: Type.String({
@@ -93,6 +110,9 @@ export const PolicySchema = Type.Object(
     ),
     identities: Type.Optional(IdentitiesSchema),
     approvers: Type.Optional(Type.Array(ApproverSchema, { minItems: 1, maxItems: 10000 })),
+    mode: Type.Optional(Type.Enum([...MODES], { description: 'enforce (default) refuses; warn admits and reports what would be refused' })),
+    warnNamespaces: Type.Optional(Type.Array(Name, { uniqueItems: true, description: 'namespaces in warn mode while mode is enforce' })),
+    breakGlass: Type.Optional(BreakGlassSchema),
     limits: Type.Optional(
       Type.Object(
         {

@@ -10,6 +10,8 @@ export interface TwokeyMetrics {
   readonly reviews: Counter<'verdict' | 'action' | 'dry_run' | 'route'>;
   readonly decisionSeconds: Histogram<'verdict'>;
   readonly notCounted: Counter<'code'>;
+  readonly wouldRefuse: Counter<'action' | 'reason' | 'dry_run'>;
+  readonly breakGlass: Counter<'action' | 'dry_run'>;
   readonly badRequests: Counter<'reason'>;
   readonly shed: Counter<'limit'>;
   readonly reloads: Counter<'kind' | 'result'>;
@@ -41,6 +43,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Twoke
       name: 'twokey_approvals_not_counted_total',
       help: 'Approval annotations on gated requests that did not count, by reason code.',
       labelNames: ['code'],
+      registers: [registry],
+    }),
+    wouldRefuse: new Counter({
+      name: 'twokey_would_refuse_total',
+      help: 'Reviews admitted in warn mode that enforce mode would refuse, by gated action, reason (no-approvals|too-few-approvals|break-glass-not-counted) and dry run.',
+      labelNames: ['action', 'reason', 'dry_run'],
+      registers: [registry],
+    }),
+    breakGlass: new Counter({
+      name: 'twokey_break_glass_admissions_total',
+      help: 'Reviews admitted by a break-glass token instead of two approvals, by gated action and dry run.',
+      labelNames: ['action', 'dry_run'],
       registers: [registry],
     }),
     badRequests: new Counter({

@@ -11,7 +11,7 @@ import { Compile } from 'typebox/compile';
 import type { OffThreadDigester } from '../change/digest.ts';
 import type { ConfigSnapshot } from '../config/store.ts';
 import type { NamespaceView } from '../decision/gate.ts';
-import type { Verdict } from '../decision/verdict.ts';
+import { type Verdict, wouldRefuseReason } from '../decision/verdict.ts';
 import { type AdmissionRequest, AdmissionReviewSchema, type AdmissionReviewWire, objectName } from '../kubernetes/admission.ts';
 import { qualifiedResource } from '../kubernetes/objects.ts';
 import { judgeReview } from './judge.ts';
@@ -190,12 +190,38 @@ export const reviews: FastifyPluginCallback<ReviewsOptions> = (app, options, don
           change: decision.change,
           approvers: decision.approvers,
           digest: decision.digest,
+          mode: decision.wouldRefuse !== undefined ? 'warn' : undefined,
+          breakGlass: decision.breakGlass
+            ? { status: decision.breakGlass.status, code: decision.breakGlass.code, incident: decision.breakGlass.incident }
+            : undefined,
           // A request gated as several actions: each one's digest, change and approvers.
           aspects: decision.aspects.length > 1 ? decision.aspects : undefined,
           durationMs: Math.round(durationMs * 1000) / 1000,
         },
         'admission decision',
       );
+      // Warn mode and break-glass are loud: a line of their own, at warn and error level.
+      const loud = {
+        uid: admission.uid,
+        user: admission.user.username,
+        resource: qualifiedResource(admission.resource),
+        namespace: admission.namespace || undefined,
+        name: objectName(admission) || undefined,
+        dryRun: admission.dryRun,
+        action: decision.action,
+      };
+      if (decision.wouldRefuse !== undefined) {
+        const reason = wouldRefuseReason(decision);
+        metrics.wouldRefuse.inc({ action: decision.action ?? 'none', reason, dry_run: String(admission.dryRun) });
+        request.log.warn(
+          { ...loud, mode: 'warn', scope: decision.wouldRefuse, reason, summary: decision.summary },
+          'would refuse (warn mode)',
+        );
+      } else if (decision.allowed && decision.breakGlass?.status === 'counted') {
+        const { incident, approver, issuedAt, reviewBy } = decision.breakGlass;
+        metrics.breakGlass.inc({ action: decision.action ?? 'none', dry_run: String(admission.dryRun) });
+        request.log.error({ ...loud, incident, approver, issuedAt, reviewBy, summary: decision.summary }, 'break-glass admission');
+      }
       if (options.onDecision) {
         const notify = options.onDecision;
         reply.raw.once('finish', () => setImmediate(() => notify(admission, decision)));

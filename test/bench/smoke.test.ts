@@ -37,3 +37,27 @@ it('runs both servers through a case end to end and writes its report', { timeou
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+it('runs another build of twokey as the baseline with --against, and holds it to the same verdicts', { timeout: 60_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'twokey-bench-'));
+  try {
+    const out = join(dir, 'bench.json');
+    // The plain baseline admits a one-approval review; a build of twokey must refuse it, or the run stops.
+    await promisify(execFile)(process.execPath, ['bench/run.ts', '--smoke', '--cases', 'one-approval', '--against', ROOT, '--out', out], {
+      cwd: ROOT,
+      timeout: 55_000,
+    });
+    const report = JSON.parse(await readFile(out, 'utf8'));
+    expect(report.settings.against).toBe(ROOT);
+    expect(report.cases[0].baseline.rps.median).toBeGreaterThan(0);
+    // And the baseline really is started from that checkout: one without a build does not start.
+    await expect(
+      promisify(execFile)(process.execPath, ['bench/run.ts', '--smoke', '--cases', 'one-approval', '--against', dir, '--out', out], {
+        cwd: ROOT,
+        timeout: 55_000,
+      }),
+    ).rejects.toThrow(/baseline server exited/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -244,7 +244,7 @@ describe.each(valueSets)('the chart with %s', (set) => {
       )?.flatMap((source) => ((at(source, 'secret', 'items') as JsonObject[]) ?? []).map((item) => `/etc/twokey/issuers/${item.path}`)) ??
         [],
     );
-    for (const issuer of policy.issuers) {
+    for (const issuer of [...policy.issuers, ...(policy.breakGlass ? [policy.breakGlass] : [])]) {
       if (issuer.jwks.kind === 'file') expect(mounted).toContain(issuer.jwks.path);
     }
     // Each cleanup identity keeps its role: they are exempt in different places.
@@ -441,5 +441,46 @@ describe('plain manifests', () => {
     const objects = parseObjects(readFileSync(MANIFESTS, 'utf8'));
     expect(kindOf(objects, 'Secret')).toEqual([]);
     expect(readFileSync(MANIFESTS, 'utf8')).not.toContain('PRIVATE KEY');
+  });
+});
+
+describe('warn mode and break-glass in the chart', () => {
+  const policyOf = (objects: JsonObject[]) =>
+    parsePolicy(at(policyConfigMap(objects), 'data', 'policy.yaml') as string, '/etc/twokey/policy');
+
+  it('enforces by default, with no break-glass issuer', () => {
+    const policy = policyOf(render());
+    expect(policy.mode).toBe('enforce');
+    expect(policy.warnNamespaces.size).toBe(0);
+    expect(policy.breakGlass).toBeUndefined();
+  });
+
+  it('writes policy.mode and policy.warnNamespaces into the policy, and refuses another mode', () => {
+    const policy = policyOf(render({ set: ['policy.mode=warn', 'policy.warnNamespaces={checkout}'] }));
+    expect(policy.mode).toBe('warn');
+    expect([...policy.warnNamespaces]).toEqual(['checkout']);
+    expect(() => render({ set: ['policy.mode=audit'] })).toThrow(/mode/);
+  });
+
+  it('writes the break-glass issuer and mounts its inline keys beside the issuers', () => {
+    const objects = render({ valuesFile: join(CHART, 'ci', 'rollout-values.yaml') });
+    expect(policyOf(objects).breakGlass).toEqual({
+      issuer: 'https://break-glass.example.com',
+      jwks: { kind: 'file', path: '/etc/twokey/issuers/break-glass.json' },
+      refreshSeconds: 300,
+      maxTtlSeconds: 7200,
+      reviewWindowSeconds: 43200,
+    });
+    const secret = kindOf(objects, 'Secret').find((s) => String(at(s, 'metadata', 'name')).endsWith('-jwks'));
+    expect(JSON.parse(String(at(secret, 'stringData', 'break-glass.json')))).toMatchObject({ keys: [{ kid: 'break-glass-2026' }] });
+  });
+
+  it('refuses a break-glass issuer that is also an ordinary issuer, or has no keys', () => {
+    expect(() =>
+      render({ set: ['breakGlass.issuer=https://change.example.com', 'breakGlass.jwksUrl=https://change.example.com/jwks'] }),
+    ).toThrow(/is also an ordinary issuer/);
+    expect(() => render({ set: ['breakGlass.issuer=https://break-glass.example.com'] })).toThrow(
+      /set exactly one of jwksUrl, jwks and existingSecret/,
+    );
   });
 });

@@ -1,9 +1,10 @@
 /**
  * The CLI side of the rules beyond a count: approver keys (keygen --approver), countersigning
- * (countersign, with a key file or an external signer), approve through an external signer, and
- * `twokey check` judging identities, countersignatures and groups as the webhook does.
+ * (countersign, with a key file or an external signer, of an approval or a plan approval), approve
+ * through an external signer (of one object, with --plan, with --break-glass), and `twokey check`
+ * judging identities, countersignatures and groups as the webhook does.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -221,6 +222,112 @@ describe('an external signer', () => {
     }
     expect((await twokey(['countersign', '--signer', signer], { input: token })).stderr).toContain('--signer needs --public-key');
     expect((await twokey(['countersign', '--signer', '["x"', '--public-key', await publicKey('bob')], { input: token })).code).toBe(2);
+  });
+
+  it('mints a plan approval through the signer, which countersigned is counted on the object attached with its proof', async () => {
+    const plan = await twokey(['plan', '-f', 'examples/deployment.yaml', '-o', 'json']);
+    expect(plan.code, plan.stderr).toBe(0);
+    await writeFile(path('plan.json'), plan.stdout);
+    const planArgs = (approver: string, key: string[]) => [
+      'approve',
+      ...key,
+      '--issuer',
+      'https://change.example.com',
+      '--audience',
+      'prod-eu-1',
+      '--approver',
+      approver,
+      '--change',
+      'CHG1',
+      '--plan',
+      path('plan.json'),
+    ];
+    await env('change');
+    const bob = await twokey(planArgs('bob@example.com', ['--signer', signer, '--public-key', await publicKey('change')]));
+    expect(bob.code, bob.stderr).toBe(0);
+    const [header, payload] = bob.stdout.trim().split('.') as [string, string];
+    expect(JSON.parse(Buffer.from(header, 'base64url').toString())).toMatchObject({ kid: 'change-1', typ: 'twokey-approval+jwt' });
+    expect(JSON.parse(Buffer.from(payload, 'base64url').toString()).twokey).toMatchObject({ v: 2, entries: 1 });
+    const carol = await twokey(planArgs('carol@example.com', ['--private-key', path('change.jwk.json')]));
+    expect(carol.code, carol.stderr).toBe(0);
+    await mkdir(path('plan-approvals'));
+    await writeFile(path('plan-approvals/bob.json'), await countersignedBy('bob', bob.stdout.trim()));
+    await writeFile(path('plan-approvals/carol.json'), await countersignedBy('carol', carol.stdout.trim()));
+    const attached = await twokey([
+      'attach',
+      '--approvals',
+      path('plan-approvals'),
+      '--plan',
+      path('plan.json'),
+      '-f',
+      'examples/deployment.yaml',
+    ]);
+    expect(attached.code, attached.stderr).toBe(0);
+    await writeFile(path('plan-attached.yaml'), attached.stdout);
+    const admitted = await check('countersign.yaml', path('plan-attached.yaml'), 'alice');
+    expect(admitted.code, admitted.stdout).toBe(0);
+    // The same plan approvals without their countersignatures do not count in countersign mode.
+    await writeFile(path('plan-approvals/bob.json'), bob.stdout);
+    await writeFile(path('plan-approvals/carol.json'), carol.stdout);
+    const bare = await twokey([
+      'attach',
+      '--approvals',
+      path('plan-approvals'),
+      '--plan',
+      path('plan.json'),
+      '-f',
+      'examples/deployment.yaml',
+    ]);
+    await writeFile(path('plan-bare.yaml'), bare.stdout);
+    const refused = await check('countersign.yaml', path('plan-bare.yaml'), 'alice');
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/is a compact JWS/);
+  });
+
+  it('mints a break-glass token through the signer, with the break-glass public key', async () => {
+    const glass = 'https://break-glass.example.com';
+    await keygen(['--issuer', glass, '--kid', 'glass-1', '--private-key', path('glass.jwk.json'), '--jwks', path('glass.jwks.json')]);
+    await writeFile(
+      path('glass.yaml'),
+      `cluster: prod-eu-1\nissuers:\n  - issuer: https://change.example.com\n    jwksFile: jwks.json\ncritical:\n  namespaces: [payments]\nbreakGlass:\n  issuer: ${glass}\n  jwksFile: glass.jwks.json\n`,
+    );
+    await env('glass');
+    const mintGlass = async () =>
+      twokey([
+        'approve',
+        '--break-glass',
+        '--incident',
+        'INC-7',
+        '--signer',
+        signer,
+        '--public-key',
+        await publicKey('glass'),
+        '--issuer',
+        glass,
+        '--audience',
+        'prod-eu-1',
+        '--approver',
+        'dave@example.com',
+        '-f',
+        'examples/deployment.yaml',
+      ]);
+    const minted = await mintGlass();
+    expect(minted.code, minted.stderr).toBe(0);
+    const [header] = minted.stdout.trim().split('.') as [string];
+    expect(JSON.parse(Buffer.from(header, 'base64url').toString())).toMatchObject({ kid: 'glass-1', typ: 'twokey-break-glass+jwt' });
+    const { parseAllDocuments } = await import('yaml');
+    const [doc] = parseAllDocuments(await readFile('examples/deployment.yaml', 'utf8'));
+    const object = doc?.toJS() as { metadata: { annotations?: Record<string, string> } };
+    object.metadata.annotations = { 'twokey.dev/break-glass': minted.stdout.trim() };
+    await writeFile(path('glass.json'), JSON.stringify(object));
+    const admitted = await check('glass.yaml', path('glass.json'), 'alice');
+    expect(admitted.code, admitted.stdout).toBe(0);
+    expect(admitted.stdout).toContain('BREAK-GLASS');
+    // A signer holding another key than the public key given prints nothing.
+    await env('change');
+    const wrong = await mintGlass();
+    expect(wrong.code).toBe(2);
+    expect(wrong.stdout).toBe('');
   });
 
   it('gives up on a signer that does not answer in time', async () => {

@@ -45,6 +45,29 @@ afterAll(async () => {
 
 const twokey = (...args: string[]) => runTwokey([...args, '--kubeconfig', kubeconfig]);
 
+describe('twokey plan --server', () => {
+  it("takes each digest from the webhook's plan warning of a dry run, and shows what the apply adds", async () => {
+    const before = kube.objects.size;
+    const expected = (await twokey('digest', '--server', '-f', manifest)).stdout.split(' ')[0];
+    const planned = await twokey('plan', '--server', '-n', 'payments', '-f', manifest, '-o', 'json');
+    expect(planned.code, planned.stderr).toBe(0);
+    const document = JSON.parse(planned.stdout) as {
+      source: string;
+      entries: Array<{ name: string; digest: string }>;
+      objects: Array<{ diff: string }>;
+    };
+    expect(document.source).toBe('cluster');
+    expect(document.entries).toEqual([
+      { action: 'deploy', resource: 'deployments.apps', namespace: 'payments', name: 'api', digest: expected },
+    ]);
+    expect(document.objects[0]?.diff).toMatch(/^\+ {10}image: registry\.example\.com\/api:2\.0\.0$/m);
+    expect(document.objects[0]?.diff).not.toMatch(/twokey\.dev\/plan|managedFields|uid:/);
+    const shown = await twokey('plan', '--server', '-n', 'payments', '-f', manifest);
+    expect(shown.stdout).toMatch(/^deployments\.apps payments\/api \(create\): gated\n {2}deploy sha256:[0-9a-f]{64}$/m);
+    expect(kube.objects.size).toBe(before);
+  });
+});
+
 describe('twokey digest --server', () => {
   it('prints the digest the webhook computes, server defaults included, taken from its refusal', async () => {
     const result = await twokey('digest', '--server', '-f', manifest);

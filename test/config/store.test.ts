@@ -291,3 +291,80 @@ describe('key rotation with overlapping keys, and the approvers registry', () =>
     expect(store.current()?.keys.find(issuer.issuer, 'k2')).toBeDefined();
   });
 });
+
+describe('the break-glass issuer', () => {
+  const breakGlassYaml = (jwksFile: string, issuerName = 'https://break-glass.example.com') =>
+    `breakGlass:\n  issuer: ${issuerName}\n  jwksFile: ${jwksFile}\n  maxTtl: 30m\n`;
+
+  it('loads its keys apart from the ordinary issuers, and is ready only with them', async () => {
+    const { store, files } = await storeWithFiles();
+    const glass = await makeIssuer('https://break-glass.example.com', 'EdDSA', 'glass-1');
+    await writeFile(`${files.dir}/break-glass.json`, JSON.stringify(glass.jwks));
+    await files.writePolicy(policyYaml(issuer.issuer, breakGlassYaml('break-glass.json')));
+    await eventually(() => store.current()?.policy.breakGlass !== undefined);
+    expect(store.current()?.policy.breakGlass).toMatchObject({ issuer: glass.issuer, maxTtlSeconds: 1800, reviewWindowSeconds: 86400 });
+    expect(store.current()?.keys.find(glass.issuer, 'glass-1')).toBeDefined();
+    expect(store.notReady()).toEqual([]);
+  });
+
+  it('is refused, keeping the last good policy, when it shares a key with an ordinary issuer', async () => {
+    const { store, files, events } = await storeWithFiles();
+    // The ordinary issuer's public key under another kid: the same key all the same.
+    const sameKey = { keys: issuer.jwks.keys.map((key) => ({ ...key, kid: 'glass-1' })) };
+    await writeFile(`${files.dir}/break-glass.json`, JSON.stringify(sameKey));
+    await files.writePolicy(policyYaml(issuer.issuer, `${breakGlassYaml('break-glass.json')}approvals:\n  required: 3\n`));
+    await eventually(() => events.length > 0);
+    expect(events[0]).toMatch(
+      /^policy:error:.*break-glass issuer "https:\/\/break-glass.example.com" shares a key with issuer "https:\/\/change.example.com"/,
+    );
+    expect(store.current()?.policy.breakGlass).toBeUndefined();
+    expect(store.current()?.policy.required).toBe(2);
+  });
+
+  it('refuses a later JWKS of its own that holds an ordinary key, keeping its last good keys', async () => {
+    const { store, files, events } = await storeWithFiles();
+    const glass = await makeIssuer('https://break-glass.example.com', 'EdDSA', 'glass-1');
+    await writeFile(`${files.dir}/break-glass.json`, JSON.stringify(glass.jwks));
+    await files.writePolicy(policyYaml(issuer.issuer, breakGlassYaml('break-glass.json')));
+    await eventually(() => store.current()?.policy.breakGlass !== undefined);
+    await writeFile(`${files.dir}/break-glass.json`, JSON.stringify({ keys: [...glass.jwks.keys, ...issuer.jwks.keys] }));
+    await eventually(() => events.some((e) => e.startsWith('jwks:error')));
+    expect(events.find((e) => e.startsWith('jwks:error'))).toMatch(/shares a key/);
+    expect(store.current()?.keys.find(glass.issuer, issuer.privateJwk.kid as string)).toBeUndefined();
+    expect(store.current()?.keys.find(glass.issuer, 'glass-1')).toBeDefined();
+  });
+
+  it('is refused, keeping the last good policy, when its key is also registered for an approver, and so is a later JWKS of its own', async () => {
+    const { store, files, events } = await storeWithFiles();
+    const glass = await makeIssuer('https://break-glass.example.com', 'EdDSA', 'glass-1');
+    const dave = await makeApprover('dave@example.com');
+    await writeFile(`${files.dir}/break-glass.json`, JSON.stringify(glass.jwks));
+    await writeFile(`${files.dir}/dave.json`, JSON.stringify(glass.jwks));
+    const registry = 'approvers:\n  - identity: dave@example.com\n    jwksFile: dave.json\n';
+    await files.writePolicy(policyYaml(issuer.issuer, `${breakGlassYaml('break-glass.json')}${registry}`));
+    await eventually(() => events.length > 0);
+    expect(events[0]).toMatch(
+      /^policy:error:.*key "glass-1" of issuer https:\/\/break-glass.example.com is also registered for approver "dave@example.com"/,
+    );
+    expect(store.current()?.policy.breakGlass).toBeUndefined();
+
+    // With keys of its own it loads; a later JWKS that takes the approver's key is refused, its last good keys kept.
+    // (The refused policy's files are not watched: the policy in force names none of them.)
+    await writeFile(`${files.dir}/dave.json`, JSON.stringify(dave.jwks));
+    await store.reloadNow();
+    await eventually(() => store.current()?.policy.breakGlass !== undefined);
+    await writeFile(`${files.dir}/break-glass.json`, JSON.stringify({ keys: [...glass.jwks.keys, ...dave.jwks.keys] }));
+    await eventually(() => events.some((e) => e.startsWith('jwks:error') && /also registered for approver "dave@example.com"/.test(e)));
+    expect(store.current()?.keys.find(glass.issuer, 'dave@example.com-1')).toBeUndefined();
+    expect(store.current()?.keys.find(glass.issuer, 'glass-1')).toBeDefined();
+  });
+
+  it('is refused when it is also an ordinary issuer, or reads an ordinary issuer JWKS', async () => {
+    const { store, files, events } = await storeWithFiles();
+    await files.writePolicy(policyYaml(issuer.issuer, breakGlassYaml('jwks.json', issuer.issuer)));
+    await eventually(() => events.length > 0);
+    expect(events[0]).toMatch(/breakGlass.issuer: "https:\/\/change.example.com" is also an ordinary issuer/);
+    expect(events[0]).toMatch(/breakGlass: its JWKS is the one of ordinary issuer/);
+    expect(store.current()?.policy.breakGlass).toBeUndefined();
+  });
+});

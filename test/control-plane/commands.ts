@@ -98,20 +98,15 @@ export interface ApproveOptions {
   readonly requester?: string;
 }
 
+/** The arguments of `twokey approve` that sign as the change system with `issuerKey`, for `approver` and `change`. */
+function signerArgs(issuerKey: string, issuer: string, cluster: string, approver: string, change: string): string[] {
+  return ['approve', '--private-key', issuerKey, '--issuer', issuer, '--audience', cluster, '--approver', approver, '--change', change];
+}
+
 /** The arguments of `twokey approve` with the change system's key `issuerKey`. */
 export function approveArgs(issuerKey: string, issuer: string, cluster: string, options: ApproveOptions): string[] {
   return [
-    'approve',
-    '--private-key',
-    issuerKey,
-    '--issuer',
-    issuer,
-    '--audience',
-    cluster,
-    '--approver',
-    options.approver,
-    '--change',
-    options.change ?? 'CHG-E2E',
+    ...signerArgs(issuerKey, issuer, cluster, options.approver, options.change ?? 'CHG-E2E'),
     '--action',
     options.action ?? 'deploy',
     '--digest',
@@ -120,4 +115,16 @@ export function approveArgs(issuerKey: string, issuer: string, cluster: string, 
     options.file,
     ...(options.requester ? ['--requester', options.requester] : []),
   ];
+}
+
+export interface PlanApproveOptions {
+  /** The plan document (twokey plan -o json). */
+  readonly plan: string;
+  readonly approver: string;
+  readonly change: string;
+}
+
+/** The arguments of `twokey approve --plan`: one token of `approver` for every entry of the plan. */
+export function planApproveArgs(issuerKey: string, issuer: string, cluster: string, options: PlanApproveOptions): string[] {
+  return [...signerArgs(issuerKey, issuer, cluster, options.approver, options.change), '--plan', options.plan];
 }

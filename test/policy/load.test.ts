@@ -107,3 +107,25 @@ describe('durations', () => {
     expect(parseDuration(text)).toBe(seconds);
   });
 });
+
+describe('the policy file: warn mode and break-glass', () => {
+  it('reads break-glass with its defaults, and refuses what would weaken it', () => {
+    const breakGlass = 'breakGlass:\n  issuer: https://break-glass.example.com\n  jwksFile: break-glass.json\n';
+    expect(parsePolicy(`${minimal}${breakGlass}`, '/etc/twokey').breakGlass).toEqual({
+      issuer: 'https://break-glass.example.com',
+      jwks: { kind: 'file', path: '/etc/twokey/break-glass.json' },
+      refreshSeconds: 300,
+      maxTtlSeconds: 3600,
+      reviewWindowSeconds: 86400,
+    });
+    expect(problems(`${minimal}${breakGlass}  maxTtl: 5h\n`)).toMatch(/breakGlass.maxTtl: must be at most 4h/);
+    expect(problems(`${minimal}${breakGlass}  reviewWindow: 1 day\n`)).toMatch(/breakGlass.reviewWindow: must be a duration/);
+    expect(problems(`${minimal}breakGlass:\n  issuer: https://change.example.com\n  jwksFile: other.json\n`)).toMatch(
+      /breakGlass.issuer: "https:\/\/change.example.com" is also an ordinary issuer/,
+    );
+    expect(problems(`${minimal}breakGlass:\n  issuer: https://bg\n`)).toMatch(/breakGlass: set exactly one of jwksFile and jwksUrl/);
+    expect(problems(`${minimal}breakGlass:\n  issuer: https://bg\n  jwksFile: jwks.json\n`)).toMatch(
+      /its JWKS is the one of ordinary issuer/,
+    );
+  });
+});

@@ -208,7 +208,10 @@ export class FakeKube {
     return text ? JSON.parse(text) : undefined;
   }
 
-  #send(res: ServerResponse, code: number, body: unknown): void {
+  #send(res: ServerResponse, code: number, body: unknown, warnings: readonly string[] = []): void {
+    // As kube-apiserver passes an admission webhook's warnings on: one Warning header each.
+    const warning = warnings.map((w) => `299 - "${w.replace(/["\\]/g, '\\$&')}"`);
+    if (warning.length > 0) res.setHeader('warning', warning);
     res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   }
 
@@ -236,6 +239,14 @@ export class FakeKube {
     if (match && method === 'GET') {
       const ns = this.namespaces.get(decodeURIComponent(match[1] as string));
       return ns ? this.#send(res, 200, ns) : this.#send(res, 404, status(404, 'NotFound', `namespaces "${match[1]}" not found`));
+    }
+    if (path === '/api/v1/events' && method === 'GET') {
+      const reason = /^reason=(.*)$/.exec(url.searchParams.get('fieldSelector') ?? '')?.[1];
+      return this.#send(res, 200, {
+        kind: 'EventList',
+        apiVersion: 'v1',
+        items: this.events.filter((e) => reason === undefined || e.reason === reason),
+      });
     }
     match = /^\/api\/v1\/namespaces\/([^/]+)\/events(?:\/([^/]+))?$/.exec(path);
     if (match) return this.#eventsApi(req, res, method, decodeURIComponent(match[1] as string), match[2]);
@@ -343,14 +354,14 @@ export class FakeKube {
         generation: 1,
         creationTimestamp: '2026-11-27T00:00:00Z',
       };
-      const denial = await this.#admit(existing ? 'UPDATE' : 'CREATE', merged, existing ?? null, dryRun);
-      if (denial) return this.#send(res, denial.code, denial);
+      const { denial, warnings } = await this.#admit(existing ? 'UPDATE' : 'CREATE', merged, existing ?? null, dryRun);
+      if (denial) return this.#send(res, denial.code, denial, warnings);
       if (!dryRun) this.putObject(merged);
-      return this.#send(res, existing ? 200 : 201, merged);
+      return this.#send(res, existing ? 200 : 201, merged, warnings);
     }
     if (method === 'DELETE') {
       if (!existing) return this.#send(res, 404, status(404, 'NotFound', `not found`));
-      const denial = await this.#admit('DELETE', null, existing, dryRun);
+      const { denial } = await this.#admit('DELETE', null, existing, dryRun);
       if (denial) return this.#send(res, denial.code, denial);
       if (!dryRun) this.objects.delete(key);
       return this.#send(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success' });
@@ -358,15 +369,15 @@ export class FakeKube {
     return this.#send(res, 405, status(405, 'MethodNotAllowed', 'method not allowed'));
   }
 
-  /** Runs the validating webhook like kube-apiserver with failurePolicy Fail; returns the Status to answer, or undefined when admitted. */
+  /** Runs the validating webhook like kube-apiserver with failurePolicy Fail: the Status to answer when refused, and its warnings. */
   async #admit(operation: Operation, object: JsonObject | null, oldObject: JsonObject | null, dryRun: boolean) {
-    if (!this.webhook) return undefined;
+    if (!this.webhook) return { warnings: [] };
     const subject = (object ?? oldObject) as JsonObject;
     const meta = readMeta(subject);
     const nsLabels = this.namespaces.get(meta.namespace);
     const namespaceCritical = nsLabels !== undefined && hasCriticalLabel(readMeta(nsLabels).labels);
     const objectLabelled = [object, oldObject].some((o) => o !== null && hasCriticalLabel(readMeta(o).labels));
-    if (!namespaceCritical && !objectLabelled) return undefined;
+    if (!namespaceCritical && !objectLabelled) return { warnings: [] };
     const name = namespaceCritical ? 'workloads.twokey.dev' : 'labeled-workloads.twokey.dev';
     const endpoint: WebhookEndpoint = {
       url: `${this.webhook.base}${namespaceCritical ? '/validate/critical' : '/validate'}`,
@@ -378,8 +389,10 @@ export class FakeKube {
       endpoint,
       buildAdmissionReview({ operation, object, oldObject, username: USER, groups: ['system:masters'], dryRun }),
     );
-    if (outcome.kind === 'allowed') return undefined;
-    if (outcome.kind === 'denied') return { ...status(outcome.code, outcome.reason, outcome.message), reason: outcome.reason };
-    return status(500, 'InternalError', `Internal error occurred: ${outcome.message}`);
+    if (outcome.kind === 'allowed') return { warnings: outcome.warnings };
+    if (outcome.kind === 'denied') {
+      return { denial: { ...status(outcome.code, outcome.reason, outcome.message), reason: outcome.reason }, warnings: outcome.warnings };
+    }
+    return { denial: status(500, 'InternalError', `Internal error occurred: ${outcome.message}`), warnings: [] };
   }
 }

@@ -10,7 +10,7 @@ import type { ConfigSnapshot } from '../../src/config/store.ts';
 import type { JsonObject } from '../../src/json.ts';
 import { assertNoSharedKeys, loadApproverKeys } from '../../src/keys/approvers.ts';
 import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
-import { countersign, generateIssuerKey, localSigner, mintApproval } from '../../src/keys/signing.ts';
+import { countersign, generateIssuerKey, localSigner, mintApproval, mintBreakGlass } from '../../src/keys/signing.ts';
 import { type AdmissionRequest, type AdmissionReviewWire, toAdmissionRequest } from '../../src/kubernetes/admission.ts';
 import { type OwnerIdentity, qualifiedResource, resourceForKind } from '../../src/kubernetes/objects.ts';
 import { buildAdmissionReview } from '../../src/kubernetes/review-builder.ts';
@@ -19,6 +19,7 @@ import type { Policy } from '../../src/policy/policy.ts';
 import { parseToken } from '../../src/token/jws.ts';
 
 export const ISSUER = 'https://change.example.com';
+export const BREAK_GLASS_ISSUER = 'https://break-glass.example.com';
 export const CLUSTER = 'prod-eu-1';
 export const NOW = 1_800_000_000;
 
@@ -285,3 +286,31 @@ export async function countersigned(approver: Approver, token: string, key: JWK 
   if (!parsed.ok) throw new Error(parsed.detail);
   return (await countersign(parsed, localSigner(key))).json;
 }
+
+export interface BreakGlassOptions {
+  approver: string;
+  incident?: string;
+  requester?: string;
+  ttlSeconds?: number;
+  now?: number;
+  audience?: string;
+  issuer?: string;
+}
+
+/** A break-glass token for the given changes, signed with `signer`'s key (the break-glass issuer's, unless a test says otherwise). */
+export async function breakGlass(signer: Issuer, changes: Binding[], options: BreakGlassOptions): Promise<string> {
+  return mintBreakGlass({
+    privateJwk: signer.privateJwk,
+    issuer: options.issuer ?? signer.issuer,
+    audience: options.audience ?? CLUSTER,
+    approver: options.approver,
+    incident: options.incident ?? 'INC-123',
+    changes,
+    ttlSeconds: options.ttlSeconds ?? 1800,
+    ...(options.requester !== undefined ? { requester: options.requester } : {}),
+    now: options.now ?? NOW - 60,
+  });
+}
+
+/** A policy document's break-glass section for the break-glass issuer. */
+export const BREAK_GLASS_POLICY = { issuer: BREAK_GLASS_ISSUER, jwksFile: 'break-glass.json' };

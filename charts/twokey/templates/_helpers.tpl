@@ -73,6 +73,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "/etc/twokey/issuers/issuer-%d.json" . -}}
 {{- end -}}
 
+{{/* Where the break-glass issuer's JWKS is mounted in the pod, beside the ordinary issuers'. */}}
+{{- define "twokey.breakGlassJwksPath" -}}
+/etc/twokey/issuers/break-glass.json
+{{- end -}}
+
 {{/*
 Selector of the helm test pod, which the NetworkPolicy lets reach the webhook port. Not the
 server's selector labels: the Service would send reviews to the test pod.

@@ -1,0 +1,194 @@
+/**
+ * `twokey plan --server`: what applying rendered manifests would change, asked of the cluster.
+ * Each object is dry-run as the real apply would send it (server-side apply, the same field
+ * manager) with the plan marker, so that twokey in the cluster admits the dry run and tells the
+ * digest of each gated aspect as the webhook computes it, server defaults and mutations included.
+ * The live object and the dry run's result give a diff for people to read.
+ */
+import { createTwoFilesPatch } from 'diff';
+import { stringify } from 'yaml';
+import { digestFromRefusal, planLine } from '../decision/wording.ts';
+import { TwokeyError } from '../errors.ts';
+import { isJsonObject, type JsonObject } from '../json.ts';
+import { PLAN_MARKER_ANNOTATION, resourceForKind } from '../kubernetes/objects.ts';
+import type { ObjectPlan } from '../manifests/plan.ts';
+import type { StreamObject } from '../manifests/stream.ts';
+import type { PlannedObject } from '../plan/document.ts';
+import type { PlanEntry } from '../plan/entries.ts';
+import type { ClusterClient } from './client.ts';
+import { resourcePath } from './rest.ts';
+
+export interface PlanOptions {
+  readonly client: ClusterClient;
+  readonly fieldManager: string;
+  /** The namespace of namespaced objects that name none (`-n`); without it they are an error. */
+  readonly namespace?: string;
+  /** How many objects are dry-run at once. */
+  readonly concurrency?: number;
+}
+
+/** Where the server serves a kind: its API path prefix, plural and scope, from discovery. */
+interface ServedKind {
+  readonly prefix: string;
+  readonly plural: string;
+  readonly namespaced: boolean;
+}
+
+class Discovery {
+  readonly #client: ClusterClient;
+  readonly #groups = new Map<string, Promise<Map<string, ServedKind> | undefined>>();
+
+  constructor(client: ClusterClient) {
+    this.#client = client;
+  }
+
+  async kind(apiVersion: string, kind: string): Promise<ServedKind | undefined> {
+    let group = this.#groups.get(apiVersion);
+    if (!group) {
+      group = this.#discover(apiVersion);
+      this.#groups.set(apiVersion, group);
+    }
+    return (await group)?.get(kind);
+  }
+
+  async #discover(apiVersion: string): Promise<Map<string, ServedKind> | undefined> {
+    const prefix = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    const list = await this.#client.readAt(prefix, `the API ${apiVersion}`);
+    if (!list || !Array.isArray(list.resources)) return undefined;
+    const kinds = new Map<string, ServedKind>();
+    for (const resource of list.resources) {
+      if (!isJsonObject(resource) || typeof resource.name !== 'string' || resource.name.includes('/')) continue;
+      if (typeof resource.kind !== 'string' || kinds.has(resource.kind)) continue;
+      kinds.set(resource.kind, { prefix, plural: resource.name, namespaced: resource.namespaced === true });
+    }
+    return kinds;
+  }
+}
+
+/** What a person reads of an object: no server bookkeeping, no status, no plan marker. */
+export function withoutNoise(object: JsonObject): JsonObject {
+  const { status: _status, ...rest } = object;
+  const metadata = isJsonObject(rest.metadata) ? { ...rest.metadata } : undefined;
+  if (metadata) {
+    for (const field of ['managedFields', 'resourceVersion', 'uid', 'generation', 'creationTimestamp']) delete metadata[field];
+    if (isJsonObject(metadata.annotations)) {
+      const { [PLAN_MARKER_ANNOTATION]: _marker, ...annotations } = metadata.annotations;
+      if (Object.keys(annotations).length > 0) metadata.annotations = annotations;
+      else delete metadata.annotations;
+    }
+    rest.metadata = metadata;
+  }
+  return rest;
+}
+
+/** A unified diff of the live object (absent: everything is added) against the object after the apply; "" when equal. */
+export function objectDiff(label: string, live: JsonObject | undefined, after: JsonObject): string {
+  const before = live ? stringify(withoutNoise(live), { lineWidth: 0 }) : '';
+  const patch = createTwoFilesPatch(
+    `live ${label}`,
+    `after apply ${label}`,
+    before,
+    stringify(withoutNoise(after), { lineWidth: 0 }),
+    '',
+    '',
+    {
+      context: 3,
+    },
+  );
+  const lines = patch.split('\n').filter((line) => !/^=+$/.test(line));
+  return lines.some((line) => line.startsWith('@@')) ? lines.join('\n') : '';
+}
+
+const describe = (o: { resource: string; namespace: string; name: string }) =>
+  `${o.resource} ${o.namespace === '' ? '' : `${o.namespace}/`}${o.name}`;
+
+async function planOne(object: StreamObject, options: PlanOptions, discovery: Discovery): Promise<ObjectPlan> {
+  const { client } = options;
+  const gr = resourceForKind(object.apiVersion, object.kind);
+  let path: string;
+  let namespace = object.namespace;
+  if (gr) {
+    path = resourcePath(gr, namespace, object.name);
+  } else {
+    const served = await discovery.kind(object.apiVersion, object.kind);
+    if (!served) {
+      throw new TwokeyError(
+        'ERR_MANIFEST_INVALID',
+        `${object.where}: the cluster serves no kind ${object.kind} in ${object.apiVersion} (${object.name})`,
+      );
+    }
+    if (served.namespaced && namespace === '') {
+      if (options.namespace === undefined) {
+        throw new TwokeyError(
+          'ERR_MANIFEST_INVALID',
+          `${object.where}: ${object.kind} ${object.name} names no namespace; give one with -n (kubectl would put it in the context's namespace)`,
+        );
+      }
+      namespace = options.namespace;
+    }
+    if (!served.namespaced) namespace = '';
+    const scope = served.namespaced ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+    path = `${served.prefix}${scope}/${served.plural}/${encodeURIComponent(object.name)}`;
+  }
+  const target = { resource: object.resource, namespace, name: object.name };
+  const label = describe(target);
+  const metadata = object.object.metadata as JsonObject;
+  const annotations = isJsonObject(metadata.annotations) ? metadata.annotations : {};
+  const sent: JsonObject = {
+    ...object.object,
+    metadata: {
+      ...metadata,
+      ...(namespace !== '' ? { namespace } : {}),
+      annotations: { ...annotations, [PLAN_MARKER_ANNOTATION]: 'dry-run' },
+    },
+  };
+  const live = await client.readAt(path, label);
+  const outcome = await client.dryRunApplyAt(path, label, sent, options.fieldManager);
+  if (outcome.kind === 'refused') {
+    const why = !outcome.byTwokey
+      ? 'the cluster refused it'
+      : digestFromRefusal(outcome.message) === undefined
+        ? 'twokey could not judge it'
+        : 'twokey in the cluster asks for approvals: it does not know the plan marker, upgrade it';
+    throw new TwokeyError('ERR_CLUSTER', `${object.where}: the dry run of ${label} failed (${why}): ${outcome.message}`);
+  }
+  const entries: PlanEntry[] = [];
+  const where = namespace === '' ? object.name : `${namespace}/${object.name}`;
+  for (const warning of outcome.warnings) {
+    const line = planLine(warning);
+    if (line && line.resource === object.resource && line.where === where)
+      entries.push({ action: line.action, ...target, digest: line.digest });
+  }
+  const diff = objectDiff(label, live, outcome.object);
+  const planned: PlannedObject = {
+    ...target,
+    actions: entries.map((e) => e.action),
+    operation: live ? 'update' : 'create',
+    source: object.where,
+    diff,
+    note:
+      entries.length > 0
+        ? `gated: ${entries.map((e) => e.action).join(' and ')}`
+        : object.gated
+          ? diff === ''
+            ? 'not gated: the apply changes nothing'
+            : 'not gated: twokey in the cluster admitted the dry run without a digest (not critical, or nothing a deploy binds changes)'
+          : 'not gated: twokey gates no such kind',
+  };
+  return { planned, entries };
+}
+
+/** Plans each object against the cluster, a few at a time; the results in the objects' order. */
+export async function planAgainstCluster(objects: readonly StreamObject[], options: PlanOptions): Promise<ObjectPlan[]> {
+  const discovery = new Discovery(options.client);
+  const results: ObjectPlan[] = new Array(objects.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < objects.length) {
+      const index = next++;
+      results[index] = await planOne(objects[index] as StreamObject, options, discovery);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 8, objects.length) }, worker));
+  return results;
+}
