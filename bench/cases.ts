@@ -4,12 +4,15 @@
  */
 import type { JWK } from 'jose';
 import type { BenchOptions } from './options.ts';
-import { approvals, deployment, planApprovals, reviewBody, withAnnotations } from './reviews.ts';
+import { approvals, countersigned, deployment, planApprovals, reviewBody, withAnnotations } from './reviews.ts';
+import { COUNTERSIGN_DIR } from './setup.ts';
 
 export interface Case {
   readonly name: string;
   readonly description: string;
   readonly large?: boolean;
+  /** The folder (in the setup's) of a policy of its own: the case runs on servers started from it. */
+  readonly dir?: string;
   /** The body of the i-th request. */
   readonly body: (i: number) => string;
   readonly expect: 'allowed' | 'denied';
@@ -65,11 +68,20 @@ async function bigCase(key: JWK, megabytes: number): Promise<Case> {
   };
 }
 
-export async function benchCases(key: JWK, options: BenchOptions, log: (line: string) => void): Promise<Cases> {
+export async function benchCases(
+  key: JWK,
+  options: BenchOptions,
+  log: (line: string) => void,
+  approverKeys: Readonly<Record<string, JWK>> = {},
+): Promise<Cases> {
   const critical = deployment('payments');
   const twoApprovals = await approvals(key, critical, ['bob@example.com', 'carol@example.com']);
   const oneApproval = await approvals(key, critical, ['bob@example.com']);
   const approvedBody = reviewBody('CREATE', withAnnotations(critical, twoApprovals));
+  const countersignedBody =
+    Object.keys(approverKeys).length > 0
+      ? reviewBody('CREATE', withAnnotations(critical, await countersigned(twoApprovals, approverKeys)))
+      : approvedBody;
   const planBody = reviewBody(
     'CREATE',
     withAnnotations(critical, await planApprovals(key, critical, ['bob@example.com', 'carol@example.com'], 100)),
@@ -99,6 +111,14 @@ export async function benchCases(key: JWK, options: BenchOptions, log: (line: st
     small('approved-cold', 'CREATE of a critical Deployment with two valid approvals never seen before', cold.body),
     small('one-approval', 'CREATE of a critical Deployment with one approval (refused)', () => refused, 'denied'),
     small('metadata-only', 'UPDATE of a critical Deployment that changes only an annotation', () => metadataOnly),
+    {
+      ...small(
+        'countersigned',
+        'CREATE of a critical Deployment with two countersigned approvals (approvals.countersign), the same tokens each time',
+        () => countersignedBody,
+      ),
+      dir: COUNTERSIGN_DIR,
+    },
     await bigCase(key, 1),
     await bigCase(key, 3),
   ];

@@ -7,9 +7,10 @@ import type { JWK } from 'jose';
 import type { Binding } from '../src/change/claims.ts';
 import { deploySpec, digestOf } from '../src/change/digest.ts';
 import type { JsonObject } from '../src/json.ts';
-import { mintApproval, mintPlanApproval } from '../src/keys/signing.ts';
+import { countersign, localSigner, mintApproval, mintPlanApproval } from '../src/keys/signing.ts';
 import { buildAdmissionReview } from '../src/kubernetes/review-builder.ts';
 import { encodeProofs, type PlanEntry, planTree, proofAnnotationKey } from '../src/plan/entries.ts';
+import { parseToken } from '../src/token/jws.ts';
 
 export const CLUSTER = 'bench-cluster';
 export const ISSUER = 'https://change.bench.example';
@@ -128,6 +129,22 @@ export async function approvals(
     ]),
   );
   return Object.fromEntries(entries);
+}
+
+/** The approvals, each countersigned by its approver's key. */
+export async function countersigned(
+  approvalsByKey: Record<string, string>,
+  approverKeys: Readonly<Record<string, JWK>>,
+): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const [key, token] of Object.entries(approvalsByKey)) {
+    const parsed = parseToken(token, 1 << 20);
+    const approver = Object.keys(approverKeys).find((a) => key === `approval.twokey.dev/${a.split('@')[0]}`);
+    const jwk = approver === undefined ? undefined : approverKeys[approver];
+    if (!parsed.ok || jwk === undefined) throw new Error(`cannot countersign ${key}`);
+    out[key] = (await countersign(parsed, localSigner(jwk))).json;
+  }
+  return out;
 }
 
 /**

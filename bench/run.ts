@@ -5,6 +5,7 @@
  * delay of large reviews, as medians over rounds with their spread, and the ratio of twokey to
  * the baseline. Prints a table and writes JSON. Every phase is bounded in time.
  */
+import { join } from 'node:path';
 import { benchCases, type Cases } from './cases.ts';
 import { type Load, measure } from './measure.ts';
 import { type BenchOptions, benchOptions } from './options.ts';
@@ -32,11 +33,15 @@ async function runRounds(options: BenchOptions, { cases }: Cases, dir: string, l
         for (const target of order) {
           log(`round ${round + 1}/${options.rounds}  ${c.name.padEnd(14)} ${target}`);
           samples[c.name] ??= { baseline: [], twokey: [] };
-          const server = c.large ? await startServer(target, dir, options.nodeOptions, options.against) : servers[target];
+          // A case with a policy of its own runs on servers started from it.
+          const own = c.large || c.dir !== undefined;
+          const server = own
+            ? await startServer(target, c.dir ? join(dir, c.dir) : dir, options.nodeOptions, options.against)
+            : servers[target];
           try {
             samples[c.name]?.[target].push(await measure(server, c, load));
           } finally {
-            if (c.large) server.child.kill();
+            if (own) server.child.kill();
           }
         }
       }
@@ -50,7 +55,7 @@ async function runRounds(options: BenchOptions, { cases }: Cases, dir: string, l
 async function main(args: readonly string[]): Promise<void> {
   const options = benchOptions(args);
   const setup = await benchSetup();
-  const cases = await benchCases(setup.key, options, log);
+  const cases = await benchCases(setup.key, options, log, setup.approverKeys);
   log(`starting servers (reviews of ${(cases.reviewBytes / 1024).toFixed(1)} KB)...`);
   let rounds: { samples: Samples; started: number };
   try {

@@ -9,7 +9,9 @@ export type TwokeyErrorCode =
   | 'ERR_MANIFEST_INVALID'
   | 'ERR_KEY_INVALID'
   | 'ERR_USAGE'
-  | 'ERR_CLUSTER';
+  | 'ERR_CLUSTER'
+  | 'ERR_TOKEN_INVALID'
+  | 'ERR_SIGNER';
 
 export class TwokeyError extends Error {
   readonly code: TwokeyErrorCode;

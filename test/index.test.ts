@@ -90,5 +90,23 @@ describe('the package entry', () => {
       expect(await verify()).toMatchObject({ ok: true, approval: { approver: 'bob', change: 'CHG-1', plan: plan.digest } });
       expect(await verify({ digest: `sha256:${'0'.repeat(64)}` })).toMatchObject({ ok: false, code: 'binding' });
     }
+
+    // Countersigned by the approver's own key, the plan approval counts where approvals.countersign asks for it.
+    const bob = await twokey.generateIssuerKey('EdDSA', 'bob-1');
+    const countersigned = await twokey.countersign(tokens[0] as string, bob.privateJwk);
+    expect(JSON.parse(countersigned)).toMatchObject({ payload: (tokens[0] as string).split('.')[1] });
+    const annotations = annotated[0]?.metadata.annotations ?? {};
+    const verifyCountersigned = (token: string) =>
+      twokey.verifyApproval({
+        token,
+        entry: entries[0] as (typeof entries)[number],
+        cluster: 'prod-eu-1',
+        issuers: [{ issuer: 'https://change.example.com', jwks }],
+        annotations,
+        approvals: { countersign: true },
+        approvers: [{ identity: 'bob', jwks: bob.jwks }],
+      });
+    expect(await verifyCountersigned(countersigned)).toMatchObject({ ok: true, approval: { approver: 'bob', plan: plan.digest } });
+    expect(await verifyCountersigned(tokens[0] as string)).toMatchObject({ ok: false, code: 'countersignature' });
   });
 });

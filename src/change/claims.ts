@@ -8,6 +8,13 @@ import type { Action, ChangeTarget } from './digest.ts';
 /** The JWS `typ` every approval carries. */
 export const APPROVAL_TYPE = 'twokey-approval+jwt';
 
+/**
+ * The `typ` of an approver's countersignature over an approval's payload (the second signature of
+ * its JWS JSON General serialization). Version 1 of the countersignature is this typ: a form that
+ * changes what it means gets a typ of its own.
+ */
+export const COUNTERSIGNATURE_TYPE = 'twokey-countersignature+jws';
+
 /** What an approval is bound to: one action on one object, and the digest of that change. */
 export interface Binding extends ChangeTarget {
   readonly action: Action;

@@ -4,20 +4,19 @@
  * --break-glass, one break-glass token for the objects in a manifest, as on-call does in an
  * incident with the break-glass key.
  */
-import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import type { Binding } from '../change/claims.ts';
 import { ACTIONS, type Action } from '../change/digest.ts';
 import { TwokeyError } from '../errors.ts';
 import { normalizeIdentity } from '../identity.ts';
-import { mintApproval, mintBreakGlass, mintPlanApproval, parsePrivateJwk } from '../keys/signing.ts';
+import { mintApproval, mintBreakGlass, mintPlanApproval } from '../keys/signing.ts';
 import { digestOption, durationOption, type Terminal, usageError } from './common.ts';
 import { actionFor, objectDigest, targetOf } from './digest.ts';
 import { readPlanFile } from './inputs.ts';
 import { readManifests } from './manifests.ts';
+import { type SignerFlags, signerFrom, withSignerOptions } from './signer.ts';
 
-interface ApproveFlags {
-  privateKey?: string;
+interface ApproveFlags extends SignerFlags {
   key?: string;
   issuer: string;
   audience: string;
@@ -35,12 +34,14 @@ interface ApproveFlags {
 }
 
 export function registerApprove(program: Command, { out, err, io }: Terminal): void {
-  program
-    .command('approve')
-    .description(
-      'print one approval (compact JWS) for the object in FILE, or with --plan for every object of a plan, to attach as an approval.twokey.dev/<name> annotation (twokey attach)',
-    )
-    .option('--private-key <jwk>', "the change system's private JWK (from twokey keygen); with --break-glass, the break-glass key")
+  withSignerOptions(
+    program
+      .command('approve')
+      .description(
+        'print one approval (compact JWS) for the object in FILE, or with --plan for every object of a plan, to attach as an approval.twokey.dev/<name> annotation (twokey attach)',
+      ),
+    "the change system's private JWK (from twokey keygen); with --break-glass, the break-glass key; or --signer",
+  )
     .option('--key <jwk>', 'the same as --private-key')
     .requiredOption('--issuer <iss>', 'issuer name, as trusted in the policy')
     .requiredOption('--audience <cluster>', "the cluster's name (the policy's cluster)")
@@ -68,9 +69,8 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
       if (flags.requester !== undefined && normalizeIdentity(flags.requester) === undefined) {
         throw usageError(`--requester ${JSON.stringify(flags.requester)} is not a valid identity`);
       }
-      const keyFile = flags.privateKey ?? flags.key;
-      if (keyFile === undefined) throw usageError('--private-key (or --key) is required');
       if (flags.privateKey !== undefined && flags.key !== undefined) throw usageError('give the key once: --private-key or --key');
+      const keyFile = flags.privateKey ?? flags.key;
       if (flags.ttl <= 0) throw usageError('--ttl must be longer than 0s');
       if (flags.plan !== undefined && (flags.file !== undefined || flags.action !== undefined || flags.digest !== undefined)) {
         throw usageError('--plan approves the whole plan: give no -f, --action or --digest with it');
@@ -91,9 +91,11 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
         if (flags.ttl > 24 * 3600)
           err(`note: the approval lives ${flags.ttl}s; a policy with the default approvals.maxTtl (24h) will not count it`);
       }
-      // What any token says of who signs it, for which cluster, for whom, and for how long.
-      const signer = {
-        privateJwk: parsePrivateJwk(await readJwk(keyFile), keyFile),
+      // What any token says of who signs it (a key file or an external signer: one signing path
+      // for approvals, plan approvals and break-glass tokens), for which cluster, for whom, and
+      // for how long.
+      const signing = {
+        signer: await signerFrom({ ...flags, privateKey: keyFile }),
         issuer: flags.issuer,
         audience: flags.audience,
         approver: flags.approver,
@@ -102,7 +104,7 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
       };
       if (flags.plan !== undefined) {
         const plan = await readPlanFile(flags.plan);
-        out(await mintPlanApproval({ ...signer, change: flags.change as string, plan: plan.digest, entries: plan.entries.length }));
+        out(await mintPlanApproval({ ...signing, change: flags.change as string, plan: plan.digest, entries: plan.entries.length }));
         if (plan.source === 'files') {
           err('note: this plan was made from the files as written (twokey plan without --server); its digests may lack server defaults');
         }
@@ -118,7 +120,7 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
           const action = actionFor(m, flags.action);
           return { action, ...targetOf(m), digest: flags.digest ?? objectDigest(m, action) };
         });
-        out(await mintBreakGlass({ ...signer, incident: flags.incident as string, changes }));
+        out(await mintBreakGlass({ ...signing, incident: flags.incident as string, changes }));
         return;
       }
       if (objects.length !== 1) {
@@ -128,14 +130,6 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
       const action = actionFor(m, flags.action);
       const digest = flags.digest ?? objectDigest(m, action);
       const binding: Binding = { action, ...targetOf(m), digest };
-      out(await mintApproval({ ...signer, change: flags.change as string, binding }));
+      out(await mintApproval({ ...signing, change: flags.change as string, binding }));
     });
-}
-
-async function readJwk(path: string): Promise<unknown> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8'));
-  } catch (error) {
-    throw new TwokeyError('ERR_KEY_INVALID', `cannot read the private JWK ${path}: ${(error as Error).message}`);
-  }
 }

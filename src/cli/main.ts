@@ -9,6 +9,7 @@ import { registerApprove } from './approve.ts';
 import { registerAttach } from './attach.ts';
 import { registerCheck } from './check.ts';
 import { type CliIo, EXIT, Terminal } from './common.ts';
+import { registerCountersign } from './countersign.ts';
 import { registerDemo } from './demo.ts';
 import { registerDigest } from './digest.ts';
 import { registerKeygen } from './keygen.ts';
@@ -42,6 +43,7 @@ export function buildProgram(terminal: Terminal): Command {
     registerDigest,
     registerPlan,
     registerApprove,
+    registerCountersign,
     registerAttach,
     registerCheck,
     registerScan,

@@ -173,6 +173,8 @@ export interface ScanOptions {
 export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapshot, options: ScanOptions = {}): Promise<ScanRow[]> {
   const now = options.now ?? Date.now() / 1000;
   const { policy } = snapshot;
+  // The scan judges as no user in particular: the policy's identities, which map a requesting user, do not apply.
+  const { identities: _user, ...scanPolicy } = policy;
   const [namespaces, workloads] = await Promise.all([client.listNamespaces(), client.listWorkloads()]);
   const rows: ScanRow[] = [];
   const criticalNamespaces = new Map<string, ScanRow['criticalBy']>();
@@ -211,6 +213,7 @@ export async function scanCluster(client: ClusterClient, snapshot: ConfigSnapsho
     const changedAt = lastSpecChange(object) ?? now;
     const verdict = await decide(toAdmissionRequest(buildAdmissionReview({ operation: 'CREATE', object, username: SCAN_USER })), {
       ...snapshot,
+      policy: scanPolicy,
       namespaces: NO_CLUSTER_VIEW,
       forceCritical: true,
       now: changedAt,

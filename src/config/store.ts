@@ -5,6 +5,7 @@
  * current snapshot: keys are fetched in the background, never on the request path.
  */
 import { resolve } from 'node:path';
+import { type ApproverKeys, assertNoSharedKeys, loadApproverKeys } from '../keys/approvers.ts';
 import { type IssuerKeySet, KeyRing, refuseSharedKeys } from '../keys/jwks.ts';
 import { describeSource, loadIssuerKeys } from '../keys/sources.ts';
 import { loadPolicyFile } from '../policy/load.ts';
@@ -42,10 +43,15 @@ function keySources(policy: Policy): IssuerPolicy[] {
   return policy.breakGlass ? [...policy.issuers, policy.breakGlass] : [...policy.issuers];
 }
 
-/** Refuses key sets where the break-glass issuer shares a key with an ordinary issuer. */
-function checkKeySets(policy: Policy, sets: ReadonlyMap<string, IssuerKeySet>): void {
+/**
+ * Refuses key sets where the break-glass issuer shares a key with an ordinary issuer, or where any
+ * issuer's key, the break-glass issuer's included, is also registered for an approver.
+ */
+function checkKeySets(policy: Policy, approvers: ApproverKeys | undefined, sets: ReadonlyMap<string, IssuerKeySet>): void {
   const ordinary = policy.issuers.flatMap((issuer) => sets.get(sourceKey(issuer)) ?? []);
-  refuseSharedKeys(policy.breakGlass && sets.get(sourceKey(policy.breakGlass)), ordinary);
+  const breakGlass = policy.breakGlass && sets.get(sourceKey(policy.breakGlass));
+  refuseSharedKeys(breakGlass, ordinary);
+  assertNoSharedKeys(approvers, breakGlass ? [...ordinary, breakGlass] : ordinary);
 }
 
 export class ConfigStore {
@@ -55,6 +61,8 @@ export class ConfigStore {
   #policy: Policy | undefined;
   /** Last good key set per issuer source. */
   #keySets = new Map<string, IssuerKeySet>();
+  /** The approvers' keys of the policy in force. */
+  #approvers: ApproverKeys | undefined;
   #snapshot: ConfigSnapshot | undefined;
   #poller: FilePoller | undefined;
   #refreshTimers = new Map<string, NodeJS.Timeout>();
@@ -119,11 +127,15 @@ export class ConfigStore {
   #watchedFiles(): string[] {
     const files = [this.#options.policyPath];
     for (const issuer of this.#policy ? keySources(this.#policy) : []) if (issuer.jwks.kind === 'file') files.push(issuer.jwks.path);
+    for (const approver of this.#policy?.approvers ?? []) if (approver.keys.kind === 'file') files.push(approver.keys.path);
     return files;
   }
 
   async #fileChanged(path: string): Promise<void> {
-    if (path === this.#options.policyPath) {
+    // An approver's JWKS is part of the policy: the policy is loaded again, whole, with it.
+    const approverFile = this.#policy?.approvers?.some((a) => a.keys.kind === 'file' && a.keys.path === path) ?? false;
+    if (path === this.#options.policyPath || approverFile) {
+      path = this.#options.policyPath;
       let policy: Policy;
       try {
         policy = await loadPolicyFile(path);
@@ -159,6 +171,7 @@ export class ConfigStore {
    * URL key sets are fetched once here and then in the background.
    */
   async #apply(policy: Policy, { initial }: { initial: boolean }): Promise<void> {
+    const approvers = await loadApproverKeys(policy);
     const next = new Map<string, IssuerKeySet>();
     for (const issuer of keySources(policy)) {
       const key = sourceKey(issuer);
@@ -174,8 +187,9 @@ export class ConfigStore {
         next.set(key, known);
       }
     }
-    checkKeySets(policy, next);
+    checkKeySets(policy, approvers, next);
     this.#policy = policy;
+    this.#approvers = approvers;
     this.#keySets = next;
     this.#publish();
     for (const timer of this.#refreshTimers.values()) clearTimeout(timer);
@@ -214,9 +228,9 @@ export class ConfigStore {
     this.#refreshTimers.set(key, timer);
   }
 
-  /** Refuses a key set that would make the break-glass issuer share a key with an ordinary one. */
+  /** Refuses a key set that would share a key between the break-glass issuer and an ordinary one, or with an approver. */
   #checkReplacement(key: string, set: IssuerKeySet): void {
-    if (this.#policy) checkKeySets(this.#policy, new Map([...this.#keySets, [key, set]]));
+    if (this.#policy) checkKeySets(this.#policy, this.#approvers, new Map([...this.#keySets, [key, set]]));
   }
 
   /** Installs a freshly loaded key set; the same keys again keep the current key ring (and what it verified). */
@@ -232,7 +246,7 @@ export class ConfigStore {
       const set = this.#keySets.get(sourceKey(issuer));
       return set ? [set] : [];
     });
-    this.#snapshot = { policy: this.#policy, keys: new KeyRing(sets) };
+    this.#snapshot = { policy: this.#policy, keys: new KeyRing(sets, this.#approvers) };
   }
 }
 
@@ -242,6 +256,7 @@ export class ConfigStore {
  */
 export async function loadSnapshot(policyPath: string, warn: (message: string) => void): Promise<ConfigSnapshot> {
   const policy = await loadPolicyFile(policyPath);
+  const approvers = await loadApproverKeys(policy);
   const sets = new Map<string, IssuerKeySet>();
   for (const issuer of keySources(policy)) {
     try {
@@ -253,6 +268,6 @@ export async function loadSnapshot(policyPath: string, warn: (message: string) =
       warn((error as Error).message);
     }
   }
-  checkKeySets(policy, sets);
-  return { policy, keys: new KeyRing(sets.values()) };
+  checkKeySets(policy, approvers, sets);
+  return { policy, keys: new KeyRing(sets.values(), approvers) };
 }

@@ -3,7 +3,7 @@
  * the header rules, then the claim rules, then the signature, so junk costs little. The token's
  * syntax was read once by token/jws.ts; the claims it must carry are named in change/claims.ts.
  */
-import { type CryptoKey, compactVerify } from 'jose';
+import { type CryptoKey, flattenedVerify } from 'jose';
 import {
   APPROVAL_TYPE,
   BINDING_FIELDS,
@@ -12,16 +12,18 @@ import {
   BREAK_GLASS_MAX_ENTRIES,
   BREAK_GLASS_TYPE,
   BREAK_GLASS_VERSION,
+  COUNTERSIGNATURE_TYPE,
   PLAN_CLAIM_VERSION,
 } from '../change/claims.ts';
 import { DIGEST_PATTERN } from '../change/digest.ts';
 import { type Identity, normalizeIdentity } from '../identity.ts';
 import { isJsonObject, type JsonObject } from '../json.ts';
+import type { ApproverKey } from '../keys/approvers.ts';
 import type { KeyRing } from '../keys/jwks.ts';
 import { MAX_PLAN_ENTRIES } from '../plan/entries.ts';
 import type { Policy } from '../policy/policy.ts';
 import { quote } from '../text.ts';
-import { type Decoded, type ParsedToken, parseToken, type TokenParse, type TokenRejectionCode } from '../token/jws.ts';
+import { type Decoded, type JwsSignature, type ParsedToken, parseToken, type TokenParse, type TokenRejectionCode } from '../token/jws.ts';
 import type { PlanEvidence } from './plans.ts';
 
 /** Stable codes for why an approval did not count; also a metrics label. */
@@ -40,7 +42,8 @@ export type RejectionCode =
   | 'expired'
   | 'lifetime'
   | 'binding'
-  | 'proof';
+  | 'proof'
+  | 'countersignature';
 
 export interface VerifiedApproval {
   readonly issuer: string;
@@ -52,6 +55,8 @@ export interface VerifiedApproval {
   readonly expiresAt: number;
   /** For a plan approval: the plan's digest. */
   readonly plan?: string;
+  /** The thumbprint of the approver's key that countersigned it (countersign mode): one key, one person. */
+  readonly approverKey?: string;
 }
 
 export type ApprovalOutcome =
@@ -249,30 +254,73 @@ export function evaluateApproval(value: string, expected: Binding, ctx: Approval
   return judgeApproval(parseToken(value, ctx.policy.maxTokenBytes), expected, ctx, plans);
 }
 
-/** Verifies a token's signature with the key its header names. */
-async function verifySignature(token: ParsedToken, key: CryptoKey, alg: string): Promise<void> {
-  switch (token.serialization) {
-    case 'compact':
-      await compactVerify(token.text, key, { algorithms: [alg] });
+/** Verifies one signature of a token over its payload. */
+async function verifySignature(token: ParsedToken, signature: JwsSignature, key: CryptoKey, alg: string): Promise<void> {
+  await flattenedVerify({ protected: signature.protectedHeader, payload: token.payloadSegment, signature: signature.signature }, key, {
+    algorithms: [alg],
+  });
+}
+
+/** The approver's countersignature of a token and the registered key it names, or why it has none that counts. */
+function countersignature(
+  token: ParsedToken,
+  approver: Identity,
+  ctx: ApprovalContext,
+): { signature: JwsSignature; key: ApproverKey; alg: string; cryptoKey: CryptoKey } {
+  const counter = token.serialization === 'general' ? token.signatures[1] : undefined;
+  if (counter === undefined) {
+    return reject(
+      'countersignature',
+      token.serialization === 'compact'
+        ? "is a compact JWS, which carries only the change system's signature; approvals.countersign counts an approval only with its approver's countersignature (JWS JSON General serialization, twokey countersign)"
+        : "carries no countersignature; approvals.countersign counts an approval only with its approver's countersignature (twokey countersign)",
+    );
   }
+  let alg: string;
+  let kid: string;
+  try {
+    ({ alg, kid } = checkHeader(decoded(counter.header()), ctx.policy, COUNTERSIGNATURE_TYPE));
+  } catch (error) {
+    if (error instanceof Rejection) return reject('countersignature', `countersignature: ${error.message}`);
+    throw error;
+  }
+  const registry = ctx.keys.approvers;
+  const key = registry?.find(approver, kid);
+  if (registry === undefined || key === undefined) {
+    const holders = registry?.holdersOf(kid) ?? [];
+    return reject(
+      'countersignature',
+      holders.length > 0
+        ? `countersigned with key ${quote(kid)} of ${holders.map((h) => quote(h)).join(', ')}, not a key of the approver ${quote(approver)}`
+        : registry?.has(approver)
+          ? `countersigned with key ${quote(kid)}, which is not registered for ${quote(approver)} (unknown approver key)`
+          : `approver ${quote(approver)} has no key in the approvers registry (countersigned with unknown key ${quote(kid)})`,
+    );
+  }
+  const cryptoKey = key.byAlgorithm.get(alg);
+  if (cryptoKey === undefined) return reject('countersignature', `approver key ${quote(kid)} cannot verify alg ${quote(alg)}`);
+  return { signature: counter, key, alg, cryptoKey };
 }
 
 /**
  * Judges one parsed token against the change it must be bound to; a plan approval, against the
- * proofs the object carries (`plans`). Never throws on bad input.
+ * proofs the object carries (`plans`). With approvals.countersign, either kind counts only with
+ * its approver's countersignature. Never throws on bad input.
  */
 export function judgeApproval(parsed: TokenParse, expected: Binding, ctx: ApprovalContext, plans?: PlanEvidence): Promise<ApprovalOutcome> {
-  return judgeToken(parsed, ctx, APPROVAL_TYPE, (payload) => checkClaims(payload, ctx, expected, plans));
+  return judgeToken(parsed, ctx, APPROVAL_TYPE, ctx.policy.countersign, (payload) => checkClaims(payload, ctx, expected, plans));
 }
 
 /**
  * Header rules, the claims `check` reads, then the key of the issuer the claims name and the
- * signature. Never throws on bad input.
+ * signature; with `countersigned`, then the approver's countersignature over the same claims.
+ * Never throws on bad input.
  */
 async function judgeToken<T extends CommonClaims>(
   parsed: TokenParse,
   ctx: ApprovalContext,
   type: string,
+  countersigned: boolean,
   check: (payload: JsonObject) => T,
 ): Promise<{ readonly ok: true; readonly approval: T } | Extract<ApprovalOutcome, { ok: false }>> {
   if (!parsed.ok) return { ok: false, code: parsed.code, detail: parsed.detail };
@@ -280,11 +328,13 @@ async function judgeToken<T extends CommonClaims>(
   try {
     // A token these keys verified before skips decoding and the signature, never the checks below.
     const cached = ctx.keys.verified.get(token.text, ctx.now);
-    const header = cached?.header ?? decoded(token.signatures[0].header());
+    const [signature] = token.signatures;
+    const header = cached?.header ?? decoded(signature.header());
     const { alg, kid } = checkHeader(header, ctx.policy, type);
     const payload = cached?.payload ?? decoded(token.payload());
     // Header and claims depend on the policy, the clock and the request: checked on every use.
     const approval = check(payload);
+    const counter = countersigned ? countersignature(token, approval.approver, ctx) : undefined;
     const key = ctx.keys.find(approval.issuer, kid);
     if (key === undefined) {
       const detail = !ctx.keys.has(approval.issuer)
@@ -299,13 +349,31 @@ async function judgeToken<T extends CommonClaims>(
     if (!cached || cached.key !== cryptoKey) {
       // (A remembered token always names the same key: the cache belongs to one immutable key ring.)
       try {
-        await verifySignature(token, cryptoKey, alg);
+        await verifySignature(token, signature, cryptoKey, alg);
       } catch {
         reject('signature', `signature does not verify with key ${quote(kid)}`);
       }
-      ctx.keys.verified.set(token.text, { header, payload, key: cryptoKey, expiresAt: approval.expiresAt + ctx.policy.clockSkewSeconds });
     }
-    return { ok: true, approval };
+    if (counter && cached?.counterKey !== counter.cryptoKey) {
+      try {
+        await verifySignature(token, counter.signature, counter.cryptoKey, counter.alg);
+      } catch {
+        reject(
+          'countersignature',
+          `countersignature does not verify with key ${quote(counter.key.kid)} of ${quote(counter.key.identity)} (made over other claims, or for another token)`,
+        );
+      }
+    }
+    if (!cached || cached.key !== cryptoKey || (counter && cached.counterKey !== counter.cryptoKey)) {
+      ctx.keys.verified.set(token.text, {
+        header,
+        payload,
+        key: cryptoKey,
+        ...(counter ? { counterKey: counter.cryptoKey } : {}),
+        expiresAt: approval.expiresAt + ctx.policy.clockSkewSeconds,
+      });
+    }
+    return { ok: true, approval: counter ? { ...approval, approverKey: counter.key.thumbprint } : approval };
   } catch (error) {
     if (error instanceof Rejection) {
       return {
@@ -377,8 +445,9 @@ function checkBreakGlassClaims(payload: JsonObject, ctx: ApprovalContext, expect
 
 /**
  * Judges the break-glass token against every binding the request needs: it counts only when it
- * names each of them. Never throws on bad input.
+ * names each of them. One approver by design: it is never countersigned, whatever
+ * approvals.countersign says. Never throws on bad input.
  */
 export function judgeBreakGlass(parsed: TokenParse, expected: readonly Binding[], ctx: ApprovalContext): Promise<BreakGlassOutcome> {
-  return judgeToken(parsed, ctx, BREAK_GLASS_TYPE, (payload) => checkBreakGlassClaims(payload, ctx, expected));
+  return judgeToken(parsed, ctx, BREAK_GLASS_TYPE, false, (payload) => checkBreakGlassClaims(payload, ctx, expected));
 }

@@ -7,7 +7,6 @@
 
 import type { Binding } from '../change/claims.ts';
 import type { ChangeTarget } from '../change/digest.ts';
-import { type Identity, normalizeIdentity } from '../identity.ts';
 import type { AdmissionRequest } from '../kubernetes/admission.ts';
 import {
   approvalAnnotations,
@@ -19,6 +18,8 @@ import {
   readMeta,
   typeOfResource,
 } from '../kubernetes/objects.ts';
+import { type QuorumRule, quorumRuleFor } from '../policy/approvers.ts';
+import { isUser, type MappedUser, mapUser } from '../policy/identities.ts';
 import { warnScope } from '../policy/policy.ts';
 import { parseToken, type TokenParse } from '../token/jws.ts';
 import { type ApprovalContext, judgeApproval, judgeBreakGlass } from './approval.ts';
@@ -39,7 +40,7 @@ import {
   warnedVerdict,
   withBreakGlass,
 } from './verdict.ts';
-import { type Decision, internalError, invalidUser, wordVerdict } from './wording.ts';
+import { type Decision, internalError, unmappedUser, wordVerdict } from './wording.ts';
 
 export type DecisionContext = ApprovalContext & GateContext;
 
@@ -82,9 +83,9 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
   if (!gate.gated) return notGatedVerdict(gate.why);
 
   const { target, aspects } = gate;
-  const user = normalizeIdentity(request.user.username);
-  if (user === undefined) {
-    return cannotJudgeVerdict(invalidUser(request.user.username), {
+  const user = mapUser(ctx.policy.identities, request.user.username);
+  if (!user.ok) {
+    return cannotJudgeVerdict(unmappedUser(request.user.username, user), {
       action: actionLabel(aspects),
       target,
       ...(aspects.length === 1 ? { digest: aspects[0].digest } : {}),
@@ -101,7 +102,9 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
   }));
   const { distinct, copyOf } = setAsideCopies(annotations);
   const tokens: Tokens = { annotations, read: distinct.slice(0, limit), copyOf, proofs: new ObjectProofs(gate.approvalsFrom.annotations) };
-  const judged = await Promise.all(aspects.map((aspect) => judgeAspect(aspect, target, tokens, user, ctx)));
+  // One rule for the request: its aspects share the object, hence the namespace.
+  const rule = quorumRuleFor(ctx.policy.approvalRules, ctx.policy.required, target.namespace === '' ? target.name : target.namespace);
+  const judged = await Promise.all(aspects.map((aspect) => judgeAspect(aspect, target, tokens, user, rule, ctx)));
   const [first, ...rest] = judged.map((j) => j.facts);
   if (first === undefined) return cannotJudgeVerdict(internalError('a gated request without an aspect'));
   // The deploy digest covers the spec only: approvers are told about the owners, whose deletion deletes the workload.
@@ -109,8 +112,10 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
   let verdict = quorumVerdict({
     target,
     cluster: ctx.policy.cluster,
-    required: ctx.policy.required,
-    user,
+    required: rule.required,
+    ...(rule.groups.length > 0 ? { groups: rule.groups.map(({ group, atLeast }) => ({ group, atLeast })) } : {}),
+    user: user.identity,
+    ...(user.from !== undefined ? { userFrom: user.from } : {}),
     limit,
     now: ctx.now,
     aspects: [first, ...rest],
@@ -129,13 +134,15 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
 /**
  * The break-glass token on the object, judged for the aspects short of a quorum: it counts when
  * the break-glass issuer signed it, it names each of them, and its one approver is neither the
- * user nor the requester it names. Undefined when the object carries none.
+ * user (mapped as the quorum maps it: the identities rules, the user name itself, EKS's session
+ * name) nor the requester it names. It is never countersigned and bypasses the quorum rule's
+ * groups: one approver, by design, and loud. Undefined when the object carries none.
  */
 async function judgeBreakGlassAnnotation(
   from: ObjectMeta,
   verdict: Verdict,
   target: ChangeTarget,
-  user: Identity,
+  user: Extract<MappedUser, { ok: true }>,
   ctx: DecisionContext,
 ): Promise<BreakGlassReport | undefined> {
   const key = BREAK_GLASS_ANNOTATION;
@@ -146,7 +153,7 @@ async function judgeBreakGlassAnnotation(
   if (!outcome.ok) return { key, status: 'not-counted', code: outcome.code, detail: outcome.detail };
   const { approver, incident, issuedAt, expiresAt, requester } = outcome.approval;
   const facts = { key, approver, incident, issuedAt, expiresAt };
-  if (approver === user) return { ...facts, status: 'not-counted', code: 'self' };
+  if (isUser(user, approver)) return { ...facts, status: 'not-counted', code: 'self' };
   if (approver === requester) return { ...facts, status: 'not-counted', code: 'requester' };
   const reviewBy = issuedAt + (ctx.policy.breakGlass?.reviewWindowSeconds ?? 0);
   return { ...facts, status: 'counted', reviewBy };
@@ -177,7 +184,8 @@ async function judgeAspect(
   aspect: GatedAspect,
   target: ChangeTarget,
   tokens: Tokens,
-  user: Identity,
+  user: Extract<MappedUser, { ok: true }>,
+  rule: QuorumRule,
   ctx: DecisionContext,
 ): Promise<JudgedAspect> {
   const { action, digest } = aspect;
@@ -207,7 +215,7 @@ async function judgeAspect(
     });
   });
 
-  const quorum = tallyQuorum(candidates, user, ctx.policy.required);
+  const quorum = tallyQuorum(candidates, (approver) => isUser(user, approver), rule);
   const candidateByKey = new Map(candidates.map((c) => [c.key, c]));
   // The change the verdict is about: the admitted one, or the one closest to the quorum.
   const decisiveChange = quorum.admitted?.change ?? quorum.tallies[0]?.change;
@@ -224,7 +232,13 @@ async function judgeAspect(
       case 'requester':
         return { ...base, status: 'not-counted', code: 'requester' };
       case 'duplicate':
-        return { ...base, status: 'not-counted', code: 'duplicate', countedAt: standing.of };
+        return {
+          ...base,
+          status: 'not-counted',
+          code: 'duplicate',
+          countedAt: standing.of,
+          ...(standing.sameKey ? { sameKey: true } : {}),
+        };
       default:
         if (decisiveChange !== undefined && change !== decisiveChange) {
           const verdictChange = { change: decisiveChange, admitted: quorum.admitted !== undefined };
@@ -252,8 +266,10 @@ async function judgeAspect(
     ...(quorum.admitted
       ? { admitted: { change: quorum.admitted.change, approvers: quorum.admitted.approvers } }
       : best
-        ? { best: { change: best.change, approvers: best.approvers } }
-        : {}),
+        ? { best: { change: best.change, approvers: best.approvers, ...(best.missing.length > 0 ? { missing: best.missing } : {}) } }
+        : rule.groups.length > 0
+          ? { missing: rule.groups.map(({ group, atLeast }) => ({ group, atLeast, have: 0 })) }
+          : {}),
   };
   return { facts, reports, rank };
 }

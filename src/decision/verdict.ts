@@ -7,6 +7,7 @@
 import type { Action, ChangeTarget, UnprotectState } from '../change/digest.ts';
 import type { OwnerName } from '../kubernetes/objects.ts';
 import type { RejectionCode } from './approval.ts';
+import type { MissingGroup } from './quorum.ts';
 
 /** Why an approval that verified did not count toward its change's quorum. */
 export type ExclusionCode = 'self' | 'requester' | 'duplicate' | 'other-change';
@@ -28,6 +29,8 @@ export interface ApprovalReport {
   readonly copyOf?: string;
   /** For an approver already counted: the annotation where that approver counted. */
   readonly countedAt?: string;
+  /** With `countedAt`: counted there by the same approver key, whatever the sub. */
+  readonly sameKey?: boolean;
   /** For an approval of another change: the change the verdict is about, and whether it reached its quorum. */
   readonly verdictChange?: { readonly change: string; readonly admitted: boolean };
   /** When the request has several aspects: the one this token was judged for (where it counted, or came nearest). */
@@ -45,6 +48,8 @@ export interface AspectVerdict {
   /** The change that approved it, or the one closest to doing so; `approvers` are the approvals it found. */
   readonly change?: string;
   readonly approvers?: readonly string[];
+  /** Groups the quorum rule asks for that its approvals do not fill. */
+  readonly missing?: readonly MissingGroup[];
   /** Admitted by the break-glass token, not by a quorum. */
   readonly breakGlass?: true;
 }
@@ -78,6 +83,10 @@ export interface QuorumGrounds {
   readonly required: number;
   /** The user making the request, in the identity normal form: never an approver of it. */
   readonly user: string;
+  /** The user name as Kubernetes gave it, when the policy's identities mapped it onto `user`. */
+  readonly userFrom?: string;
+  /** The groups the quorum rule asks approvals from, with how many each. */
+  readonly groups?: readonly { readonly group: string; readonly atLeast: number }[];
   readonly cluster: string;
   /** How many distinct approval tokens are read at most. */
   readonly limit: number;
@@ -200,6 +209,7 @@ interface PlannedAspect {
 interface ChangeApprovers {
   readonly change: string;
   readonly approvers: readonly string[];
+  readonly missing?: readonly MissingGroup[];
 }
 
 /** One gated aspect as tallied: its binding and its quorum. */
@@ -212,13 +222,17 @@ export interface AspectFacts {
   readonly admitted?: ChangeApprovers;
   /** The best change short of the quorum. */
   readonly best?: ChangeApprovers;
+  /** Without any approval: every group the rule asks for. */
+  readonly missing?: readonly MissingGroup[];
 }
 
 export interface QuorumFacts {
   readonly target: ChangeTarget;
   readonly cluster: string;
   readonly required: number;
+  readonly groups?: QuorumGrounds['groups'];
   readonly user: string;
+  readonly userFrom?: string;
   readonly limit: number;
   readonly now: number;
   /** Every gated aspect of the request; admitted only when each reached its quorum. */
@@ -231,22 +245,33 @@ export interface QuorumFacts {
 function aspectVerdict(aspect: AspectFacts): AspectVerdict {
   const { action, digest, after, admitted, best } = aspect;
   const standing = admitted ?? best;
+  const missing = admitted ? undefined : (best?.missing ?? aspect.missing);
   return {
     action,
     digest,
     allowed: admitted !== undefined,
     ...(after ? { after } : {}),
     ...(standing ? { change: standing.change, approvers: standing.approvers } : {}),
+    ...(missing ? { missing } : {}),
   };
 }
 
 /** A request gated as several actions is admitted only when each aspect reached its own quorum. */
 export function quorumVerdict(facts: QuorumFacts): Verdict {
-  const { target, required, user, cluster, limit, now } = facts;
+  const { target, required, groups, user, userFrom, cluster, limit, now } = facts;
   const [only, ...more] = facts.aspects;
   const aspects = facts.aspects.map(aspectVerdict);
   const allowed = aspects.every((a) => a.allowed);
-  const grounds: Grounds = { kind: 'quorum', required, user, cluster, limit, now };
+  const grounds: Grounds = {
+    kind: 'quorum',
+    required,
+    ...(groups ? { groups } : {}),
+    user,
+    ...(userFrom !== undefined ? { userFrom } : {}),
+    cluster,
+    limit,
+    now,
+  };
   const owners = facts.owners ? { owners: facts.owners } : {};
   if (more.length > 0) return { allowed, action: actionLabel(aspects), target, aspects, approvals: facts.reports, grounds, ...owners };
   const standing = only.admitted ?? only.best;

@@ -65,9 +65,28 @@ export function internalError(detail: string): string {
   return `internal error (${detail})`;
 }
 
-/** The reason of a request whose user cannot be told apart from an approver. */
-export function invalidUser(username: string): string {
-  return `the requesting user ${quote(username)} is not a valid identity, so twokey cannot tell it apart from an approver`;
+/** The reason of a request whose user cannot be told apart from an approver: not an identity, or not one the policy's identities map. */
+export function unmappedUser(username: string, why: { readonly problem: string; readonly detail: string }): string {
+  if (why.problem === 'invalid') {
+    return `the requesting user ${quote(username)} is not a valid identity, so twokey cannot tell it apart from an approver`;
+  }
+  return `the requesting user ${quote(username)} ${why.detail}, so twokey cannot tell it apart from an approver (the policy's identities)`;
+}
+
+/** The user making the request as compared with approvers, and the name it was mapped from. */
+function userNamed(grounds: QuorumGrounds | undefined): string {
+  if (grounds === undefined) return '';
+  return grounds.userFrom === undefined ? quote(grounds.user) : `${quote(grounds.user)} (from ${quote(grounds.userFrom, 256)})`;
+}
+
+/** Groups still short of approvals, e.g. `1 approval from group "sre"`. */
+function missingGroups(missing: readonly { group: string; atLeast: number; have: number }[]): string {
+  return missing
+    .map(
+      ({ group, atLeast, have }) =>
+        `${atLeast - have} more approval${atLeast - have === 1 ? '' : 's'} from group ${quote(group)} (${have} of ${atLeast})`,
+    )
+    .join(', ');
 }
 
 /**
@@ -99,18 +118,21 @@ function audit(entries: Record<string, string | undefined>): Record<string, stri
 }
 
 /** How one approval fared, in a sentence. */
-function reportDetail(report: ApprovalReport, limit: number): string {
+function reportDetail(report: ApprovalReport, limit: number, grounds: QuorumGrounds | undefined): string {
   const approver = () => quote(report.approver ?? '');
   switch (report.code) {
     case undefined:
       return `approved by ${approver()} for ${quote(report.change ?? '')}`;
     case 'self':
-      return `approver ${approver()} is the user making this request`;
+      return grounds?.userFrom === undefined
+        ? `approver ${approver()} is the user making this request`
+        : `approver ${approver()} is the user making this request, ${userNamed(grounds)}, who cannot approve their own change`;
     case 'requester':
       return `approver ${approver()} requested change ${quote(report.change ?? '')}`;
     case 'duplicate':
-      return report.copyOf !== undefined
-        ? `the same token as ${report.copyOf}`
+      if (report.copyOf !== undefined) return `the same token as ${report.copyOf}`;
+      return report.sameKey
+        ? `countersigned with the approver key that countersigned ${report.countedAt}: one key is one person, whatever the sub`
         : `approver ${approver()} already counted (${report.countedAt})`;
     case 'other-change': {
       const decisive = report.verdictChange;
@@ -125,10 +147,12 @@ function reportDetail(report: ApprovalReport, limit: number): string {
 
 /** What an aspect's approvals came to, e.g. `1 of 2 required approvals (change "CHG1": "bob")`. */
 function found(aspect: AspectVerdict, required: number): string {
-  const { change, approvers = [] } = aspect;
-  return change !== undefined
-    ? `${approvers.length} of ${required} required approvals (change ${quote(change)}${approvers.length ? `: ${approvers.map((a) => quote(a)).join(', ')}` : ''})`
-    : `0 of ${required} required approvals`;
+  const { change, approvers = [], missing = [] } = aspect;
+  const count =
+    change !== undefined
+      ? `${approvers.length} of ${required} required approvals (change ${quote(change)}${approvers.length ? `: ${approvers.map((a) => quote(a)).join(', ')}` : ''})`
+      : `0 of ${required} required approvals`;
+  return missing.length > 0 ? `${count}; still missing: ${missingGroups(missing)}` : count;
 }
 
 /** What approvers should know about the object beyond its digest. */
@@ -185,7 +209,8 @@ function notesText(notes: readonly string[]): string {
 
 function whoMayApprove(grounds: QuorumGrounds): string {
   return (
-    `${grounds.required} approvals of one change id from distinct approvers who are neither ${quote(grounds.user)} (making this request) nor the change's requester, ` +
+    `${grounds.required} approvals of one change id from distinct approvers who are neither ${userNamed(grounds)} (making this request) nor the change's requester, ` +
+    (grounds.groups?.length ? `at least ${grounds.groups.map((g) => `${g.atLeast} from group ${quote(g.group)}`).join(' and ')}, ` : '') +
     `each signed by a trusted change system for cluster ${quote(grounds.cluster)}`
   );
 }
@@ -398,10 +423,11 @@ function warnModeWords(verdict: Verdict): Omit<VerdictWords, 'approvals'> {
 export function wordVerdict(verdict: Verdict): Decision {
   const { grounds } = verdict;
   const limit = grounds.kind === 'quorum' ? grounds.limit : 0;
+  const quorum = grounds.kind === 'quorum' ? grounds : undefined;
   const approvals =
     verdict.approvals.length === 0
       ? []
-      : verdict.approvals.map((report): WordedReport => ({ ...report, detail: reportDetail(report, limit) }));
+      : verdict.approvals.map((report): WordedReport => ({ ...report, detail: reportDetail(report, limit, quorum) }));
   let words: Omit<VerdictWords, 'approvals'>;
   switch (grounds.kind) {
     case 'not-gated':

@@ -5,6 +5,7 @@
 import { type CryptoKey, calculateJwkThumbprint, importJWK, type JWK } from 'jose';
 import { TwokeyError } from '../errors.ts';
 import { isJsonObject } from '../json.ts';
+import type { ApproverKeys } from './approvers.ts';
 import { VerifiedTokens } from './verified.ts';
 
 export interface TrustedKey {
@@ -12,6 +13,8 @@ export interface TrustedKey {
   readonly kid: string;
   /** The key imported once per JWS algorithm it may verify. */
   readonly byAlgorithm: ReadonlyMap<string, CryptoKey>;
+  /** Its RFC 7638 thumbprint: the same key under any kid. */
+  readonly thumbprint: string;
 }
 
 export interface IssuerKeySet {
@@ -37,17 +40,32 @@ function algorithmsFor(jwk: JWK): string[] {
   return [];
 }
 
-/**
- * Parses and imports an issuer's JWKS. Throws ERR_JWKS_INVALID when the document is malformed (the
- * last good set then stays in force). A well-formed set without a usable key is the issuer's word
- * that it trusts none: it is returned empty, so that emptying a JWKS revokes its keys.
- */
-export async function importJwks(issuer: string, document: unknown, source: string): Promise<IssuerKeySet> {
-  const invalid = (why: string) => new TwokeyError('ERR_JWKS_INVALID', `JWKS ${source} for issuer ${issuer}: ${why}`);
-  if (!isJsonObject(document) || !Array.isArray(document.keys)) throw invalid('not a JWKS (expected {"keys": [...]})');
+/** A JWKS entry checked as a public signing key: why it is unusable (skipped), or the algorithms to import it for. */
+function usableFor(entry: JWK, label: string, skipped: string[]): string[] {
+  if (entry.use !== undefined && entry.use !== 'sig') {
+    skipped.push(`${label}: use is ${JSON.stringify(entry.use)}, not "sig"`);
+    return [];
+  }
+  if (entry.key_ops !== undefined && !(Array.isArray(entry.key_ops) && entry.key_ops.includes('verify'))) {
+    skipped.push(`${label}: key_ops does not include "verify"`);
+    return [];
+  }
+  const candidates = algorithmsFor(entry).filter((alg) => entry.alg === undefined || entry.alg === alg);
+  if (candidates.length === 0) {
+    skipped.push(
+      `${label}: unsupported key type ${String(entry.kty)}${entry.crv ? `/${entry.crv}` : ''}${entry.alg ? ` for alg ${entry.alg}` : ''}`,
+    );
+  }
+  return candidates;
+}
 
-  const keys = new Map<string, TrustedKey>();
-  const thumbprints = new Set<string>();
+/** A JWKS document's keys as verification keys by kid: public only, a kid each, no kid twice. */
+export async function importKeys(
+  document: unknown,
+  invalid: (why: string) => Error,
+): Promise<{ keys: Map<string, { kid: string; byAlgorithm: Map<string, CryptoKey>; thumbprint: string }>; skipped: string[] }> {
+  if (!isJsonObject(document) || !Array.isArray(document.keys)) throw invalid('not a JWKS (expected {"keys": [...]})');
+  const keys = new Map<string, { kid: string; byAlgorithm: Map<string, CryptoKey>; thumbprint: string }>();
   const skipped: string[] = [];
   for (const [index, entry] of document.keys.entries()) {
     if (!isJsonObject(entry)) throw invalid(`keys[${index}] is not an object`);
@@ -57,27 +75,12 @@ export async function importJwks(issuer: string, document: unknown, source: stri
       throw invalid(`${label} holds private or secret key material; publish only public keys`);
     }
     if (typeof jwk.kid !== 'string' || jwk.kid === '') {
-      skipped.push(`${label}: no kid (approvals name their key by kid)`);
+      skipped.push(`${label}: no kid (signatures name their key by kid)`);
       continue;
     }
     if (keys.has(jwk.kid)) throw invalid(`kid ${JSON.stringify(jwk.kid)} appears twice`);
-    if (jwk.use !== undefined && jwk.use !== 'sig') {
-      skipped.push(`${label}: use is ${JSON.stringify(jwk.use)}, not "sig"`);
-      continue;
-    }
-    if (jwk.key_ops !== undefined && !(Array.isArray(jwk.key_ops) && jwk.key_ops.includes('verify'))) {
-      skipped.push(`${label}: key_ops does not include "verify"`);
-      continue;
-    }
-    const candidates = algorithmsFor(jwk).filter((alg) => jwk.alg === undefined || jwk.alg === alg);
-    if (candidates.length === 0) {
-      skipped.push(
-        `${label}: unsupported key type ${String(jwk.kty)}${jwk.crv ? `/${jwk.crv}` : ''}${jwk.alg ? ` for alg ${jwk.alg}` : ''}`,
-      );
-      continue;
-    }
     const byAlgorithm = new Map<string, CryptoKey>();
-    for (const alg of candidates) {
+    for (const alg of usableFor(jwk, label, skipped)) {
       try {
         const key = await importJWK({ ...jwk, ext: false }, alg);
         if (key instanceof Uint8Array) throw new Error('symmetric key');
@@ -86,12 +89,27 @@ export async function importJwks(issuer: string, document: unknown, source: stri
         skipped.push(`${label}: cannot be imported for ${alg} (${(error as Error).message})`);
       }
     }
-    if (byAlgorithm.size > 0) {
-      keys.set(jwk.kid, { issuer, kid: jwk.kid, byAlgorithm });
-      thumbprints.add(await calculateJwkThumbprint(jwk));
-    }
+    if (byAlgorithm.size > 0) keys.set(jwk.kid, { kid: jwk.kid, byAlgorithm, thumbprint: await calculateJwkThumbprint(jwk) });
   }
-  return { issuer, keys, skipped, fingerprint: JSON.stringify(document.keys), thumbprints };
+  return { keys, skipped };
+}
+
+/**
+ * Parses and imports an issuer's JWKS. Throws ERR_JWKS_INVALID when the document is malformed (the
+ * last good set then stays in force). A well-formed set without a usable key is the issuer's word
+ * that it trusts none: it is returned empty, so that emptying a JWKS revokes its keys.
+ */
+export async function importJwks(issuer: string, document: unknown, source: string): Promise<IssuerKeySet> {
+  const invalid = (why: string) => new TwokeyError('ERR_JWKS_INVALID', `JWKS ${source} for issuer ${issuer}: ${why}`);
+  const imported = await importKeys(document, invalid);
+  const keys = new Map([...imported.keys].map(([kid, key]) => [kid, { issuer, ...key }]));
+  return {
+    issuer,
+    keys,
+    skipped: imported.skipped,
+    fingerprint: JSON.stringify((document as { keys: unknown }).keys),
+    thumbprints: new Set([...keys.values()].map((key) => key.thumbprint)),
+  };
 }
 
 /**
@@ -114,9 +132,12 @@ export class KeyRing {
   readonly #issuers: ReadonlyMap<string, IssuerKeySet>;
   /** Tokens these keys have verified; a new key ring starts empty. */
   readonly verified = new VerifiedTokens();
+  /** The approvers' registered keys, for countersignatures (undefined: the policy has no registry). */
+  readonly approvers: ApproverKeys | undefined;
 
-  constructor(sets: Iterable<IssuerKeySet>) {
+  constructor(sets: Iterable<IssuerKeySet>, approvers?: ApproverKeys) {
     this.#issuers = new Map([...sets].map((set) => [set.issuer, set]));
+    this.approvers = approvers;
   }
 
   has(issuer: string): boolean {

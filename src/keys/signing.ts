@@ -1,20 +1,76 @@
 /**
- * The change system's side: issuer key pairs and approval tokens. twokey ships these so a change
- * system (or a person trying twokey) can mint approvals that the webhook accepts.
+ * The signing side: issuer and approver key pairs, approval tokens and countersignatures. twokey
+ * ships these so a change system, an approver (or a person trying twokey) can make what the
+ * webhook accepts. Signing goes through a JwsSigner, so the private key may live elsewhere (an
+ * HSM, a KMS, an agent: cli/signer.ts runs an external command).
  */
-import { randomUUID } from 'node:crypto';
-import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { constants, createPrivateKey, randomUUID, sign as signBytes } from 'node:crypto';
+import { calculateJwkThumbprint, exportJWK, flattenedVerify, generateKeyPair, importJWK, type JWK } from 'jose';
 import {
   APPROVAL_TYPE,
   approvalClaims,
   type Binding,
   BREAK_GLASS_TYPE,
   breakGlassClaims,
+  COUNTERSIGNATURE_TYPE,
   planApprovalClaims,
   type TokenClaimsInput,
 } from '../change/claims.ts';
 import { TwokeyError } from '../errors.ts';
 import { isJsonObject } from '../json.ts';
+import { generalJson, type ParsedToken } from '../token/jws.ts';
+
+/** Signs a JWS signing input, `BASE64URL(header).BASE64URL(payload)`, with the key `kid` for `alg`. */
+export interface JwsSigner {
+  readonly alg: string;
+  readonly kid: string;
+  sign(signingInput: string): Promise<Uint8Array>;
+}
+
+const HASH: Record<string, string> = { 256: 'sha256', 384: 'sha384', 512: 'sha512' };
+
+/** A signer holding a private JWK in this process. */
+export function localSigner(privateJwk: JWK): JwsSigner {
+  const alg = signingAlgorithm(privateJwk);
+  const key = createPrivateKey({ key: privateJwk as JWK & { kty: string }, format: 'jwk' });
+  const bits = /(\d+)$/.exec(alg)?.[1] ?? '';
+  return {
+    alg,
+    kid: privateJwk.kid as string,
+    sign: async (input) => {
+      const data = Buffer.from(input, 'ascii');
+      if (alg === 'EdDSA' || alg === 'Ed25519') return signBytes(null, data, key);
+      if (alg.startsWith('ES')) return signBytes(HASH[bits] ?? null, data, { key, dsaEncoding: 'ieee-p1363' });
+      if (alg.startsWith('PS'))
+        return signBytes(HASH[bits] ?? null, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(bits) / 8 });
+      return signBytes(HASH[bits] ?? null, data, key);
+    },
+  };
+}
+
+/** A base64url JSON segment. */
+const segment = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+
+/** Signs `header` over the payload segment with `signer`: the protected header and signature segments. */
+async function signSegment(payloadSegment: string, header: Record<string, unknown>, signer: JwsSigner) {
+  const protectedHeader = segment({ alg: signer.alg, ...header, kid: signer.kid });
+  const signature = Buffer.from(await signer.sign(`${protectedHeader}.${payloadSegment}`)).toString('base64url');
+  return { protectedHeader, signature };
+}
+
+/**
+ * Checks a signature a signer made against the public key it is meant to come from, so that a
+ * signer that answers garbage (or signs with another key) never makes a token that would not count.
+ */
+export async function assertVerifies(publicJwk: JWK, alg: string, protectedHeader: string, payloadSegment: string, signature: string) {
+  try {
+    await flattenedVerify({ protected: protectedHeader, payload: payloadSegment, signature }, await importJWK(publicJwk, alg), {
+      algorithms: [alg],
+    });
+  } catch {
+    throw new TwokeyError('ERR_KEY_INVALID', `the signature does not verify with the public key ${JSON.stringify(publicJwk.kid ?? '')}`);
+  }
+}
 
 export const KEYGEN_ALGORITHMS = ['EdDSA', 'ES256'] as const;
 export type KeygenAlgorithm = (typeof KEYGEN_ALGORITHMS)[number];
@@ -24,6 +80,7 @@ export interface IssuerKeyPair {
   readonly jwks: { keys: JWK[] };
 }
 
+/** A key pair: an issuer's (change system's), or an approver's for countersigning; the same kinds of key. */
 export async function generateIssuerKey(alg: KeygenAlgorithm, kid?: string): Promise<IssuerKeyPair> {
   const { privateKey, publicKey } = await generateKeyPair(alg, {
     extractable: true,
@@ -57,7 +114,9 @@ export function parsePrivateJwk(document: unknown, source: string): JWK {
 
 /** Who signs what token for which cluster, for whom, and for how long: what every token's minting takes. */
 export interface SigningRequest {
-  readonly privateJwk: JWK;
+  /** The issuer's private key, or a `signer` that holds it. */
+  readonly privateJwk?: JWK;
+  readonly signer?: JwsSigner;
   readonly issuer: string;
   readonly audience: string;
   readonly approver: string;
@@ -81,15 +140,6 @@ export interface PlanApprovalRequest extends SigningRequest {
   readonly entries: number;
 }
 
-/** Signs claims as a JWS of the given `typ` with the private key's own algorithm and kid. */
-async function sign(privateJwk: JWK, typ: string, claims: object): Promise<string> {
-  const alg = signingAlgorithm(privateJwk);
-  const key = await importJWK(privateJwk, alg);
-  return new CompactSign(new TextEncoder().encode(JSON.stringify(claims)))
-    .setProtectedHeader({ alg, typ, kid: privateJwk.kid as string })
-    .sign(key);
-}
-
 /** Who signs, for which cluster, for whom and when: issued now (or at `now`), with a fresh jti. */
 function tokenInput(request: SigningRequest): TokenClaimsInput {
   return {
@@ -103,14 +153,28 @@ function tokenInput(request: SigningRequest): TokenClaimsInput {
   };
 }
 
+/** The signer a request names, or a local one over its private key. */
+function signerOf(request: SigningRequest): JwsSigner {
+  if (request.signer !== undefined) return request.signer;
+  if (request.privateJwk !== undefined) return localSigner(request.privateJwk);
+  throw new TwokeyError('ERR_KEY_INVALID', 'a token needs a private key or a signer');
+}
+
+/** Signs claims as a compact JWS of the given `typ` with the request's signer (its algorithm and kid). */
+async function sign(request: SigningRequest, typ: string, claims: object): Promise<string> {
+  const payloadSegment = segment(claims);
+  const { protectedHeader, signature } = await signSegment(payloadSegment, { typ }, signerOf(request));
+  return `${protectedHeader}.${payloadSegment}.${signature}`;
+}
+
 export async function mintApproval(request: ApprovalRequest): Promise<string> {
   const claims = approvalClaims({ ...tokenInput(request), change: request.change, binding: request.binding });
-  return sign(request.privateJwk, APPROVAL_TYPE, claims);
+  return sign(request, APPROVAL_TYPE, claims);
 }
 
 export async function mintPlanApproval(request: PlanApprovalRequest): Promise<string> {
   const claims = planApprovalClaims({ ...tokenInput(request), change: request.change, plan: request.plan, entries: request.entries });
-  return sign(request.privateJwk, APPROVAL_TYPE, claims);
+  return sign(request, APPROVAL_TYPE, claims);
 }
 
 export interface BreakGlassRequest extends SigningRequest {
@@ -119,8 +183,32 @@ export interface BreakGlassRequest extends SigningRequest {
   readonly changes: readonly Binding[];
 }
 
-/** A break-glass token, signed with the break-glass issuer's key. */
+/** A break-glass token, signed with the break-glass issuer's key (or a signer that holds it). */
 export async function mintBreakGlass(request: BreakGlassRequest): Promise<string> {
   const claims = breakGlassClaims({ ...tokenInput(request), incident: request.incident, changes: request.changes });
-  return sign(request.privateJwk, BREAK_GLASS_TYPE, claims);
+  return sign(request, BREAK_GLASS_TYPE, claims);
+}
+
+/**
+ * An approver's countersignature of a token the change system issued: the same payload signed
+ * again with the approver's key under typ twokey-countersignature+jws, written as the JWS JSON
+ * General serialization with the change system's signature first. Only the shape is checked
+ * (one signature, a JSON payload): the webhook judges the rest, so a single approval and a plan
+ * approval are countersigned alike.
+ */
+export async function countersign(
+  token: ParsedToken,
+  signer: JwsSigner,
+): Promise<{ json: string; protectedHeader: string; signature: string }> {
+  if (token.signatures.length !== 1) {
+    throw new TwokeyError(
+      'ERR_TOKEN_INVALID',
+      `the token already carries ${token.signatures.length} signatures; countersign the token the change system issued`,
+    );
+  }
+  const payload = token.payload();
+  if (!payload.ok) throw new TwokeyError('ERR_TOKEN_INVALID', `the token's ${payload.detail}`);
+  const [issued] = token.signatures;
+  const counter = await signSegment(token.payloadSegment, { typ: COUNTERSIGNATURE_TYPE }, signer);
+  return { json: generalJson(token.payloadSegment, [issued, counter]), ...counter };
 }

@@ -1,5 +1,6 @@
 /**
- * Tokens whose signature has verified, remembered by their exact text so that a retried or
+ * Tokens whose signatures have verified, remembered by their exact text (the whole serialized
+ * value, every signature of a General token included) so that a retried or
  * re-sent approval is not parsed and verified again. Only what does not depend on time, policy or
  * the request is remembered (the decoded header and payload, and the key that verified them):
  * every claim is checked again on each use, so a remembered token is never used past its exp.
@@ -14,6 +15,8 @@ export interface VerifiedToken {
   readonly header: JsonObject;
   readonly payload: JsonObject;
   readonly key: CryptoKey;
+  /** The approver's key that verified its countersignature, when one was checked. */
+  readonly counterKey?: CryptoKey;
   /** The token's exp, for eviction. */
   readonly expiresAt: number;
 }

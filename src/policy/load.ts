@@ -9,7 +9,9 @@ import { parse as parseYaml } from 'yaml';
 import { TwokeyError } from '../errors.ts';
 import { normalizeIdentity } from '../identity.ts';
 import { isJsonObject } from '../json.ts';
+import { approvalRules, approversPolicy } from './approvers.ts';
 import { parseDuration } from './duration.ts';
+import { identityPolicy } from './identities.ts';
 import {
   BREAK_GLASS_MAX_TTL_LIMIT,
   type BreakGlassPolicy,
@@ -173,13 +175,21 @@ export function policyFromDocument(document: unknown, baseDir: string, source = 
     }
   }
 
+  const required = doc.approvals?.required ?? POLICY_DEFAULTS.required;
+  const identities = identityPolicy(doc.identities, problems);
+  const approvers = doc.approvers === undefined ? undefined : approversPolicy(doc.approvers, baseDir, problems);
+  const rules = approvalRules(doc.approvals?.rules, approvers, required, problems);
+  const countersign = doc.approvals?.countersign ?? false;
+  if (countersign && approvers === undefined) {
+    problems.push('approvals.countersign: needs an approvers registry (top-level approvers) holding the keys approvers countersign with');
+  }
   const breakGlass = doc.breakGlass ? breakGlassPolicy(doc.breakGlass, issuers, baseDir, problems) : undefined;
 
   if (problems.length > 0) throw invalid(problems);
   return {
     cluster: doc.cluster,
     issuers,
-    required: doc.approvals?.required ?? POLICY_DEFAULTS.required,
+    required,
     maxTtlSeconds,
     clockSkewSeconds,
     algorithms: new Set(doc.approvals?.algorithms ?? POLICY_DEFAULTS.algorithms),
@@ -190,6 +200,10 @@ export function policyFromDocument(document: unknown, baseDir: string, source = 
     ...(breakGlass ? { breakGlass } : {}),
     maxApprovalAnnotations: doc.limits?.maxApprovalAnnotations ?? POLICY_DEFAULTS.maxApprovalAnnotations,
     maxTokenBytes: doc.limits?.maxTokenBytes ?? POLICY_DEFAULTS.maxTokenBytes,
+    ...(identities ? { identities } : {}),
+    countersign,
+    ...(approvers ? { approvers } : {}),
+    approvalRules: rules,
   };
 }
 

@@ -1,6 +1,8 @@
 /**
  * The policy in force: the validated, normalised form of the policy file.
  */
+import type { ApprovalRule, ApproverPolicy } from './approvers.ts';
+import type { IdentityPolicy } from './identities.ts';
 import type { Mode } from './schema.ts';
 
 export interface IssuerPolicy {
@@ -39,6 +41,14 @@ export interface Policy {
   /** Approval annotations read per object; the rest are reported as not read. */
   readonly maxApprovalAnnotations: number;
   readonly maxTokenBytes: number;
+  /** Rules mapping the Kubernetes user onto an approver identity; undefined: the user name itself. */
+  readonly identities?: IdentityPolicy;
+  /** Approvals count only when countersigned by the approver's registered key. */
+  readonly countersign: boolean;
+  /** The approvers registry (keys and groups); undefined when the policy has none. */
+  readonly approvers?: readonly ApproverPolicy[];
+  /** Quorum rules by namespace, first match wins; none matching: `required` without groups. */
+  readonly approvalRules: readonly ApprovalRule[];
 }
 
 export const POLICY_DEFAULTS = {

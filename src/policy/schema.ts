@@ -3,6 +3,8 @@
  * rest of the code uses, and for the JSON Schema published with the chart.
  */
 import Type from 'typebox';
+import { ApprovalRuleSchema, ApproverSchema } from './approvers.ts';
+import { IdentitiesSchema } from './identities.ts';
 
 export const SIGNING_ALGORITHMS = [
   'EdDSA',
@@ -86,6 +88,10 @@ export const PolicySchema = Type.Object(
               uniqueItems: true,
             }),
           ),
+          countersign: Type.Optional(
+            Type.Boolean({ description: 'count only approvals the approver countersigned with a key of the approvers registry' }),
+          ),
+          rules: Type.Optional(Type.Array(ApprovalRuleSchema, { minItems: 1, maxItems: 100 })),
         },
         { additionalProperties: false },
       ),
@@ -102,6 +108,8 @@ export const PolicySchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    identities: Type.Optional(IdentitiesSchema),
+    approvers: Type.Optional(Type.Array(ApproverSchema, { minItems: 1, maxItems: 10000 })),
     mode: Type.Optional(Type.Enum([...MODES], { description: 'enforce (default) refuses; warn admits and reports what would be refused' })),
     warnNamespaces: Type.Optional(Type.Array(Name, { uniqueItems: true, description: 'namespaces in warn mode while mode is enforce' })),
     breakGlass: Type.Optional(BreakGlassSchema),

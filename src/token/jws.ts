@@ -53,11 +53,34 @@ export interface CompactJws {
 }
 
 /**
- * A JWS read from an annotation. Each variant has one payload and its signatures; the JSON General
- * serialization (several signatures over one payload) would join the compact one as a variant of
- * its own, told apart by `serialization`.
+ * A JWS in the JSON General serialization (RFC 7515 §7.2.1), as a JSON object string:
+ * `{"payload":…,"signatures":[{"protected":…,"signature":…},…]}`, one or two signatures over one
+ * payload. twokey reads the first as the change system's and the second as the approver's
+ * countersignature; which is which, and what each header must say, is for decision/approval.ts.
+ * Only protected headers: a signature with an unprotected `header` is malformed.
  */
-export type ParsedToken = CompactJws;
+export interface GeneralJws {
+  readonly ok: true;
+  readonly serialization: 'general';
+  /** The value as judged (trimmed): the whole JSON text, every signature included. Verified tokens are remembered by it. */
+  readonly text: string;
+  /** Its payload and every signature, as an encoder writes them: copies written otherwise are one token. */
+  readonly identity: string;
+  /** Whether the value is written exactly as twokey writes it (`generalJson`). */
+  readonly canonical: boolean;
+  readonly signatures: readonly [JwsSignature] | readonly [JwsSignature, JwsSignature];
+  readonly payloadSegment: string;
+  payload(): Decoded;
+}
+
+/** The most signatures a General token may carry: the change system's and the approver's. */
+export const MAX_SIGNATURES = 2;
+
+/**
+ * A JWS read from an annotation. Each variant has one payload and its signatures, told apart by
+ * `serialization`: compact (one signature) or the JSON General serialization (one or two).
+ */
+export type ParsedToken = CompactJws | GeneralJws;
 
 /** A parsed token (`ok: true`), or why the value is not one. */
 export type TokenParse = ParsedToken | TokenRejection;
@@ -142,11 +165,121 @@ class Compact implements CompactJws {
   }
 }
 
-/** Reads an annotation value as a compact JWS of at most `maxBytes` bytes. */
+/** The General serialization as twokey writes it: members in this order, no whitespace. */
+export function generalJson(
+  payload: string,
+  signatures: readonly { readonly protectedHeader: string; readonly signature: string }[],
+): string {
+  return JSON.stringify({ payload, signatures: signatures.map((s) => ({ protected: s.protectedHeader, signature: s.signature })) });
+}
+
+const canonicalSignature = (signature: string) =>
+  isCanonicalSegment(signature) ? signature : Buffer.from(signature, 'base64url').toString('base64url');
+
+class General implements GeneralJws {
+  readonly ok = true;
+  readonly serialization = 'general';
+  readonly text: string;
+  readonly identity: string;
+  readonly canonical: boolean;
+  readonly signatures: readonly [JwsSignature] | readonly [JwsSignature, JwsSignature];
+  readonly payloadSegment: string;
+  #payload: Decoded | undefined;
+
+  constructor(text: string, payloadSegment: string, signatures: readonly [JwsSignature] | readonly [JwsSignature, JwsSignature]) {
+    this.text = text;
+    this.payloadSegment = payloadSegment;
+    this.signatures = signatures;
+    this.identity = generalJson(
+      payloadSegment,
+      signatures.map((s) => ({ protectedHeader: s.protectedHeader, signature: canonicalSignature(s.signature) })),
+    );
+    this.canonical = this.identity === text;
+  }
+
+  payload(): Decoded {
+    this.#payload ??= decodeSegment(this.payloadSegment, 'payload');
+    return this.#payload;
+  }
+}
+
+/**
+ * The General form written exactly as twokey writes it, read without the strict parser: a text
+ * equal to the serialization of what JSON.parse found in it can hold no duplicate member, no other
+ * member and nothing else I-JSON forbids. Anything else takes the strict path.
+ */
+function canonicalGeneral(text: string): GeneralJws | undefined {
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isJsonObject(document) || typeof document.payload !== 'string' || !isSegment(document.payload)) return undefined;
+  const { signatures } = document;
+  if (!Array.isArray(signatures) || signatures.length === 0 || signatures.length > MAX_SIGNATURES) return undefined;
+  const read: JwsSignature[] = [];
+  for (const entry of signatures) {
+    if (!isJsonObject(entry)) return undefined;
+    const { protected: protectedHeader, signature } = entry;
+    if (typeof protectedHeader !== 'string' || !isSegment(protectedHeader) || typeof signature !== 'string' || !isSegment(signature)) {
+      return undefined;
+    }
+    read.push(new Signature(protectedHeader, signature));
+  }
+  const token = new General(text, document.payload, read as unknown as readonly [JwsSignature] | readonly [JwsSignature, JwsSignature]);
+  return token.canonical ? token : undefined;
+}
+
+/** Reads a JSON text as a JWS in the General serialization: strict I-JSON, only the members the form has. */
+function parseGeneral(text: string): TokenParse {
+  const canonical = canonicalGeneral(text);
+  if (canonical !== undefined) return canonical;
+  let document: unknown;
+  try {
+    document = decodeIJson(Buffer.from(text, 'utf8'));
+  } catch (error) {
+    if (error instanceof IJsonError) return rejection('not-ijson', `JSON serialization ${error.message} (tokens must be I-JSON)`);
+    throw error;
+  }
+  if (!isJsonObject(document)) return rejection('malformed', 'JSON serialization is not an object');
+  const extra = Object.keys(document).filter((name) => name !== 'payload' && name !== 'signatures');
+  if (extra.length > 0) {
+    return rejection(
+      'malformed',
+      `JSON serialization has members other than payload and signatures (${extra.slice(0, 3).join(', ')}); only the General form with protected headers is read`,
+    );
+  }
+  const { payload, signatures } = document;
+  if (typeof payload !== 'string' || !isSegment(payload)) return rejection('malformed', 'payload is not a base64url string');
+  if (!Array.isArray(signatures) || signatures.length === 0 || signatures.length > MAX_SIGNATURES) {
+    return rejection('malformed', `signatures must be a list of 1 to ${MAX_SIGNATURES} signatures`);
+  }
+  const read: JwsSignature[] = [];
+  for (const [index, entry] of signatures.entries()) {
+    if (!isJsonObject(entry)) return rejection('malformed', `signatures[${index}] is not an object`);
+    const members = Object.keys(entry).filter((name) => name !== 'protected' && name !== 'signature');
+    if (members.length > 0) {
+      return rejection(
+        'malformed',
+        `signatures[${index}] has ${members.includes('header') ? 'an unprotected header' : `member ${members[0]}`}; only protected and signature are read`,
+      );
+    }
+    const { protected: protectedHeader, signature } = entry;
+    if (typeof protectedHeader !== 'string' || !isSegment(protectedHeader) || typeof signature !== 'string' || !isSegment(signature)) {
+      return rejection('malformed', `signatures[${index}] needs a base64url protected header and signature`);
+    }
+    read.push(new Signature(protectedHeader, signature));
+  }
+  return new General(text, payload, read as unknown as readonly [JwsSignature] | readonly [JwsSignature, JwsSignature]);
+}
+
+/** Reads an annotation value as a JWS of at most `maxBytes` bytes: compact, or a JSON object in the General serialization. */
 export function parseToken(value: string, maxBytes: number): TokenParse {
   // Whitespace around a token (a YAML block scalar's newline) is not part of it.
   const text = value.trim();
   if (!withinSize(text, maxBytes)) return rejection('too-large', `token is larger than ${maxBytes} bytes`);
+  if (text.startsWith('{')) return parseGeneral(text);
   const segments = text.split('.');
   if (segments.length !== 3) return rejection('malformed', `has ${segments.length} segments, a compact JWS has 3`);
   const [header, payload, signature] = segments as [string, string, string];
@@ -156,8 +289,7 @@ export function parseToken(value: string, maxBytes: number): TokenParse {
   }
   let identity: string | undefined;
   if (signature !== '') {
-    const canonicalSignature = isCanonicalSegment(signature) ? signature : Buffer.from(signature, 'base64url').toString('base64url');
-    identity = `${header}.${payload}.${canonicalSignature}`;
+    identity = `${header}.${payload}.${canonicalSignature(signature)}`;
   }
   return new Compact(text, identity, identity === value, [header, payload, signature]);
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { mintApproval, parsePrivateJwk } from '../../src/keys/signing.ts';
-import { twokey } from '../support/cli.ts';
+import { approveArgs, twokey } from '../support/cli.ts';
 import { bindingFor } from '../support/world.ts';
 
 /** Sorted-key JSON: RFC 8785 for ASCII member names and integers, written independently of src. */
@@ -36,7 +36,7 @@ afterAll(async () => {
 });
 
 describe('help and usage', () => {
-  it.each(['serve', 'keygen', 'digest', 'approve', 'check', 'demo'])('%s --help exits 0', async (command) => {
+  it.each(['serve', 'keygen', 'digest', 'approve', 'countersign', 'check', 'demo'])('%s --help exits 0', async (command) => {
     const result = await twokey([command, '--help']);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`Usage: twokey ${command}`);
@@ -197,22 +197,7 @@ describe('the change system flow: keygen, digest, approve, check', () => {
   });
 
   async function approve(approver: string, extra: string[] = []): Promise<string> {
-    const result = await twokey([
-      'approve',
-      '--private-key',
-      path('private.jwk.json'),
-      '--issuer',
-      'https://change.example.com',
-      '--audience',
-      'prod-eu-1',
-      '--approver',
-      approver,
-      '--change',
-      'CHG0031337',
-      '-f',
-      'examples/deployment.yaml',
-      ...extra,
-    ]);
+    const result = await twokey([...approveArgs(['--private-key', path('private.jwk.json')], approver, 'CHG0031337'), ...extra]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
     return result.stdout.trim();

@@ -10,7 +10,7 @@ import type { JsonObject } from '../../src/json.ts';
 import type { RunningServer } from '../../src/server/serve.ts';
 import { twokey as runTwokey } from '../support/cli.ts';
 import { applyDefaults, FakeKube } from '../support/fake-kube.ts';
-import { SERVICE_NAME, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';
+import { policyYaml, SERVICE_NAME, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';
 import { approve, bindingFor, deployment, type Issuer, makeIssuer, withAnnotations } from '../support/world.ts';
 
 let kube: FakeKube;
@@ -306,6 +306,29 @@ describe('twokey scan', () => {
     kube.putObject(withAnnotations(stored, await approvalsAt(changedAt + 7200)));
     rows = JSON.parse((await twokey('scan', '--config', files.policy, '-o', 'json')).stdout) as Array<Record<string, unknown>>;
     expect(rows.find((r) => r.name === 'timed')).toMatchObject({ status: 'unapproved' });
+  });
+});
+
+describe('twokey scan with identities rules', () => {
+  it('judges as no user in particular: rules that refuse an unmapped user do not make every workload unjudgeable', async () => {
+    const stored = kube.putObject(deployment({ name: 'mapped', namespace: 'payments' }));
+    const created = Date.parse((stored.metadata as JsonObject).creationTimestamp as string) / 1000;
+    const approvals = Object.fromEntries(
+      await Promise.all(
+        ['bob', 'carol'].map(async (name) => [
+          `approval.twokey.dev/${name}`,
+          await approve(issuer, 'deploy', stored, { approver: `${name}@example.com`, now: created - 60 }),
+        ]),
+      ),
+    );
+    kube.putObject(withAnnotations(stored, approvals));
+    await files.writePolicy(policyYaml(issuer.issuer, 'identities:\n  rules:\n    - stripPrefix: "oidc:"\n'));
+    try {
+      const rows = JSON.parse((await twokey('scan', '--config', files.policy, '-o', 'json')).stdout) as Array<Record<string, unknown>>;
+      expect(rows.find((r) => r.name === 'mapped')).toMatchObject({ status: 'approved' });
+    } finally {
+      await files.writePolicy(policyYaml(issuer.issuer));
+    }
   });
 });
 

@@ -6,8 +6,21 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ConfigObserver, ConfigStore } from '../../src/config/store.ts';
+import { decide } from '../../src/decision/decide.ts';
+import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
+import type { Identity } from '../../src/identity.ts';
 import { eventually, policyYaml, type ServerFiles, serverFiles } from '../support/files.ts';
-import { type Issuer, makeIssuer } from '../support/world.ts';
+import {
+  approve,
+  countersigned,
+  deployment,
+  type Issuer,
+  makeApprover,
+  makeIssuer,
+  NOW,
+  request,
+  withAnnotations,
+} from '../support/world.ts';
 
 let issuer: Issuer;
 let rotated: Issuer;
@@ -204,6 +217,81 @@ describe('JWKS URLs', () => {
   });
 });
 
+describe('key rotation with overlapping keys, and the approvers registry', () => {
+  const registry =
+    'approvals:\n  countersign: true\napprovers:\n  - identity: bob@example.com\n    jwksFile: bob.json\n  - identity: carol@example.com\n    jwksFile: carol.json\n';
+
+  async function rotationWorld() {
+    const { store, files, events } = await storeWithFiles();
+    const [bobOld, bobNew, carol] = await Promise.all([
+      makeApprover('bob@example.com', 'bob-1'),
+      makeApprover('bob@example.com', 'bob-2'),
+      makeApprover('carol@example.com'),
+    ]);
+    await writeFile(`${files.dir}/bob.json`, JSON.stringify({ keys: [...bobOld.jwks.keys, ...bobNew.jwks.keys] }));
+    await writeFile(`${files.dir}/carol.json`, JSON.stringify(carol.jwks));
+    await writeFile(files.jwks, JSON.stringify({ keys: [...issuer.jwks.keys, ...rotated.jwks.keys] }));
+    await files.writePolicy(policyYaml(issuer.issuer, registry));
+    await store.reloadNow();
+    await eventually(() => store.current()?.policy.countersign === true && store.current()?.keys.find(issuer.issuer, 'k2') !== undefined);
+    const judge = async (annotations: Record<string, string>) => {
+      const snapshot = store.current();
+      if (!snapshot) throw new Error('no snapshot');
+      return decide(request({ operation: 'CREATE', object: withAnnotations(deployment(), annotations) }), {
+        ...snapshot,
+        namespaces: NO_CLUSTER_VIEW,
+        forceCritical: false,
+        now: NOW,
+      });
+    };
+    return { store, files, events, bobOld, bobNew, carol, judge };
+  }
+
+  it('accepts tokens of the old issuer key and the old approver key while both are listed, and refuses them once removed', async () => {
+    const { store, files, bobOld, carol, judge } = await rotationWorld();
+    const api = deployment();
+    const oldIssuer = { ...issuer, issuer: issuer.issuer };
+    const bob = await countersigned(bobOld, await approve(oldIssuer, 'deploy', api, { approver: 'bob@example.com' }));
+    const carols = await countersigned(carol, await approve(rotated, 'deploy', api, { approver: 'carol@example.com' }));
+    const annotations = { 'approval.twokey.dev/bob': bob, 'approval.twokey.dev/carol': carols };
+    expect((await judge(annotations)).allowed).toBe(true);
+
+    // The approver's old key leaves the registry: the policy is loaded again with it.
+    await writeFile(`${files.dir}/bob.json`, JSON.stringify({ keys: (await makeApprover('bob@example.com', 'bob-2')).jwks.keys }));
+    await eventually(async () => (await judge(annotations)).allowed === false);
+    expect((await judge(annotations)).approvals[0]).toMatchObject({ code: 'countersignature' });
+
+    // The issuer's old key leaves its JWKS.
+    await writeFile(`${files.dir}/bob.json`, JSON.stringify(bobOld.jwks));
+    await eventually(async () => (await judge(annotations)).allowed === true);
+    await writeFile(files.jwks, JSON.stringify(rotated.jwks));
+    await eventually(() => store.current()?.keys.find(issuer.issuer, 'k1') === undefined);
+    expect((await judge(annotations)).approvals[0]).toMatchObject({ code: 'kid' });
+  });
+
+  it('keeps the last good policy when the registry names one key for two approvers, or an issuer key', async () => {
+    const { store, files, events, bobOld, carol } = await rotationWorld();
+    // What is in force, judged by what it holds (a reload of the same files may make new objects).
+    const carolsKeyInForce = () =>
+      store.current()?.keys.approvers?.find('carol@example.com' as Identity, 'carol@example.com-1')?.thumbprint;
+    const original = carolsKeyInForce();
+    expect(original).toBeDefined();
+    await writeFile(`${files.dir}/carol.json`, JSON.stringify(bobOld.jwks));
+    await eventually(() => events.some((e) => /one key is registered for "bob@example.com"/.test(e)));
+    expect(store.current()?.keys.approvers?.find('carol@example.com' as Identity, 'bob-1')).toBeUndefined();
+    expect(carolsKeyInForce()).toBe(original);
+    await writeFile(`${files.dir}/carol.json`, JSON.stringify(issuer.jwks));
+    await eventually(() => events.some((e) => /is also registered for approver "carol@example.com"/.test(e)));
+    expect(carolsKeyInForce()).toBe(original);
+    // A change system's JWKS that takes an approver's key is refused too; the last good set stays.
+    await writeFile(`${files.dir}/carol.json`, JSON.stringify(carol.jwks));
+    await writeFile(files.jwks, JSON.stringify({ keys: [...issuer.jwks.keys, ...bobOld.jwks.keys] }));
+    await eventually(() => events.some((e) => e.startsWith('jwks:error') && /also registered for approver "bob@example.com"/.test(e)));
+    expect(store.current()?.keys.find(issuer.issuer, 'bob-1')).toBeUndefined();
+    expect(store.current()?.keys.find(issuer.issuer, 'k2')).toBeDefined();
+  });
+});
+
 describe('the break-glass issuer', () => {
   const breakGlassYaml = (jwksFile: string, issuerName = 'https://break-glass.example.com') =>
     `breakGlass:\n  issuer: ${issuerName}\n  jwksFile: ${jwksFile}\n  maxTtl: 30m\n`;
@@ -243,6 +331,31 @@ describe('the break-glass issuer', () => {
     await eventually(() => events.some((e) => e.startsWith('jwks:error')));
     expect(events.find((e) => e.startsWith('jwks:error'))).toMatch(/shares a key/);
     expect(store.current()?.keys.find(glass.issuer, issuer.privateJwk.kid as string)).toBeUndefined();
+    expect(store.current()?.keys.find(glass.issuer, 'glass-1')).toBeDefined();
+  });
+
+  it('is refused, keeping the last good policy, when its key is also registered for an approver, and so is a later JWKS of its own', async () => {
+    const { store, files, events } = await storeWithFiles();
+    const glass = await makeIssuer('https://break-glass.example.com', 'EdDSA', 'glass-1');
+    const dave = await makeApprover('dave@example.com');
+    await writeFile(`${files.dir}/break-glass.json`, JSON.stringify(glass.jwks));
+    await writeFile(`${files.dir}/dave.json`, JSON.stringify(glass.jwks));
+    const registry = 'approvers:\n  - identity: dave@example.com\n    jwksFile: dave.json\n';
+    await files.writePolicy(policyYaml(issuer.issuer, `${breakGlassYaml('break-glass.json')}${registry}`));
+    await eventually(() => events.length > 0);
+    expect(events[0]).toMatch(
+      /^policy:error:.*key "glass-1" of issuer https:\/\/break-glass.example.com is also registered for approver "dave@example.com"/,
+    );
+    expect(store.current()?.policy.breakGlass).toBeUndefined();
+
+    // With keys of its own it loads; a later JWKS that takes the approver's key is refused, its last good keys kept.
+    // (The refused policy's files are not watched: the policy in force names none of them.)
+    await writeFile(`${files.dir}/dave.json`, JSON.stringify(dave.jwks));
+    await store.reloadNow();
+    await eventually(() => store.current()?.policy.breakGlass !== undefined);
+    await writeFile(`${files.dir}/break-glass.json`, JSON.stringify({ keys: [...glass.jwks.keys, ...dave.jwks.keys] }));
+    await eventually(() => events.some((e) => e.startsWith('jwks:error') && /also registered for approver "dave@example.com"/.test(e)));
+    expect(store.current()?.keys.find(glass.issuer, 'dave@example.com-1')).toBeUndefined();
     expect(store.current()?.keys.find(glass.issuer, 'glass-1')).toBeDefined();
   });
 

@@ -38,6 +38,12 @@ export async function twokey(args: readonly string[], options: { input?: string 
   return { code, stdout, stderr };
 }
 
+/** The arguments of `twokey approve` for examples/deployment.yaml, signed as `signWith` says (e.g. --private-key FILE). */
+export function approveArgs(signWith: readonly string[], approver: string, change: string, file = 'examples/deployment.yaml'): string[] {
+  const common = ['--issuer', 'https://change.example.com', '--audience', 'prod-eu-1', '--approver', approver];
+  return ['approve', ...signWith, ...common, '--change', change, '-f', file];
+}
+
 export function startCli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
   return spawn(process.execPath, [BIN, ...args], {
     cwd: options.cwd ?? ROOT,

@@ -8,13 +8,15 @@ import type { Binding } from '../../src/change/claims.ts';
 import { type Action, deploySpec, digestOf } from '../../src/change/digest.ts';
 import type { ConfigSnapshot } from '../../src/config/store.ts';
 import type { JsonObject } from '../../src/json.ts';
+import { assertNoSharedKeys, loadApproverKeys } from '../../src/keys/approvers.ts';
 import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
-import { generateIssuerKey, mintApproval, mintBreakGlass } from '../../src/keys/signing.ts';
+import { countersign, generateIssuerKey, localSigner, mintApproval, mintBreakGlass } from '../../src/keys/signing.ts';
 import { type AdmissionRequest, type AdmissionReviewWire, toAdmissionRequest } from '../../src/kubernetes/admission.ts';
 import { type OwnerIdentity, qualifiedResource, resourceForKind } from '../../src/kubernetes/objects.ts';
 import { buildAdmissionReview } from '../../src/kubernetes/review-builder.ts';
 import { policyFromDocument } from '../../src/policy/load.ts';
 import type { Policy } from '../../src/policy/policy.ts';
+import { parseToken } from '../../src/token/jws.ts';
 
 export const ISSUER = 'https://change.example.com';
 export const BREAK_GLASS_ISSUER = 'https://break-glass.example.com';
@@ -128,6 +130,11 @@ export function withAnnotations(object: JsonObject, annotations: Record<string, 
     ...annotations,
   };
   return copy;
+}
+
+/** Approval annotations for tokens by name: `approval.twokey.dev/<name>`. */
+export function approvalAnnotations(tokens: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(tokens).map(([name, token]) => [`approval.twokey.dev/${name}`, token]));
 }
 
 export function withLabels(object: JsonObject, labels: Record<string, string | undefined>): JsonObject {
@@ -246,6 +253,38 @@ export interface FixtureReview {
 
 export function fixture(name: string): FixtureReview {
   return JSON.parse(readFileSync(new URL(`../fixtures/admission/${name}`, import.meta.url), 'utf8'));
+}
+
+/** An approver with a countersigning key of their own. */
+export interface Approver {
+  readonly identity: string;
+  readonly privateJwk: JWK;
+  readonly jwks: { keys: JWK[] };
+}
+
+export async function makeApprover(identity: string, kid = `${identity}-1`, alg: 'EdDSA' | 'ES256' = 'EdDSA'): Promise<Approver> {
+  const pair = await generateIssuerKey(alg, kid);
+  return { identity, ...pair };
+}
+
+/** The registry entry of approvers, their keys written in the policy. */
+export function registryEntry(approver: Approver, groups: string[] = [], extraKeys: JWK[] = []) {
+  return { identity: approver.identity, jwks: { keys: [...approver.jwks.keys, ...extraKeys] }, groups };
+}
+
+/** A snapshot whose policy may hold an approvers registry, its keys loaded as the server loads them. */
+export async function makeRegistrySnapshot(issuers: Issuer[], policy: Policy): Promise<ConfigSnapshot> {
+  const sets = await Promise.all(issuers.map((i) => importJwks(i.issuer, i.jwks, 'test')));
+  const approvers = await loadApproverKeys(policy);
+  assertNoSharedKeys(approvers, sets);
+  return { policy, keys: new KeyRing(sets, approvers) };
+}
+
+/** The token countersigned by `approver` (their own key, or `key` when given), as twokey countersign prints it. */
+export async function countersigned(approver: Approver, token: string, key: JWK = approver.privateJwk): Promise<string> {
+  const parsed = parseToken(token, 1 << 20);
+  if (!parsed.ok) throw new Error(parsed.detail);
+  return (await countersign(parsed, localSigner(key))).json;
 }
 
 export interface BreakGlassOptions {

@@ -55,3 +55,45 @@ describe('parseToken', () => {
     expect(parsed.payload()).toEqual({ ok: false, code: 'malformed', detail: 'payload is not a JSON object' });
   });
 });
+
+describe('parseToken, JSON General serialization', () => {
+  const second = b64url(JSON.stringify({ alg: 'EdDSA', typ: 'twokey-countersignature+jws', kid: 'bob-1' }));
+  const signature = b64url(Buffer.alloc(64, 7));
+  const general = JSON.stringify({
+    payload,
+    signatures: [
+      { protected: header, signature },
+      { protected: second, signature },
+    ],
+  });
+
+  it('reads one payload and its signatures, and names the whole value as the token', () => {
+    const parsed = parseToken(`\n${general}\n`, 8192);
+    if (!parsed.ok) throw new Error(parsed.detail);
+    expect(parsed).toMatchObject({ serialization: 'general', text: general, identity: general, canonical: true, payloadSegment: payload });
+    expect(parsed.signatures.map((s) => s.protectedHeader)).toEqual([header, second]);
+    expect(parsed.signatures[1]?.header()).toMatchObject({ ok: true, value: { typ: 'twokey-countersignature+jws' } });
+  });
+
+  it.each([
+    ['an unprotected header', { payload, signatures: [{ protected: header, signature, header: { kid: 'x' } }] }, 'malformed'],
+    ['the flattened form', { payload, protected: header, signature }, 'malformed'],
+    ['three signatures', { payload, signatures: [1, 2, 3].map(() => ({ protected: header, signature })) }, 'malformed'],
+    ['no signature', { payload, signatures: [] }, 'malformed'],
+    ['a payload that is not base64url', { payload: 'a+b', signatures: [{ protected: header, signature }] }, 'malformed'],
+  ])('rejects %s', (_what, document, code) => {
+    expect(parseToken(JSON.stringify(document), 8192)).toMatchObject({ ok: false, code });
+  });
+
+  it('rejects duplicate members (I-JSON) and values over the size limit', () => {
+    const duplicate = `{"payload":"${payload}","payload":"${payload}","signatures":[{"protected":"${header}","signature":"${signature}"}]}`;
+    expect(parseToken(duplicate, 8192)).toMatchObject({ ok: false, code: 'not-ijson' });
+    expect(parseToken(general, 256)).toMatchObject({ ok: false, code: 'too-large' });
+  });
+
+  it('gives a copy written with other whitespace one identity, not canonical', () => {
+    const spaced = JSON.stringify(JSON.parse(general), null, 2);
+    const parsed = parseToken(spaced, 8192);
+    expect(parsed).toMatchObject({ ok: true, identity: general, canonical: false, text: spaced });
+  });
+});
