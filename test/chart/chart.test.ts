@@ -484,3 +484,32 @@ describe('warn mode and break-glass in the chart', () => {
     );
   });
 });
+
+describe('countersigning, approver groups and identities in the chart', () => {
+  const policyOf = (objects: JsonObject[]) =>
+    parsePolicy(at(policyConfigMap(objects), 'data', 'policy.yaml') as string, '/etc/twokey/policy');
+
+  it('leaves them off by default', () => {
+    const policy = policyOf(render());
+    expect(policy.countersign).toBe(false);
+    expect(policy.approvers).toBeUndefined();
+    expect(policy.identities).toBeUndefined();
+    expect(policy.approvalRules).toEqual([]);
+  });
+
+  it('writes the registry, the rules and the identity mapping into a policy twokey loads', () => {
+    const policy = policyOf(render({ valuesFile: join(CHART, 'ci', 'quorum-values.yaml') }));
+    expect(policy.countersign).toBe(true);
+    expect(policy.approvers?.map((a) => [a.identity, a.groups])).toEqual([
+      ['bob@example.com', ['sre']],
+      ['carol@example.com', []],
+    ]);
+    expect(policy.approvalRules).toMatchObject([{ namespaces: ['payments'], required: 2, groups: [{ group: 'sre', atLeast: 1 }] }]);
+    expect(policy.identities?.unmapped).toBe('refuse');
+    expect(policy.identities?.rules.map((r) => r.map('oidc:alice@example.com'))).toEqual(['alice@example.com']);
+  });
+
+  it('refuses an approver without keys', () => {
+    expect(() => render({ set: ['policy.approvers[0].identity=bob@example.com'] })).toThrow(/jwks/);
+  });
+});
