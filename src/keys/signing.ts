@@ -8,11 +8,13 @@ import { constants, createPrivateKey, randomUUID, sign as signBytes } from 'node
 import { calculateJwkThumbprint, exportJWK, flattenedVerify, generateKeyPair, importJWK, type JWK } from 'jose';
 import {
   APPROVAL_TYPE,
+  type ApprovalClaimsInput,
   approvalClaims,
   type Binding,
   BREAK_GLASS_TYPE,
   breakGlassClaims,
   COUNTERSIGNATURE_TYPE,
+  type PlanApprovalClaimsInput,
   planApprovalClaims,
   type TokenClaimsInput,
 } from '../change/claims.ts';
@@ -126,19 +128,11 @@ export interface SigningRequest {
   readonly now?: number;
 }
 
-export interface ApprovalRequest extends SigningRequest {
-  readonly change: string;
-  readonly binding: Binding;
-}
+/** An approval of one object: the change id and its binding. */
+export type ApprovalRequest = SigningRequest & Pick<ApprovalClaimsInput, 'change' | 'binding'>;
 
-/** An approval of every entry of a plan: one token per approver for the whole change. */
-export interface PlanApprovalRequest extends SigningRequest {
-  readonly change: string;
-  /** The plan's digest (the tree head of its entries, src/plan/entries.ts). */
-  readonly plan: string;
-  /** How many entries the plan holds. */
-  readonly entries: number;
-}
+/** An approval of every entry of a plan (its digest and size): one token per approver for the whole change. */
+export type PlanApprovalRequest = SigningRequest & Pick<PlanApprovalClaimsInput, 'change' | 'plan' | 'entries'>;
 
 /** Who signs, for which cluster, for whom and when: issued now (or at `now`), with a fresh jti. */
 function tokenInput(request: SigningRequest): TokenClaimsInput {

@@ -251,17 +251,11 @@ describe('an external signer', () => {
     const carol = await twokey(planArgs('carol@example.com', ['--private-key', path('change.jwk.json')]));
     expect(carol.code, carol.stderr).toBe(0);
     await mkdir(path('plan-approvals'));
+    const attachPlan = () =>
+      twokey(['attach', '--approvals', path('plan-approvals'), '--plan', path('plan.json'), '-f', 'examples/deployment.yaml']);
     await writeFile(path('plan-approvals/bob.json'), await countersignedBy('bob', bob.stdout.trim()));
     await writeFile(path('plan-approvals/carol.json'), await countersignedBy('carol', carol.stdout.trim()));
-    const attached = await twokey([
-      'attach',
-      '--approvals',
-      path('plan-approvals'),
-      '--plan',
-      path('plan.json'),
-      '-f',
-      'examples/deployment.yaml',
-    ]);
+    const attached = await attachPlan();
     expect(attached.code, attached.stderr).toBe(0);
     await writeFile(path('plan-attached.yaml'), attached.stdout);
     const admitted = await check('countersign.yaml', path('plan-attached.yaml'), 'alice');
@@ -269,15 +263,7 @@ describe('an external signer', () => {
     // The same plan approvals without their countersignatures do not count in countersign mode.
     await writeFile(path('plan-approvals/bob.json'), bob.stdout);
     await writeFile(path('plan-approvals/carol.json'), carol.stdout);
-    const bare = await twokey([
-      'attach',
-      '--approvals',
-      path('plan-approvals'),
-      '--plan',
-      path('plan.json'),
-      '-f',
-      'examples/deployment.yaml',
-    ]);
+    const bare = await attachPlan();
     await writeFile(path('plan-bare.yaml'), bare.stdout);
     const refused = await check('countersign.yaml', path('plan-bare.yaml'), 'alice');
     expect(refused.code).toBe(1);
