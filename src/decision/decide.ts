@@ -37,6 +37,8 @@ import {
   plannedVerdict,
   quorumVerdict,
   type Verdict,
+  type WarnScope,
+  warnedUnmappedUser,
   warnedVerdict,
   withBreakGlass,
 } from './verdict.ts';
@@ -85,11 +87,13 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
   const { target, aspects } = gate;
   const user = mapUser(ctx.policy.identities, request.user.username);
   if (!user.ok) {
-    return cannotJudgeVerdict(unmappedUser(request.user.username, user), {
+    const refused = cannotJudgeVerdict(unmappedUser(request.user.username, user), {
       action: actionLabel(aspects),
       target,
       ...(aspects.length === 1 ? { digest: aspects[0].digest } : {}),
     });
+    // Invalid or ambiguous names stay refused in warn mode too.
+    return user.problem === 'unmapped' ? warnedUnmappedUser(refused, warnScopeOf(ctx.policy, target)) : refused;
   }
 
   // A dry run stores nothing: with the plan marker it is admitted, each aspect's digest told.
@@ -126,9 +130,12 @@ async function judge(request: AdmissionRequest, ctx: DecisionContext): Promise<V
     const breakGlass = await judgeBreakGlassAnnotation(gate.approvalsFrom, verdict, target, user, ctx);
     if (breakGlass) verdict = withBreakGlass(verdict, breakGlass);
   }
-  // Warn mode is the policy's alone (its mode, or its list of namespaces): never an object's or a namespace's.
-  const scope = warnScope(ctx.policy, target.resource === 'namespaces' ? target.name : target.namespace);
-  return scope === undefined ? verdict : warnedVerdict(verdict, scope);
+  return warnedVerdict(verdict, warnScopeOf(ctx.policy, target));
+}
+
+/** Warn mode is the policy's alone (its mode, or its list of namespaces): never an object's or a namespace's. */
+function warnScopeOf(policy: DecisionContext['policy'], target: ChangeTarget): WarnScope | undefined {
+  return warnScope(policy, target.resource === 'namespaces' ? target.name : target.namespace);
 }
 
 /**

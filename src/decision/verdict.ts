@@ -74,7 +74,7 @@ export interface BreakGlassReport {
 export type WarnScope = 'policy' | 'namespace';
 
 /** Why a request admitted in warn mode would have been refused; a metrics label. */
-export type WouldRefuseReason = 'no-approvals' | 'too-few-approvals' | 'break-glass-not-counted';
+export type WouldRefuseReason = 'no-approvals' | 'too-few-approvals' | 'break-glass-not-counted' | 'unmapped-user';
 
 /** A verdict judged by the two-person rule: what the approvals were counted against. */
 export interface QuorumGrounds {
@@ -139,6 +139,7 @@ export interface Verdict {
 
 /** Why a verdict admitted in warn mode would have been refused. */
 export function wouldRefuseReason(verdict: Verdict): WouldRefuseReason {
+  if (verdict.grounds.kind === 'cannot-judge') return 'unmapped-user';
   if (verdict.breakGlass?.status === 'not-counted') return 'break-glass-not-counted';
   return verdict.aspects.some((a) => (a.approvers?.length ?? 0) > 0) ? 'too-few-approvals' : 'no-approvals';
 }
@@ -151,8 +152,19 @@ export function withBreakGlass(verdict: Verdict, report: BreakGlassReport): Verd
 }
 
 /** A refusal judged by its quorum, admitted in warn mode; the aspects keep what was missing. */
-export function warnedVerdict(verdict: Verdict, scope: WarnScope): Verdict {
-  return verdict.allowed || verdict.grounds.kind !== 'quorum' ? verdict : { ...verdict, allowed: true, wouldRefuse: scope };
+/** The verdict in warn mode (`scope` undefined: enforce): a quorum short of approvals is admitted and reported. */
+export function warnedVerdict(verdict: Verdict, scope: WarnScope | undefined): Verdict {
+  return scope === undefined || verdict.allowed || verdict.grounds.kind !== 'quorum'
+    ? verdict
+    : { ...verdict, allowed: true, wouldRefuse: scope };
+}
+
+/**
+ * A user no identity rule maps, in warn mode: admitted and reported, since warn mode is where identity
+ * rules are rolled out and this is the policy's gap, not an unreadable request. Only for that refusal.
+ */
+export function warnedUnmappedUser(refused: Verdict, scope: WarnScope | undefined): Verdict {
+  return scope === undefined ? refused : { ...refused, allowed: true, wouldRefuse: scope };
 }
 
 /** The verdict as it stands in enforce mode: what warn mode admitted, refused. */

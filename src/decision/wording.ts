@@ -434,6 +434,10 @@ export function wordVerdict(verdict: Verdict): Decision {
       words = { summary: `not gated: ${grounds.why}`, warnings: [], auditAnnotations: {} };
       break;
     case 'cannot-judge': {
+      if (verdict.wouldRefuse !== undefined) {
+        words = warnModeWords(verdict);
+        break;
+      }
       const what = verdict.target
         ? `cannot judge the ${describeTarget(verdict.action ?? '', verdict.target)}`
         : 'cannot judge this request';

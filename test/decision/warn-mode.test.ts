@@ -130,3 +130,27 @@ describe('warn mode', () => {
     expect([...parsePolicy(`${minimal}warnNamespaces: [a, b]\n`, '/').warnNamespaces]).toEqual(['a', 'b']);
   });
 });
+
+describe('warn mode and identity rules', () => {
+  const identities = { rules: [{ stripPrefix: 'oidc:' }] };
+
+  it('admits and reports a user no rule maps, so that rolling out identity rules finds the names they miss', async () => {
+    const enforced = await judge({ identities }, api, 'system:serviceaccount:ci:agent');
+    expect(enforced.allowed).toBe(false);
+    expect(enforced.message).toMatch(/system:serviceaccount:ci:agent/);
+    const verdict = await judge({ identities, mode: 'warn' }, api, 'system:serviceaccount:ci:agent');
+    expect(verdict.allowed).toBe(true);
+    expect(verdict.wouldRefuse).toBe('policy');
+    expect(verdict.warnings.join('\n')).toMatch(/^twokey \(warn mode\): would refuse: .*system:serviceaccount:ci:agent/);
+    expect(verdict.auditAnnotations['would-refuse']).toBe(
+      (wordVerdict(enforcedVerdict(verdict)).message as string).replace(/^twokey: /, ''),
+    );
+    expect(wouldRefuseReason(verdict)).toBe('unmapped-user');
+  });
+
+  it('still refuses a user rules map to two identities, or to none that is valid', async () => {
+    const ambiguous = { rules: [{ stripPrefix: 'oidc:' }, { exact: { 'oidc:alice@example.com': 'bob@example.com' } }] };
+    expect((await judge({ identities: ambiguous, mode: 'warn' }, api, 'oidc:alice@example.com')).allowed).toBe(false);
+    expect((await judge({ identities, mode: 'warn' }, api, 'oidc:')).allowed).toBe(false);
+  });
+});
