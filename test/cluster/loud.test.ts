@@ -19,6 +19,7 @@ import { twokey } from '../support/cli.ts';
 import { FakeKube } from '../support/fake-kube.ts';
 import { endpointOf, eventually, policyYaml, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';
 import { captureLog } from '../support/log.ts';
+import { rawToken } from '../support/tokens.ts';
 import {
   admissionReview,
   approve,
@@ -213,6 +214,35 @@ describe('break-glass', () => {
       approvers: ['bob@example.com', 'carol@example.com'],
     });
     expect((await row(created + 2 * 86400))?.detail).toMatch(/; reviewed: CHG-REVIEW approved by bob@example.com, carol@example.com$/);
+  });
+
+  it('is not reviewed by approvals issued before the token, whatever issue time another annotation claims', async () => {
+    const created = Date.parse('2026-11-28T03:00:00Z') / 1000;
+    const base = deployment({ name: 'stale-review' });
+    (base.metadata as JsonObject).creationTimestamp = '2026-11-28T03:00:00Z';
+    const stored = kube.putObject(base);
+    const token = await breakGlass(glass, [bindingFor('deploy', stored)], {
+      approver: 'dave@example.com',
+      incident: 'INC-10',
+      now: created - 1200,
+      ttlSeconds: 1800,
+    });
+    // Approvals of this very state, issued an hour before the incident: expired when it was applied
+    // (so the token let it through), still valid for a while after the token was issued.
+    const before = created - 3900;
+    const stale = {
+      'approval.twokey.dev/bob': await approve(issuer, 'deploy', stored, { approver: 'bob@example.com', now: before }),
+      'approval.twokey.dev/carol': await approve(issuer, 'deploy', stored, { approver: 'carol@example.com', now: before }),
+    };
+    // An unsigned token whose claimed issue time falls in the window, to set the scan's clock.
+    const clock = rawToken(issuer, { payload: { iat: created - 1000 }, signWith: { kind: 'none' } });
+    const row = async (now: number) => (await scan(now)).find((r) => r.name === 'stale-review');
+
+    kube.putObject(withAnnotations(stored, { [BG]: token, ...stale }));
+    expect(await row(created + 3600)).toMatchObject({ status: 'break-glass', incident: 'INC-10' });
+    kube.putObject(withAnnotations(stored, { [BG]: token, ...stale, 'approval.twokey.dev/clock': clock }));
+    expect(await row(created + 3600)).toMatchObject({ status: 'break-glass', incident: 'INC-10' });
+    expect(await row(created + 2 * 86400)).toMatchObject({ status: 'break-glass-overdue' });
   });
 
   it('is told by twokey check, offline, as the webhook tells it', async () => {
