@@ -106,8 +106,10 @@ export class EventRecorder {
     const namespace = isNamespace ? '' : request.namespace;
     const eventNamespace = namespace || 'default';
     const reason = eventReason(verdict);
-    // One decision: the same aspects bound to the same digests, approved by the same changes.
+    // One decision: the same aspects bound to the same digests, approved by the same changes, or let
+    // through by the same incident's approver (each break-glass is an Event that names its own).
     const aspects = verdict.aspects.map((a) => `${a.action} ${a.digest} ${a.change ?? ''}`);
+    const glass = reason === 'BreakGlass' ? [verdict.breakGlass?.incident ?? '', verdict.breakGlass?.approver ?? ''] : [];
     const key = [
       reason,
       request.resource.resource,
@@ -116,6 +118,7 @@ export class EventRecorder {
       verdict.action ?? '',
       verdict.digest ?? '',
       ...aspects,
+      ...glass,
       request.user.username,
     ].join('\u0000');
 

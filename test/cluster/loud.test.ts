@@ -166,6 +166,26 @@ describe('break-glass', () => {
     expect(line).toMatchObject({ level: 50, name: 'glass-api', incident: 'INC-123', approver: 'dave@example.com', user: 'alice' });
   });
 
+  it('records each incident and approver in an Event of its own, however soon another break-glass of the same change follows', async () => {
+    const object = deployment({ name: 'twice-glass' });
+    const admit = async (incident: string, approver: string) => {
+      const token = await breakGlass(glass, [bindingFor('deploy', object)], { approver, incident, now: Date.now() / 1000 });
+      const outcome = await call({ operation: 'CREATE', object: withAnnotations(object, { [BG]: token }), user: 'alice' });
+      expect(outcome.kind).toBe('allowed');
+    };
+    await admit('INC-1', 'dave@example.com');
+    await eventually(() => eventsFor('twice-glass').length === 1);
+    await admit('INC-2', 'erin@example.com');
+    await eventually(() => eventsFor('twice-glass').length === 2);
+    const messages = eventsFor('twice-glass').map((e) => String(e.message));
+    expect(messages.some((m) => m.includes('incident "INC-1" by "dave@example.com"'))).toBe(true);
+    expect(messages.some((m) => m.includes('incident "INC-2" by "erin@example.com"'))).toBe(true);
+    // The same token again is the same decision: its Event's count grows.
+    await admit('INC-2', 'erin@example.com');
+    await eventually(() => eventsFor('twice-glass').some((e) => e.count === 2));
+    expect(eventsFor('twice-glass')).toHaveLength(2);
+  });
+
   it('is refused, saying why, for the user who approved it', async () => {
     const object = deployment({ name: 'self-glass' });
     const token = await breakGlass(glass, [bindingFor('deploy', object)], { approver: 'alice', now: Date.now() / 1000 });
