@@ -1,8 +1,9 @@
 /**
  * Kubernetes Events about decisions, so `kubectl describe` and `kubectl get events` show who was
  * refused and which change was admitted by whom. Events never delay an answer: they are queued
- * after the response is sent, the queue is bounded (overflow is dropped and counted), repeats of
- * the same decision are folded into one Event's count, and dry runs make none.
+ * after the response is sent, the queue is bounded (overflow is dropped and counted, break-glass and
+ * warn mode's Events last), repeats of the same decision are folded into one Event's count, and dry
+ * runs make none.
  */
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
@@ -66,6 +67,12 @@ export function eventReason(verdict: Verdict): 'ChangeRefused' | 'ChangeApproved
   if (verdict.wouldRefuse !== undefined) return 'WouldRefuse';
   if (!verdict.allowed) return 'ChangeRefused';
   return verdict.breakGlass?.status === 'counted' ? 'BreakGlass' : 'ChangeApproved';
+}
+
+/** How much a queued Event matters when the queue is full: a break-glass admission most, then warn mode's. */
+function rank(task: Task): number {
+  if (task.kind !== 'create') return 0;
+  return task.event.reason === 'BreakGlass' ? 2 : task.event.reason === 'WouldRefuse' ? 1 : 0;
 }
 
 export class EventRecorder {
@@ -185,9 +192,13 @@ export class EventRecorder {
 
   #enqueue(task: Task): void {
     if (this.#queue.length >= this.#options.queueLimit) {
+      // Break-glass and warn mode's Events are the loud trail: a flood of refusals anyone can provoke
+      // must not crowd them out. The oldest queued write of a lower rank gives way; else the newcomer.
+      const evicted = this.#queue.findIndex((queued) => rank(queued) < rank(task));
+      const dropped = evicted >= 0 ? (this.#queue.splice(evicted, 1)[0] as Task) : task;
       this.#options.metrics?.events.inc({ result: 'dropped' });
-      if (task.kind === 'create') this.#seen.delete(task.key);
-      return;
+      if (dropped.kind === 'create') this.#seen.delete(dropped.key);
+      if (dropped === task) return;
     }
     this.#queue.push(task);
     this.#draining ??= this.#drain().finally(() => {
