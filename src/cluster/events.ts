@@ -1,8 +1,9 @@
 /**
  * Kubernetes Events about decisions, so `kubectl describe` and `kubectl get events` show who was
  * refused and which change was admitted by whom. Events never delay an answer: they are queued
- * after the response is sent, the queue is bounded (overflow is dropped and counted), repeats of
- * the same decision are folded into one Event's count, and dry runs make none.
+ * after the response is sent, the queue is bounded (overflow is dropped and counted, break-glass and
+ * warn mode's Events last), repeats of the same decision are folded into one Event's count, and dry
+ * runs make none.
  */
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
@@ -68,6 +69,12 @@ export function eventReason(verdict: Verdict): 'ChangeRefused' | 'ChangeApproved
   return verdict.breakGlass?.status === 'counted' ? 'BreakGlass' : 'ChangeApproved';
 }
 
+/** How much a queued Event matters when the queue is full: a break-glass admission most, then warn mode's. */
+function rank(task: Task): number {
+  if (task.kind !== 'create') return 0;
+  return task.event.reason === 'BreakGlass' ? 2 : task.event.reason === 'WouldRefuse' ? 1 : 0;
+}
+
 export class EventRecorder {
   readonly #rest: KubeRest;
   readonly #options: Required<Omit<EventRecorderOptions, 'metrics'>> & { metrics?: TwokeyMetrics };
@@ -106,8 +113,10 @@ export class EventRecorder {
     const namespace = isNamespace ? '' : request.namespace;
     const eventNamespace = namespace || 'default';
     const reason = eventReason(verdict);
-    // One decision: the same aspects bound to the same digests, approved by the same changes.
+    // One decision: the same aspects bound to the same digests, approved by the same changes, or let
+    // through by the same incident's approver (each break-glass is an Event that names its own).
     const aspects = verdict.aspects.map((a) => `${a.action} ${a.digest} ${a.change ?? ''}`);
+    const glass = reason === 'BreakGlass' ? [verdict.breakGlass?.incident ?? '', verdict.breakGlass?.approver ?? ''] : [];
     const key = [
       reason,
       request.resource.resource,
@@ -116,6 +125,7 @@ export class EventRecorder {
       verdict.action ?? '',
       verdict.digest ?? '',
       ...aspects,
+      ...glass,
       request.user.username,
     ].join('\u0000');
 
@@ -182,9 +192,13 @@ export class EventRecorder {
 
   #enqueue(task: Task): void {
     if (this.#queue.length >= this.#options.queueLimit) {
+      // Break-glass and warn mode's Events are the loud trail: a flood of refusals anyone can provoke
+      // must not crowd them out. The oldest queued write of a lower rank gives way; else the newcomer.
+      const evicted = this.#queue.findIndex((queued) => rank(queued) < rank(task));
+      const dropped = evicted >= 0 ? (this.#queue.splice(evicted, 1)[0] as Task) : task;
       this.#options.metrics?.events.inc({ result: 'dropped' });
-      if (task.kind === 'create') this.#seen.delete(task.key);
-      return;
+      if (dropped.kind === 'create') this.#seen.delete(dropped.key);
+      if (dropped === task) return;
     }
     this.#queue.push(task);
     this.#draining ??= this.#drain().finally(() => {

@@ -103,28 +103,34 @@ function lookAlikeOf(labels: Readonly<Record<string, string>>, kind: string): Lo
   return value === undefined ? undefined : { value, kind };
 }
 
-/** The issue time of each approval on the object, read without verifying: only to choose the clocks to judge at. */
-function approvalTimes(object: JsonObject, maxBytes: number): number[] {
-  return approvalAnnotations(readMeta(object)).flatMap(({ value }) => {
+/** The claimed issue time of each approval annotation on the object, read without verifying (undefined when none can be read). */
+function approvalTimes(object: JsonObject, maxBytes: number): Array<{ key: string; iat: number | undefined }> {
+  return approvalAnnotations(readMeta(object)).map(({ key, value }) => {
     const token = parseToken(value, maxBytes);
     const payload = token.ok ? token.payload() : undefined;
     const iat = payload?.ok ? payload.value.iat : undefined;
-    return typeof iat === 'number' && Number.isFinite(iat) ? [iat] : [];
+    return { key, iat: typeof iat === 'number' && Number.isFinite(iat) ? iat : undefined };
   });
 }
 
 /**
  * Whether two ordinary approvals of the workload's current state followed the break-glass token
- * within the review window: judged without the token, at the issue time of the latest approval
- * issued in the window (each approval verified then, the signature included), else at the end of the window.
+ * within the review window: judged without the token and with only the approvals that say they were
+ * issued in the window (a counted approval's signature vouches for that), at the issue time of the
+ * latest of them, else at the end of the window. An approval issued before the token is no review
+ * of what it let through, however long it stays valid.
  */
 async function reviewOf(object: JsonObject, report: BreakGlassReport, snapshot: ConfigSnapshot, now: number): Promise<Decision> {
   const from = report.issuedAt ?? 0;
   const until = Math.min(now, report.reviewBy ?? 0);
-  const times = approvalTimes(object, snapshot.policy.maxTokenBytes).filter((t) => t >= from && t <= until);
   const without = structuredClone(object);
   const annotations = (without.metadata as JsonObject).annotations as JsonObject;
   delete annotations[BREAK_GLASS_ANNOTATION];
+  const times: number[] = [];
+  for (const { key, iat } of approvalTimes(object, snapshot.policy.maxTokenBytes)) {
+    if (iat !== undefined && iat >= from && iat <= until) times.push(iat);
+    else delete annotations[key];
+  }
   return decide(toAdmissionRequest(buildAdmissionReview({ operation: 'CREATE', object: without, username: SCAN_USER })), {
     ...snapshot,
     policy: { ...snapshot.policy, mode: 'enforce', warnNamespaces: new Set() },

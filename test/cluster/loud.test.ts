@@ -19,6 +19,7 @@ import { twokey } from '../support/cli.ts';
 import { FakeKube } from '../support/fake-kube.ts';
 import { endpointOf, eventually, policyYaml, type ServerFiles, serveFiles, serverFiles } from '../support/files.ts';
 import { captureLog } from '../support/log.ts';
+import { rawToken } from '../support/tokens.ts';
 import {
   admissionReview,
   approve,
@@ -165,6 +166,26 @@ describe('break-glass', () => {
     expect(line).toMatchObject({ level: 50, name: 'glass-api', incident: 'INC-123', approver: 'dave@example.com', user: 'alice' });
   });
 
+  it('records each incident and approver in an Event of its own, however soon another break-glass of the same change follows', async () => {
+    const object = deployment({ name: 'twice-glass' });
+    const admit = async (incident: string, approver: string) => {
+      const token = await breakGlass(glass, [bindingFor('deploy', object)], { approver, incident, now: Date.now() / 1000 });
+      const outcome = await call({ operation: 'CREATE', object: withAnnotations(object, { [BG]: token }), user: 'alice' });
+      expect(outcome.kind).toBe('allowed');
+    };
+    await admit('INC-1', 'dave@example.com');
+    await eventually(() => eventsFor('twice-glass').length === 1);
+    await admit('INC-2', 'erin@example.com');
+    await eventually(() => eventsFor('twice-glass').length === 2);
+    const messages = eventsFor('twice-glass').map((e) => String(e.message));
+    expect(messages.some((m) => m.includes('incident "INC-1" by "dave@example.com"'))).toBe(true);
+    expect(messages.some((m) => m.includes('incident "INC-2" by "erin@example.com"'))).toBe(true);
+    // The same token again is the same decision: its Event's count grows.
+    await admit('INC-2', 'erin@example.com');
+    await eventually(() => eventsFor('twice-glass').some((e) => e.count === 2));
+    expect(eventsFor('twice-glass')).toHaveLength(2);
+  });
+
   it('is refused, saying why, for the user who approved it', async () => {
     const object = deployment({ name: 'self-glass' });
     const token = await breakGlass(glass, [bindingFor('deploy', object)], { approver: 'alice', now: Date.now() / 1000 });
@@ -213,6 +234,35 @@ describe('break-glass', () => {
       approvers: ['bob@example.com', 'carol@example.com'],
     });
     expect((await row(created + 2 * 86400))?.detail).toMatch(/; reviewed: CHG-REVIEW approved by bob@example.com, carol@example.com$/);
+  });
+
+  it('is not reviewed by approvals issued before the token, whatever issue time another annotation claims', async () => {
+    const created = Date.parse('2026-11-28T03:00:00Z') / 1000;
+    const base = deployment({ name: 'stale-review' });
+    (base.metadata as JsonObject).creationTimestamp = '2026-11-28T03:00:00Z';
+    const stored = kube.putObject(base);
+    const token = await breakGlass(glass, [bindingFor('deploy', stored)], {
+      approver: 'dave@example.com',
+      incident: 'INC-10',
+      now: created - 1200,
+      ttlSeconds: 1800,
+    });
+    // Approvals of this very state, issued an hour before the incident: expired when it was applied
+    // (so the token let it through), still valid for a while after the token was issued.
+    const before = created - 3900;
+    const stale = {
+      'approval.twokey.dev/bob': await approve(issuer, 'deploy', stored, { approver: 'bob@example.com', now: before }),
+      'approval.twokey.dev/carol': await approve(issuer, 'deploy', stored, { approver: 'carol@example.com', now: before }),
+    };
+    // An unsigned token whose claimed issue time falls in the window, to set the scan's clock.
+    const clock = rawToken(issuer, { payload: { iat: created - 1000 }, signWith: { kind: 'none' } });
+    const row = async (now: number) => (await scan(now)).find((r) => r.name === 'stale-review');
+
+    kube.putObject(withAnnotations(stored, { [BG]: token, ...stale }));
+    expect(await row(created + 3600)).toMatchObject({ status: 'break-glass', incident: 'INC-10' });
+    kube.putObject(withAnnotations(stored, { [BG]: token, ...stale, 'approval.twokey.dev/clock': clock }));
+    expect(await row(created + 3600)).toMatchObject({ status: 'break-glass', incident: 'INC-10' });
+    expect(await row(created + 2 * 86400)).toMatchObject({ status: 'break-glass-overdue' });
   });
 
   it('is told by twokey check, offline, as the webhook tells it', async () => {
