@@ -201,7 +201,7 @@ export const reviews: FastifyPluginCallback<ReviewsOptions> = (app, options, don
         'admission decision',
       );
       // Warn mode and break-glass are loud: a line of their own, at warn and error level.
-      const loud = {
+      const loud = () => ({
         uid: admission.uid,
         user: admission.user.username,
         resource: qualifiedResource(admission.resource),
@@ -209,18 +209,18 @@ export const reviews: FastifyPluginCallback<ReviewsOptions> = (app, options, don
         name: objectName(admission) || undefined,
         dryRun: admission.dryRun,
         action: decision.action,
-      };
+      });
       if (decision.wouldRefuse !== undefined) {
         const reason = wouldRefuseReason(decision);
         metrics.wouldRefuse.inc({ action: decision.action ?? 'none', reason, dry_run: String(admission.dryRun) });
         request.log.warn(
-          { ...loud, mode: 'warn', scope: decision.wouldRefuse, reason, summary: decision.summary },
+          { ...loud(), mode: 'warn', scope: decision.wouldRefuse, reason, summary: decision.summary },
           'would refuse (warn mode)',
         );
       } else if (decision.allowed && decision.breakGlass?.status === 'counted') {
         const { incident, approver, issuedAt, reviewBy } = decision.breakGlass;
         metrics.breakGlass.inc({ action: decision.action ?? 'none', dry_run: String(admission.dryRun) });
-        request.log.error({ ...loud, incident, approver, issuedAt, reviewBy, summary: decision.summary }, 'break-glass admission');
+        request.log.error({ ...loud(), incident, approver, issuedAt, reviewBy, summary: decision.summary }, 'break-glass admission');
       }
       if (options.onDecision) {
         const notify = options.onDecision;
