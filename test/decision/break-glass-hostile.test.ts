@@ -9,17 +9,16 @@ import { decide } from '../../src/decision/decide.ts';
 import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { Decision } from '../../src/decision/wording.ts';
 import type { JsonObject } from '../../src/json.ts';
-import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
+import type { KeyRing } from '../../src/keys/jwks.ts';
 import { claims, rawToken } from '../support/tokens.ts';
 import {
   approve,
-  BREAK_GLASS_ISSUER,
   BREAK_GLASS_POLICY,
   bindingFor,
   breakGlass,
   deployment,
   type Issuer,
-  makeIssuer,
+  makeBreakGlassIssuers,
   makePolicy,
   NOW,
   request,
@@ -35,9 +34,7 @@ const api = deployment();
 const BG = 'twokey.dev/break-glass';
 
 beforeAll(async () => {
-  issuer = await makeIssuer();
-  glass = await makeIssuer(BREAK_GLASS_ISSUER, 'EdDSA', 'glass-1');
-  keys = new KeyRing(await Promise.all([importJwks(issuer.issuer, issuer.jwks, 'test'), importJwks(glass.issuer, glass.jwks, 'test')]));
+  ({ issuer, glass, keys } = await makeBreakGlassIssuers());
 });
 
 const ctx = (overrides: Record<string, unknown> = {}) => ({

@@ -314,3 +314,19 @@ export async function breakGlass(signer: Issuer, changes: Binding[], options: Br
 
 /** A policy document's break-glass section for the break-glass issuer. */
 export const BREAK_GLASS_POLICY = { issuer: BREAK_GLASS_ISSUER, jwksFile: 'break-glass.json' };
+
+/** An ordinary issuer and the break-glass issuer, and the key ring that trusts both. */
+export interface BreakGlassIssuers {
+  readonly issuer: Issuer;
+  readonly glass: Issuer;
+  readonly keys: KeyRing;
+}
+
+export async function makeBreakGlassIssuers(): Promise<BreakGlassIssuers> {
+  const issuer = await makeIssuer();
+  const glass = await makeIssuer(BREAK_GLASS_ISSUER, 'EdDSA', 'glass-1');
+  const keys = new KeyRing(
+    await Promise.all([importJwks(issuer.issuer, issuer.jwks, 'test'), importJwks(glass.issuer, glass.jwks, 'test')]),
+  );
+  return { issuer, glass, keys };
+}
