@@ -5,7 +5,7 @@
  * incident with the break-glass key.
  */
 import { type Command, Option } from 'commander';
-import type { Binding } from '../change/claims.ts';
+import { type Binding, BREAK_GLASS_MAX_ENTRIES } from '../change/claims.ts';
 import { ACTIONS, type Action } from '../change/digest.ts';
 import { TwokeyError } from '../errors.ts';
 import { normalizeIdentity } from '../identity.ts';
@@ -53,7 +53,10 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
     )
     .option('--incident <id>', 'with --break-glass: the incident id, e.g. INC-123')
     .option('-f, --file <file>', 'manifest holding the one object approved (with --break-glass, each object let through), or - for stdin')
-    .option('--plan <file>', 'approve every entry of this plan (twokey plan -o json) with one token, instead of one object')
+    .option(
+      '--plan <file>',
+      'approve every entry of this plan (twokey plan -o json) with one token, instead of one object; with --break-glass, let its entries through',
+    )
     .addOption(new Option('--action <action>', 'what is approved (default: deploy; delete for Namespaces)').choices(ACTIONS))
     .option(
       '--digest <digest>',
@@ -75,8 +78,6 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
       if (flags.plan !== undefined && (flags.file !== undefined || flags.action !== undefined || flags.digest !== undefined)) {
         throw usageError('--plan approves the whole plan: give no -f, --action or --digest with it');
       }
-      if (flags.plan !== undefined && flags.breakGlass)
-        throw usageError('--break-glass names the objects in -f FILE; give no --plan with it');
       if (flags.plan === undefined && flags.file === undefined) throw usageError('give -f FILE (one object) or --plan FILE (a plan)');
       if (flags.breakGlass) {
         if (flags.change !== undefined) throw usageError('--change is for approvals; a break-glass token names --incident');
@@ -102,11 +103,24 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
         ttlSeconds: flags.ttl,
         ...(flags.requester !== undefined ? { requester: flags.requester } : {}),
       };
+      const fileDigests = 'its digests are of the files as written and may lack server defaults';
       if (flags.plan !== undefined) {
         const plan = await readPlanFile(flags.plan);
+        if (flags.breakGlass) {
+          // The plan's entries are the exact changes, digests from the cluster's dry run included.
+          if (plan.entries.length > BREAK_GLASS_MAX_ENTRIES) {
+            throw usageError(`a break-glass token names at most ${BREAK_GLASS_MAX_ENTRIES} changes; the plan holds ${plan.entries.length}`);
+          }
+          const changes = plan.entries.map(
+            ({ action, resource, namespace, name, digest }): Binding => ({ action, resource, namespace, name, digest }),
+          );
+          out(await mintBreakGlass({ ...signing, incident: flags.incident as string, changes }));
+          if (plan.source === 'files') err(`note: this plan was made without --server; ${fileDigests}`);
+          return;
+        }
         out(await mintPlanApproval({ ...signing, change: flags.change as string, plan: plan.digest, entries: plan.entries.length }));
         if (plan.source === 'files') {
-          err('note: this plan was made from the files as written (twokey plan without --server); its digests may lack server defaults');
+          err(`note: this plan was made without --server; ${fileDigests}`);
         }
         return;
       }
@@ -121,6 +135,9 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
           return { action, ...targetOf(m), digest: flags.digest ?? objectDigest(m, action) };
         });
         out(await mintBreakGlass({ ...signing, incident: flags.incident as string, changes }));
+        if (flags.digest === undefined) {
+          err(`note: ${fileDigests}; take the digest from the refusal (--digest) or the objects from twokey plan --server (--plan)`);
+        }
         return;
       }
       if (objects.length !== 1) {

@@ -449,5 +449,9 @@ function checkBreakGlassClaims(payload: JsonObject, ctx: ApprovalContext, expect
  * approvals.countersign says. Never throws on bad input.
  */
 export function judgeBreakGlass(parsed: TokenParse, expected: readonly Binding[], ctx: ApprovalContext): Promise<BreakGlassOutcome> {
+  // One signature, the break-glass issuer's, and no second one to be read past (README, "Break-glass").
+  if (parsed.ok && parsed.serialization !== 'compact') {
+    return Promise.resolve({ ok: false, code: 'malformed', detail: 'a break-glass token is a compact JWS, not the JSON form' });
+  }
   return judgeToken(parsed, ctx, BREAK_GLASS_TYPE, false, (payload) => checkBreakGlassClaims(payload, ctx, expected));
 }

@@ -137,3 +137,37 @@ describe('twokey approve --break-glass', () => {
     expect(result.stderr).toContain('is also an ordinary issuer');
   });
 });
+
+describe('twokey approve --break-glass with the digests that count', () => {
+  it('says that digests of a file as written may not be the server-side ones', async () => {
+    const minted = await mint('glass.jwk.json', ['--incident', 'INC-7', '-f', 'examples/deployment.yaml']);
+    expect(minted.code, minted.stderr).toBe(0);
+    expect(minted.stderr).toContain('note: its digests are of the files as written');
+    const exact = await mint('glass.jwk.json', [
+      '--incident',
+      'INC-7',
+      '-f',
+      'examples/deployment.yaml',
+      '--digest',
+      `sha256:${'0'.repeat(64)}`,
+    ]);
+    expect(exact.stderr).toBe('');
+  });
+
+  it('lets through exactly the entries of a plan with --plan', async () => {
+    const plan = await twokey(['plan', '-f', 'examples/deployment.yaml', '-o', 'json']);
+    expect(plan.code, plan.stderr).toBe(0);
+    await writeFile(path('plan.json'), plan.stdout);
+    const minted = await mint('glass.jwk.json', ['--incident', 'INC-8', '--plan', path('plan.json')]);
+    expect(minted.code, minted.stderr).toBe(0);
+    const [, payload] = minted.stdout.trim().split('.') as [string, string];
+    const entries = (JSON.parse(plan.stdout) as { entries: unknown[] }).entries;
+    expect(JSON.parse(Buffer.from(payload, 'base64url').toString()).twokeyBreakGlass).toMatchObject({
+      incident: 'INC-8',
+      changes: entries,
+    });
+    const result = await check(await annotated(minted.stdout.trim(), 'api-plan-glass.json'));
+    expect(result.code, result.stdout).toBe(0);
+    expect(result.stdout).toContain('BREAK-GLASS');
+  });
+});

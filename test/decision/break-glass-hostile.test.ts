@@ -67,6 +67,15 @@ describe('a break-glass token names one change exactly', () => {
     expect(verdict).toMatchObject({ allowed: true, breakGlass: { status: 'counted' } });
   });
 
+  it('is not counted in the JSON form approvals may take, whatever signatures it carries', async () => {
+    const [header, payload, signature] = rawToken(glass, { header: glassHeader, payload: glassClaims() }).split('.');
+    const general = JSON.stringify({ payload, signatures: [{ protected: header, signature }] });
+    const verdict = await create(api, { [BG]: general });
+    expect(verdict.allowed).toBe(false);
+    expect(verdict.breakGlass).toMatchObject({ status: 'not-counted', code: 'malformed' });
+    expect(verdict.message).toMatch(/a break-glass token is a compact JWS/);
+  });
+
   it.each([
     ['another namespace', { namespace: 'checkout' }],
     ['another resource', { resource: 'statefulsets.apps' }],
