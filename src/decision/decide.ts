@@ -271,7 +271,13 @@ async function judgeAspect(
     digest,
     ...(aspect.after ? { after: aspect.after } : {}),
     ...(quorum.admitted
-      ? { admitted: { change: quorum.admitted.change, approvers: quorum.admitted.approvers } }
+      ? {
+          admitted: {
+            change: quorum.admitted.change,
+            approvers: quorum.admitted.approvers,
+            ...(quorum.admitted.plans.length > 0 ? { plans: quorum.admitted.plans } : {}),
+          },
+        }
       : best
         ? { best: { change: best.change, approvers: best.approvers, ...(best.missing.length > 0 ? { missing: best.missing } : {}) } }
         : rule.groups.length > 0

@@ -39,6 +39,8 @@ export interface ChangeTally {
   readonly requesters: readonly Identity[];
   /** The rule's groups still short of members among the approvers. */
   readonly missing: readonly MissingGroup[];
+  /** The plans (their digests) the counted approvals approve; none for approvals of one object. */
+  readonly plans: readonly string[];
 }
 
 export interface QuorumResult {
@@ -67,6 +69,7 @@ export function tallyQuorum(candidates: readonly Candidate[], isUser: (approver:
     const requesters = [...new Set(list.flatMap((c) => (c.approval.requester ? [c.approval.requester] : [])))];
     const counted = new Map<Identity, string>();
     const keys = new Map<string, string>();
+    const plans = new Set<string>();
     for (const { key, approval } of list) {
       const sameKey = approval.approverKey === undefined ? undefined : keys.get(approval.approverKey);
       if (isUser(approval.approver)) standing.set(key, { status: 'self', change });
@@ -77,6 +80,7 @@ export function tallyQuorum(candidates: readonly Candidate[], isUser: (approver:
         standing.set(key, { status: 'duplicate', change, of: sameKey, sameKey: true });
       } else {
         counted.set(approval.approver, key);
+        if (approval.plan !== undefined) plans.add(approval.plan);
         if (approval.approverKey !== undefined) keys.set(approval.approverKey, key);
         standing.set(key, { status: 'counted', change });
       }
@@ -86,7 +90,7 @@ export function tallyQuorum(candidates: readonly Candidate[], isUser: (approver:
       const have = approvers.filter((a) => members.has(a)).length;
       return have >= atLeast ? [] : [{ group, atLeast, have }];
     });
-    tallies.push({ change, approvers, requesters, missing });
+    tallies.push({ change, approvers, requesters, missing, plans: [...plans] });
   }
 
   // Best first: a met quorum, then the most approvers, then the fewest groups missing.

@@ -48,6 +48,8 @@ export interface AspectVerdict {
   /** The change that approved it, or the one closest to doing so; `approvers` are the approvals it found. */
   readonly change?: string;
   readonly approvers?: readonly string[];
+  /** When plan approvals admitted it: the plans (their digests) they approve, for the trail. */
+  readonly plans?: readonly string[];
   /** Groups the quorum rule asks for that its approvals do not fill. */
   readonly missing?: readonly MissingGroup[];
   /** Admitted by the break-glass token, not by a quorum. */
@@ -222,6 +224,8 @@ interface ChangeApprovers {
   readonly change: string;
   readonly approvers: readonly string[];
   readonly missing?: readonly MissingGroup[];
+  /** The plans whose approvals admitted it. */
+  readonly plans?: readonly string[];
 }
 
 /** One gated aspect as tallied: its binding and its quorum. */
@@ -264,6 +268,7 @@ function aspectVerdict(aspect: AspectFacts): AspectVerdict {
     allowed: admitted !== undefined,
     ...(after ? { after } : {}),
     ...(standing ? { change: standing.change, approvers: standing.approvers } : {}),
+    ...(admitted?.plans ? { plans: admitted.plans } : {}),
     ...(missing ? { missing } : {}),
   };
 }

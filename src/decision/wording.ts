@@ -256,6 +256,7 @@ function quorumWords(verdict: Verdict, grounds: QuorumGrounds, approvals: readon
           change: only.change,
           approvers: only.approvers?.join(','),
           digest: only.digest,
+          plan: only.plans?.join(','),
         }),
       };
     }
@@ -284,6 +285,7 @@ function quorumWords(verdict: Verdict, grounds: QuorumGrounds, approvals: readon
       [`${a.action}-digest`, a.digest],
       ...(a.change !== undefined ? [[`${a.action}-change`, a.change]] : []),
       ...(a.allowed ? [[`${a.action}-approvers`, a.approvers?.join(',')]] : []),
+      ...(a.plans ? [[`${a.action}-plan`, a.plans.join(',')]] : []),
     ]),
   );
   if (verdict.allowed) {

@@ -190,6 +190,7 @@ export const reviews: FastifyPluginCallback<ReviewsOptions> = (app, options, don
           change: decision.change,
           approvers: decision.approvers,
           digest: decision.digest,
+          plan: decision.aspects.length === 1 ? decision.aspects[0]?.plans?.join(',') : undefined,
           mode: decision.wouldRefuse !== undefined ? 'warn' : undefined,
           breakGlass: decision.breakGlass
             ? { status: decision.breakGlass.status, code: decision.breakGlass.code, incident: decision.breakGlass.incident }

@@ -91,6 +91,8 @@ describe('plan approvals', () => {
       expect(verdict.message).toBeUndefined();
       expect(verdict.allowed).toBe(true);
       expect(verdict.approvers).toEqual(['bob@example.com', 'carol@example.com']);
+      // The trail names the plan that let the object through, beside the change id and the approvers.
+      expect(verdict.auditAnnotations).toMatchObject({ change: 'CHG0031337', plan: PLAN.digest });
     }
   });
 
@@ -101,6 +103,7 @@ describe('plan approvals', () => {
       [KEY]: proofsOf(api),
     });
     expect(verdict.allowed).toBe(true);
+    expect(verdict.auditAnnotations.plan).toBe(PLAN.digest);
   });
 
   it('keeps every other rule: not the user, not expired, one approver counted once', async () => {
