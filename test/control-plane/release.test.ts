@@ -40,11 +40,20 @@ beforeAll(async () => {
   expect(installed.code, installed.stderr).toBe(0);
 });
 
-/** Renders the chart for `ns`, plans it against the cluster and has bob and carol approve the plan once each. */
-async function planAndApprove(ns: string, name: string): Promise<{ rendered: string; planFile: string; approvals: string }> {
+/**
+ * Renders the chart for `ns`, plans it against the cluster as `fieldManager` will apply it and has
+ * bob and carol approve the plan once each.
+ */
+async function planAndApprove(
+  ns: string,
+  name: string,
+  fieldManager = 'helm',
+): Promise<{ rendered: string; planFile: string; approvals: string }> {
   const rendered = await helm(['template', 'shop', CHART, '-n', ns], { env });
   expect(rendered.code, rendered.stderr).toBe(0);
-  const plan = await twokey(['plan', '--server', '-n', ns, '--field-manager', 'helm', '-f', '-', '-o', 'json'], { input: rendered.stdout });
+  const plan = await twokey(['plan', '--server', '-n', ns, '--field-manager', fieldManager, '-f', '-', '-o', 'json'], {
+    input: rendered.stdout,
+  });
   expect(plan.code, plan.stderr).toBe(0);
   const document = JSON.parse(plan.stdout) as {
     source: string;
@@ -134,14 +143,42 @@ describe('a release of six critical Deployments through the Helm plugin', () => 
 });
 
 describe('the same release as a plain pipe', () => {
-  it('helm template | twokey attach | kubectl apply -f - is admitted', async () => {
+  it('helm template | twokey attach | kubectl apply --server-side -f - is admitted, and so is an upgrade planned the same way', async () => {
     const ns = await namespace('pipe');
-    const { rendered, planFile, approvals } = await planAndApprove(ns, 'pipe');
+    const { rendered, planFile, approvals } = await planAndApprove(ns, 'pipe', 'kubectl');
     const attached = await twokey(['attach', '--approvals', approvals, '--plan', planFile, '-n', ns], { input: rendered });
     expect(attached.code, attached.stderr).toBe(0);
-    const applied = await kubectl(['--context', 'alice', 'apply', '-n', ns, '-f', '-'], { input: attached.stdout });
+    const applied = await kubectl(['--context', 'alice', 'apply', '--server-side', '-n', ns, '-f', '-'], { input: attached.stdout });
     expect(applied.stderr).toBe('');
     expect(applied.code).toBe(0);
     await expectApproved(ns);
+
+    // An update of live objects: the plan's dry run and the apply are the same server-side apply.
+    const upgrade = await helm(['template', 'shop', CHART, '-n', ns, '--set', 'services.worker=2.0'], { env });
+    expect(upgrade.code, upgrade.stderr).toBe(0);
+    const plan = await twokey(['plan', '--server', '-n', ns, '-f', '-', '-o', 'json'], { input: upgrade.stdout });
+    expect(plan.code, plan.stderr).toBe(0);
+    const entries = (JSON.parse(plan.stdout) as { entries: Array<{ action: string; name: string }> }).entries;
+    expect(entries.map((e) => `${e.action} ${e.name}`)).toEqual(['deploy worker']);
+    const upgradePlan = join(work, 'pipe-upgrade-plan.json');
+    await writeFile(upgradePlan, plan.stdout);
+    const upgradeApprovals = join(work, 'pipe-upgrade-approvals');
+    await mkdir(upgradeApprovals);
+    for (const approver of ['bob', 'carol']) {
+      const token = await twokey(
+        planApproveArgs(plane.twokey.issuerKey, ISSUER, CLUSTER, { plan: upgradePlan, approver, change: 'CHG-PIPE-2' }),
+      );
+      expect(token.code, token.stderr).toBe(0);
+      await writeFile(join(upgradeApprovals, `${approver}.jwt`), token.stdout);
+    }
+    const upgraded = await twokey(['attach', '--approvals', upgradeApprovals, '--plan', upgradePlan, '-n', ns], { input: upgrade.stdout });
+    expect(upgraded.code, upgraded.stderr).toBe(0);
+    const reapplied = await kubectl(['--context', 'alice', 'apply', '--server-side', '-n', ns, '-f', '-'], { input: upgraded.stdout });
+    expect(reapplied.stderr).toBe('');
+    expect(reapplied.code).toBe(0);
+    const worker = (await getJson(['-n', ns, 'get', 'deployment', 'worker'])) as {
+      spec: { template: { spec: { containers: Array<{ image: string }> } } };
+    };
+    expect(worker.spec.template.spec.containers[0]?.image).toBe('registry.example/worker:2.0');
   });
 });
