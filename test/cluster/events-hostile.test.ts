@@ -7,7 +7,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { EventRecorder } from '../../src/cluster/events.ts';
 import type { KubeRest } from '../../src/cluster/rest.ts';
 import { decide } from '../../src/decision/decide.ts';
-import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { JsonObject } from '../../src/json.ts';
 import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
 import type { AdmissionRequest } from '../../src/kubernetes/admission.ts';
@@ -21,7 +20,7 @@ import {
   type Issuer,
   makeIssuer,
   makePolicy,
-  NOW,
+  offlineContext,
   request,
   withAnnotations,
 } from '../support/world.ts';
@@ -55,7 +54,7 @@ function stalledApi() {
 
 async function judged(object: JsonObject, policy = makePolicy({ breakGlass: BREAK_GLASS_POLICY })) {
   const review: AdmissionRequest = request({ operation: 'CREATE', object, user: 'agent' });
-  return { review, verdict: await decide(review, { policy, keys, namespaces: NO_CLUSTER_VIEW, forceCritical: false, now: NOW }) };
+  return { review, verdict: await decide(review, offlineContext({ policy, keys })) };
 }
 
 describe('a flood of refusals', () => {

@@ -7,7 +7,6 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ConfigObserver, ConfigStore } from '../../src/config/store.ts';
 import { decide } from '../../src/decision/decide.ts';
-import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { Identity } from '../../src/identity.ts';
 import { eventually, policyYaml, type ServerFiles, serverFiles } from '../support/files.ts';
 import {
@@ -17,7 +16,7 @@ import {
   type Issuer,
   makeApprover,
   makeIssuer,
-  NOW,
+  offlineContext,
   request,
   withAnnotations,
 } from '../support/world.ts';
@@ -237,12 +236,7 @@ describe('key rotation with overlapping keys, and the approvers registry', () =>
     const judge = async (annotations: Record<string, string>) => {
       const snapshot = store.current();
       if (!snapshot) throw new Error('no snapshot');
-      return decide(request({ operation: 'CREATE', object: withAnnotations(deployment(), annotations) }), {
-        ...snapshot,
-        namespaces: NO_CLUSTER_VIEW,
-        forceCritical: false,
-        now: NOW,
-      });
+      return decide(request({ operation: 'CREATE', object: withAnnotations(deployment(), annotations) }), offlineContext(snapshot));
     };
     return { store, files, events, bobOld, bobNew, carol, judge };
   }

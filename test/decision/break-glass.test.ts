@@ -5,8 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BREAK_GLASS_CLAIM } from '../../src/change/claims.ts';
-import { decide } from '../../src/decision/decide.ts';
-import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
+import { type DecisionContext, decide } from '../../src/decision/decide.ts';
 import type { Decision } from '../../src/decision/wording.ts';
 import type { JsonObject } from '../../src/json.ts';
 import type { KeyRing } from '../../src/keys/jwks.ts';
@@ -24,6 +23,7 @@ import {
   makePolicy,
   NOW,
   namespaceObject,
+  offlineContext,
   request,
   withAnnotations,
   withLabels,
@@ -40,14 +40,7 @@ beforeAll(async () => {
   ({ issuer, glass, keys } = await makeBreakGlassIssuers());
 });
 
-const ctx = (overrides: Record<string, unknown> = {}) => ({
-  policy,
-  keys,
-  namespaces: NO_CLUSTER_VIEW,
-  forceCritical: false,
-  now: NOW,
-  ...overrides,
-});
+const ctx = (overrides: Partial<DecisionContext> = {}) => offlineContext({ policy, keys }, overrides);
 
 async function create(
   annotations: Record<string, string>,

@@ -23,6 +23,7 @@ import {
   makeSnapshot,
   NOW,
   namespaceObject,
+  offlineContext,
   request,
   withAnnotations,
   withLabels,
@@ -40,13 +41,7 @@ beforeAll(async () => {
   snapshot = await makeSnapshot([issuer]);
 });
 
-const ctx = (overrides: Partial<Parameters<typeof decide>[1]> = {}) => ({
-  ...snapshot,
-  namespaces: NO_CLUSTER_VIEW,
-  forceCritical: false,
-  now: NOW,
-  ...overrides,
-});
+const ctx = (overrides: Partial<Parameters<typeof decide>[1]> = {}) => offlineContext(snapshot, overrides);
 
 async function createWith(annotations: Record<string, string>, user = 'deployer@example.com', object: JsonObject = api): Promise<Decision> {
   return decide(request({ operation: 'CREATE', object: withAnnotations(object, annotations), user }), ctx());

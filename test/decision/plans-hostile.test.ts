@@ -6,7 +6,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Action } from '../../src/change/digest.ts';
 import { decide } from '../../src/decision/decide.ts';
-import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { Decision } from '../../src/decision/wording.ts';
 import type { JsonObject } from '../../src/json.ts';
 import { mintPlanApproval } from '../../src/keys/signing.ts';
@@ -23,6 +22,7 @@ import {
   makeSnapshot,
   NOW,
   namespaceObject,
+  offlineContext,
   request,
   withAnnotations,
   withLabels,
@@ -37,7 +37,7 @@ beforeAll(async () => {
   snapshot = await makeSnapshot([issuer]);
 });
 
-const ctx = () => ({ ...snapshot, namespaces: NO_CLUSTER_VIEW, forceCritical: false, now: NOW });
+const ctx = () => offlineContext(snapshot);
 const critical = { 'twokey.dev/critical': 'true' };
 const api = deployment({ labels: critical });
 const entryOf = (action: Action, object: JsonObject): PlanEntry => bindingFor(action, object);

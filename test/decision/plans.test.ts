@@ -7,7 +7,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Action } from '../../src/change/digest.ts';
 import { decide } from '../../src/decision/decide.ts';
-import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { Decision } from '../../src/decision/wording.ts';
 import type { JsonObject } from '../../src/json.ts';
 import { mintPlanApproval } from '../../src/keys/signing.ts';
@@ -22,6 +21,7 @@ import {
   makeIssuer,
   makeSnapshot,
   NOW,
+  offlineContext,
   request,
   withAnnotations,
 } from '../support/world.ts';
@@ -45,7 +45,7 @@ beforeAll(async () => {
   snapshot = await makeSnapshot([issuer]);
 });
 
-const ctx = () => ({ ...snapshot, namespaces: NO_CLUSTER_VIEW, forceCritical: false, now: NOW });
+const ctx = () => offlineContext(snapshot);
 
 const planApproval = (approver: string, overrides: { plan?: string; entries?: number; change?: string; issuedAt?: number } = {}) =>
   mintPlanApproval({

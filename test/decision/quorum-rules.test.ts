@@ -7,7 +7,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigSnapshot } from '../../src/config/store.ts';
 import { decide } from '../../src/decision/decide.ts';
-import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import { tallyQuorum } from '../../src/decision/quorum.ts';
 import type { Identity } from '../../src/identity.ts';
 import type { JsonObject } from '../../src/json.ts';
@@ -28,8 +27,8 @@ import {
   makePolicy,
   makeRegistrySnapshot,
   makeSnapshot,
-  NOW,
   namespaceObject,
+  offlineContext,
   registryEntry,
   request,
   withAnnotations,
@@ -51,12 +50,10 @@ beforeAll(async () => {
 });
 
 const judge = (snapshot: ConfigSnapshot, annotations: Record<string, string>, user: string, object: JsonObject = api) =>
-  decide(request({ operation: 'CREATE', object: withAnnotations(object, approvalAnnotations(annotations)), user }), {
-    ...snapshot,
-    namespaces: NO_CLUSTER_VIEW,
-    forceCritical: false,
-    now: NOW,
-  });
+  decide(
+    request({ operation: 'CREATE', object: withAnnotations(object, approvalAnnotations(annotations)), user }),
+    offlineContext(snapshot),
+  );
 
 const token = (approver: string, options: { object?: JsonObject; change?: string } = {}) =>
   approve(issuer, 'deploy', options.object ?? api, { approver, ...(options.change ? { change: options.change } : {}) });
@@ -433,12 +430,7 @@ describe('approver groups', () => {
       ).allowed,
     ).toBe(true);
     const ns = namespaceObject('team-b', { labels: { 'twokey.dev/critical': 'true' } });
-    const del = await decide(request({ operation: 'DELETE', oldObject: ns, user: 'deployer@example.com' }), {
-      ...snapshot,
-      namespaces: NO_CLUSTER_VIEW,
-      forceCritical: false,
-      now: NOW,
-    });
+    const del = await decide(request({ operation: 'DELETE', oldObject: ns, user: 'deployer@example.com' }), offlineContext(snapshot));
     expect(del.message).toContain('0 of 3 required approvals');
   });
 

@@ -7,7 +7,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigSnapshot } from '../../src/config/store.ts';
 import { decide } from '../../src/decision/decide.ts';
-import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { JsonObject } from '../../src/json.ts';
 import { mintPlanApproval } from '../../src/keys/signing.ts';
 import { encodeProofs, planTree, proofAnnotationKey } from '../../src/plan/entries.ts';
@@ -28,6 +27,7 @@ import {
   makePolicy,
   makeRegistrySnapshot,
   NOW,
+  offlineContext,
   registryEntry,
   request,
   withAnnotations,
@@ -75,12 +75,7 @@ const planApproval = (approver: string) =>
   });
 
 const judge = (snapshot: ConfigSnapshot, annotations: Record<string, string>, user = 'deployer@example.com', object: JsonObject = api) =>
-  decide(request({ operation: 'CREATE', object: withAnnotations(object, annotations), user }), {
-    ...snapshot,
-    namespaces: NO_CLUSTER_VIEW,
-    forceCritical: false,
-    now: NOW,
-  });
+  decide(request({ operation: 'CREATE', object: withAnnotations(object, annotations), user }), offlineContext(snapshot));
 
 const glassToken = (approver: string, object: JsonObject = api) => breakGlass(glass, [bindingFor('deploy', object)], { approver });
 

@@ -4,7 +4,6 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decide } from '../../src/decision/decide.ts';
-import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import { enforcedVerdict, wouldRefuseReason } from '../../src/decision/verdict.ts';
 import { wordVerdict } from '../../src/decision/wording.ts';
 import type { JsonObject } from '../../src/json.ts';
@@ -16,8 +15,8 @@ import {
   makeIssuer,
   makePolicy,
   makeSnapshot,
-  NOW,
   namespaceObject,
+  offlineContext,
   request,
   withAnnotations,
   withLabels,
@@ -32,13 +31,7 @@ beforeAll(async () => {
 
 async function judge(policyDocument: Record<string, unknown>, object: JsonObject = api, user = 'deployer@example.com', more = {}) {
   const snapshot = await makeSnapshot([issuer], makePolicy(policyDocument));
-  return decide(request({ operation: 'CREATE', object, user }), {
-    ...snapshot,
-    namespaces: NO_CLUSTER_VIEW,
-    forceCritical: false,
-    now: NOW,
-    ...more,
-  });
+  return decide(request({ operation: 'CREATE', object, user }), offlineContext(snapshot, more));
 }
 
 describe('warn mode', () => {
@@ -93,12 +86,10 @@ describe('warn mode', () => {
     const elsewhere = withLabels(deployment({ namespace: 'checkout' }), { 'twokey.dev/critical': 'true' });
     expect((await judge(listed, elsewhere)).allowed).toBe(false);
     const snapshot = await makeSnapshot([issuer], makePolicy(listed));
-    const deleteNamespace = await decide(request({ operation: 'DELETE', oldObject: namespaceObject('payments') }), {
-      ...snapshot,
-      namespaces: NO_CLUSTER_VIEW,
-      forceCritical: false,
-      now: NOW,
-    });
+    const deleteNamespace = await decide(
+      request({ operation: 'DELETE', oldObject: namespaceObject('payments') }),
+      offlineContext(snapshot),
+    );
     expect(deleteNamespace).toMatchObject({ allowed: true, wouldRefuse: 'namespace', action: 'delete' });
   });
 

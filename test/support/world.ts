@@ -7,6 +7,8 @@ import type { JWK } from 'jose';
 import type { Binding } from '../../src/change/claims.ts';
 import { type Action, deploySpec, digestOf } from '../../src/change/digest.ts';
 import type { ConfigSnapshot } from '../../src/config/store.ts';
+import type { DecisionContext } from '../../src/decision/decide.ts';
+import { NO_CLUSTER_VIEW } from '../../src/decision/gate.ts';
 import type { JsonObject } from '../../src/json.ts';
 import { assertNoSharedKeys, loadApproverKeys } from '../../src/keys/approvers.ts';
 import { importJwks, KeyRing } from '../../src/keys/jwks.ts';
@@ -329,4 +331,12 @@ export async function makeBreakGlassIssuers(): Promise<BreakGlassIssuers> {
     await Promise.all([importJwks(issuer.issuer, issuer.jwks, 'test'), importJwks(glass.issuer, glass.jwks, 'test')]),
   );
   return { issuer, glass, keys };
+}
+
+/** What `decide` takes besides the request, as offline checks give it: no cluster view, not forced critical, at NOW. */
+export function offlineContext<Base extends Pick<DecisionContext, 'policy' | 'keys'>>(
+  base: Base,
+  overrides: Partial<DecisionContext> = {},
+): Base & DecisionContext {
+  return { ...base, namespaces: NO_CLUSTER_VIEW, forceCritical: false, now: NOW, ...overrides };
 }
