@@ -42,6 +42,9 @@ export const USERS = {
 
 /** The agent: a service account with cluster-admin rights, as CI pipelines and coding agents often have. */
 export const AGENT = { namespace: 'ci', name: 'agent', username: 'system:serviceaccount:ci:agent' } as const;
+/** The users kube-controller-manager's cleanup acts as, with --use-service-account-credentials. */
+export const NAMESPACE_CONTROLLER = 'system:serviceaccount:kube-system:namespace-controller';
+export const GARBAGE_COLLECTOR = 'system:serviceaccount:kube-system:generic-garbage-collector';
 
 export interface ControlPlane {
   readonly stateDir: string;

@@ -6,6 +6,7 @@
  * collection is never refused.
  */
 import { describe, expect, it } from 'vitest';
+import { GARBAGE_COLLECTOR, NAMESPACE_CONTROLLER } from './cluster.ts';
 import {
   approvalAnnotations,
   approve,
@@ -21,8 +22,6 @@ import {
   writeManifest,
 } from './support.ts';
 
-const NAMESPACE_CONTROLLER = 'system:serviceaccount:kube-system:namespace-controller';
-const GARBAGE_COLLECTOR = 'system:serviceaccount:kube-system:generic-garbage-collector';
 const asAgent = (args: readonly string[]) => kubectl(['--context', 'agent', ...args]);
 
 /** Deployments made before their namespace became critical, so they need no approvals here. */

@@ -5,6 +5,7 @@
  * deletion, and a critical label that only looks like "true".
  */
 import { describe, expect, it } from 'vitest';
+import { NAMESPACE_CONTROLLER } from './cluster.ts';
 import {
   approvalAnnotations,
   approve,
@@ -19,7 +20,6 @@ import {
   writeManifest,
 } from './support.ts';
 
-const NAMESPACE_CONTROLLER = 'system:serviceaccount:kube-system:namespace-controller';
 const owner = (name: string, uid: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', name, uid });
 
 /** A Deployment in a critical namespace, made before the namespace became critical (no approvals needed here). */
