@@ -76,7 +76,7 @@ export interface BreakGlassReport {
 export type WarnScope = 'policy' | 'namespace';
 
 /** Why a request admitted in warn mode would have been refused; a metrics label. */
-export type WouldRefuseReason = 'no-approvals' | 'too-few-approvals' | 'break-glass-not-counted' | 'unmapped-user';
+export type WouldRefuseReason = 'no-approvals' | 'too-few-approvals' | 'missing-group' | 'break-glass-not-counted' | 'unmapped-user';
 
 /** A verdict judged by the two-person rule: what the approvals were counted against. */
 export interface QuorumGrounds {
@@ -143,7 +143,16 @@ export interface Verdict {
 export function wouldRefuseReason(verdict: Verdict): WouldRefuseReason {
   if (verdict.grounds.kind === 'cannot-judge') return 'unmapped-user';
   if (verdict.breakGlass?.status === 'not-counted') return 'break-glass-not-counted';
-  return verdict.aspects.some((a) => (a.approvers?.length ?? 0) > 0) ? 'too-few-approvals' : 'no-approvals';
+  const short = verdict.aspects.filter((a) => !a.allowed);
+  const { grounds } = verdict;
+  // Enough approvals, none of them from a group the rule asks for: the count was never the problem.
+  if (
+    grounds.kind === 'quorum' &&
+    short.length > 0 &&
+    short.every((a) => (a.approvers?.length ?? 0) >= grounds.required && (a.missing?.length ?? 0) > 0)
+  )
+    return 'missing-group';
+  return short.some((a) => (a.approvers?.length ?? 0) > 0) ? 'too-few-approvals' : 'no-approvals';
 }
 
 /** The verdict with the break-glass token judged: it admits the aspects short of a quorum, or says why not. */

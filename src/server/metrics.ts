@@ -47,7 +47,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Twoke
     }),
     wouldRefuse: new Counter({
       name: 'twokey_would_refuse_total',
-      help: 'Reviews admitted in warn mode that enforce mode would refuse, by gated action, reason (no-approvals|too-few-approvals|break-glass-not-counted|unmapped-user) and dry run.',
+      help: 'Reviews admitted in warn mode that enforce mode would refuse, by gated action, reason (no-approvals|too-few-approvals|missing-group|break-glass-not-counted|unmapped-user) and dry run.',
       labelNames: ['action', 'reason', 'dry_run'],
       registers: [registry],
     }),

@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigSnapshot } from '../../src/config/store.ts';
 import { decide } from '../../src/decision/decide.ts';
 import { tallyQuorum } from '../../src/decision/quorum.ts';
+import { wouldRefuseReason } from '../../src/decision/verdict.ts';
 import type { Identity } from '../../src/identity.ts';
 import type { JsonObject } from '../../src/json.ts';
 import { assertNoSharedKeys, loadApproverKeys } from '../../src/keys/approvers.ts';
@@ -389,6 +390,17 @@ describe('approver groups', () => {
     expect(admitted.allowed).toBe(true);
     const none = await judge(snapshot, {}, 'deployer@example.com');
     expect(none.message).toContain('0 of 2 required approvals; still missing: 1 more approval from group "sre" (0 of 1)');
+  });
+
+  it('in warn mode, reports a quorum short of a group as missing-group, not as too few approvals', async () => {
+    const rules = [{ required: 2, groups: [{ group: 'sre', atLeast: 1 }] }];
+    const snapshot = await makeRegistrySnapshot([issuer], groupsPolicy(rules, { mode: 'warn' }));
+    const twoDevs = await judge(snapshot, { carol: await token(carol.identity), dave: await token(dave.identity) }, 'deployer@example.com');
+    expect(twoDevs).toMatchObject({ allowed: true, wouldRefuse: 'policy' });
+    expect(wouldRefuseReason(twoDevs)).toBe('missing-group');
+    const oneDev = await judge(snapshot, { carol: await token(carol.identity) }, 'deployer@example.com');
+    expect(wouldRefuseReason(oneDev)).toBe('too-few-approvals');
+    expect(wouldRefuseReason(await judge(snapshot, {}, 'deployer@example.com'))).toBe('no-approvals');
   });
 
   it('takes groups from the registry, never from a claim in the token', async () => {
