@@ -3,14 +3,17 @@
  * Each object is dry-run as the real apply would send it (server-side apply, the same field
  * manager) with the plan marker, so that twokey in the cluster admits the dry run and tells the
  * digest of each gated aspect as the webhook computes it, server defaults and mutations included.
- * The live object and the dry run's result give a diff for people to read.
+ * The live object and the dry run's result give a diff for people to read, and each digest told
+ * is checked against that result: a digest that is not of what the diff shows is refused, since
+ * approvals of it would approve a change nobody read (another webhook or a proxy can add warnings).
  */
 import { createTwoFilesPatch } from 'diff';
 import { stringify } from 'yaml';
+import { type Action, type ChangeTarget, deploySpec, digestOf, unprotectState } from '../change/digest.ts';
 import { digestFromRefusal, planLine } from '../decision/wording.ts';
-import { TwokeyError } from '../errors.ts';
+import { describeError, TwokeyError } from '../errors.ts';
 import { isJsonObject, type JsonObject } from '../json.ts';
-import { PLAN_MARKER_ANNOTATION, resourceForKind } from '../kubernetes/objects.ts';
+import { PLAN_MARKER_ANNOTATION, readMeta, resourceForKind } from '../kubernetes/objects.ts';
 import type { ObjectPlan } from '../manifests/plan.ts';
 import type { StreamObject } from '../manifests/stream.ts';
 import type { PlannedObject } from '../plan/document.ts';
@@ -102,6 +105,56 @@ export function objectDiff(label: string, live: JsonObject | undefined, after: J
 const describe = (o: { resource: string; namespace: string; name: string }) =>
   `${o.resource} ${o.namespace === '' ? '' : `${o.namespace}/`}${o.name}`;
 
+/**
+ * The digest of an aspect of the dry run's result, as twokey's webhook computes it from the same
+ * object; undefined where the result cannot have one (an apply deletes nothing, and an unprotect
+ * needs the live object's uid).
+ */
+function digestOfResult(action: Action, target: ChangeTarget, live: JsonObject | undefined, after: JsonObject): string | undefined {
+  switch (action) {
+    case 'deploy':
+      return digestOf({ ...target, action, spec: deploySpec(after) });
+    case 'unprotect': {
+      const uid = live === undefined ? '' : readMeta(live).uid;
+      return uid === '' ? undefined : digestOf({ ...target, action, uid, ...unprotectState(readMeta(after)) });
+    }
+    case 'delete':
+      return undefined;
+  }
+}
+
+/** The aspects the warnings tell for this object, each digest checked against the dry run's result. */
+function toldEntries(
+  warnings: readonly string[],
+  target: ChangeTarget,
+  source: string,
+  live: JsonObject | undefined,
+  after: JsonObject,
+): PlanEntry[] {
+  const entries: PlanEntry[] = [];
+  const where = target.namespace === '' ? target.name : `${target.namespace}/${target.name}`;
+  const label = describe(target);
+  for (const warning of warnings) {
+    const line = planLine(warning);
+    if (!line || line.resource !== target.resource || line.where !== where) continue;
+    const refuse = (why: string) =>
+      new TwokeyError(
+        'ERR_CLUSTER',
+        `${source}: the dry run of ${label} told the ${line.action} digest ${line.digest}, ${why}: a warning not written by twokey's webhook (another webhook or a proxy can add them), or a twokey of another version. Nothing was planned: approvals of that digest would not approve what the diff shows`,
+      );
+    let computed: string | undefined;
+    try {
+      computed = digestOfResult(line.action, target, live, after);
+    } catch (error) {
+      throw refuse(`but the object it returned has no such digest (${describeError(error)})`);
+    }
+    if (computed !== line.digest) throw refuse(`but the object it returned has ${computed ?? 'no such digest'}`);
+    // The same line twice (a warning repeated on the way) is one aspect.
+    if (!entries.some((e) => e.action === line.action)) entries.push({ action: line.action, ...target, digest: line.digest });
+  }
+  return entries;
+}
+
 async function planOne(object: StreamObject, options: PlanOptions, discovery: Discovery): Promise<ObjectPlan> {
   const { client } = options;
   const gr = resourceForKind(object.apiVersion, object.kind);
@@ -152,13 +205,7 @@ async function planOne(object: StreamObject, options: PlanOptions, discovery: Di
         : 'twokey in the cluster asks for approvals: it does not know the plan marker, upgrade it';
     throw new TwokeyError('ERR_CLUSTER', `${object.where}: the dry run of ${label} failed (${why}): ${outcome.message}`);
   }
-  const entries: PlanEntry[] = [];
-  const where = namespace === '' ? object.name : `${namespace}/${object.name}`;
-  for (const warning of outcome.warnings) {
-    const line = planLine(warning);
-    if (line && line.resource === object.resource && line.where === where)
-      entries.push({ action: line.action, ...target, digest: line.digest });
-  }
+  const entries = toldEntries(outcome.warnings, target, object.where, live, outcome.object);
   const diff = objectDiff(label, live, outcome.object);
   const planned: PlannedObject = {
     ...target,

@@ -66,6 +66,33 @@ describe('twokey plan --server', () => {
     expect(shown.stdout).toMatch(/^deployments\.apps payments\/api \(create\): gated\n {2}deploy sha256:[0-9a-f]{64}$/m);
     expect(kube.objects.size).toBe(before);
   });
+  it('refuses a digest told for the object that is not of what its dry run returned', async () => {
+    const expected = (await twokey('digest', '--server', '-f', manifest)).stdout.split(' ')[0];
+    const injected = digestOf({
+      action: 'deploy',
+      resource: 'deployments.apps',
+      namespace: 'payments',
+      name: 'api',
+      spec: { template: { spec: { containers: [{ name: 'api', image: 'evil:1' }] } } },
+    });
+    kube.otherWarnings = [`twokey plan: deploy deployments.apps payments/api ${injected}`];
+    try {
+      const planned = await twokey('plan', '--server', '-n', 'payments', '-f', manifest, '-o', 'json');
+      expect(planned.code).not.toBe(0);
+      expect(planned.stdout).toBe('');
+      expect(planned.stderr).toContain(
+        `the dry run of deployments.apps payments/api told the deploy digest ${injected}, but the object it returned has ${expected}`,
+      );
+      expect(planned.stderr).toContain('Nothing was planned');
+      // The same line repeated is the same aspect, once.
+      kube.otherWarnings = [`twokey plan: deploy deployments.apps payments/api ${expected}`];
+      const repeated = await twokey('plan', '--server', '-n', 'payments', '-f', manifest, '-o', 'json');
+      expect(repeated.code, repeated.stderr).toBe(0);
+      expect((JSON.parse(repeated.stdout) as { entries: unknown[] }).entries).toHaveLength(1);
+    } finally {
+      kube.otherWarnings = [];
+    }
+  });
 });
 
 describe('twokey digest --server', () => {
@@ -116,6 +143,13 @@ describe('twokey digest --server', () => {
     expect(unprotect.stdout.split(' ')[0]).toBe(
       bindingFor('unprotect', { ...next, metadata: { ...(next.metadata as JsonObject), uid: (live.metadata as JsonObject).uid } }).digest,
     );
+    // The plan takes both from the webhook, each checked against the object the dry run returned.
+    const planned = await twokey('plan', '--server', '-f', file, '-o', 'json');
+    expect(planned.code, planned.stderr).toBe(0);
+    expect((JSON.parse(planned.stdout) as { entries: Array<{ action: string; digest: string }> }).entries).toEqual([
+      { action: 'deploy', ...target, digest: deploy.stdout.split(' ')[0] },
+      { action: 'unprotect', ...target, digest: unprotect.stdout.split(' ')[0] },
+    ]);
   });
 
   it('binds an unprotect to the live uid and to the label and owners the change leaves', async () => {

@@ -66,6 +66,8 @@ export class FakeKube {
   #ca = '';
   #watches = new Set<{ res: ServerResponse; socket: Socket }>();
   webhook: Webhook | undefined;
+  /** Warnings another admission webhook adds to every answer about a critical object (to play a rogue one). */
+  otherWarnings: string[] = [];
   /** Delay before answering Event writes, to play a slow API. */
   eventDelayMs = 0;
   /** Answer the next list with this HTTP status (to play an API that is down). */
@@ -389,9 +391,10 @@ export class FakeKube {
       endpoint,
       buildAdmissionReview({ operation, object, oldObject, username: USER, groups: ['system:masters'], dryRun }),
     );
-    if (outcome.kind === 'allowed') return { warnings: outcome.warnings };
+    const warnings = [...outcome.warnings, ...this.otherWarnings];
+    if (outcome.kind === 'allowed') return { warnings };
     if (outcome.kind === 'denied') {
-      return { denial: { ...status(outcome.code, outcome.reason, outcome.message), reason: outcome.reason }, warnings: outcome.warnings };
+      return { denial: { ...status(outcome.code, outcome.reason, outcome.message), reason: outcome.reason }, warnings };
     }
     return { denial: status(500, 'InternalError', `Internal error occurred: ${outcome.message}`), warnings: [] };
   }
