@@ -5,7 +5,8 @@
 import { type Command, Option } from 'commander';
 import { ACTIONS, type Action, type ChangeTarget, deploySpec, digestOf, type UnprotectState, unprotectState } from '../change/digest.ts';
 import { ClusterClient } from '../cluster/client.ts';
-import { digestFromRefusal } from '../decision/wording.ts';
+import { toldEntries, withPlanMarker } from '../cluster/plan.ts';
+import { planLine } from '../decision/wording.ts';
 import { TwokeyError } from '../errors.ts';
 import type { JsonObject } from '../json.ts';
 import { MalformedObjectError, type ObjectMeta, qualifiedResource, readMeta } from '../kubernetes/objects.ts';
@@ -59,21 +60,25 @@ export function objectDigest(m: ManifestObject, action: Action, object: JsonObje
     : digestOf({ ...target, action: 'unprotect', uid: bound, ...after });
 }
 
-/** The digest the webhook in the cluster computes for this change. */
+/**
+ * The digest the webhook in the cluster computes for this change. The object is dry-run with the
+ * plan marker, so twokey admits it, and the digest is computed from the object the dry run returned
+ * (what the webhook judged: server defaults and mutations included); a digest twokey's webhook told
+ * must agree with it, since any webhook or proxy can add a warning.
+ */
 export async function serverDigest(client: ClusterClient, m: ManifestObject, action: Action, fieldManager?: string): Promise<string> {
-  let uid: string | undefined;
+  let live: JsonObject | undefined;
   if (action !== 'deploy') {
-    const live = await client.read(m.resource, m.namespace, m.name);
+    live = await client.read(m.resource, m.namespace, m.name);
     if (!live) throw new TwokeyError('ERR_CLUSTER', `${describeManifest(m)} does not exist in the cluster`);
     if (action === 'delete') return objectDigest(m, action, live);
-    uid = readMeta(live).uid;
   }
-  // A deploy binds the spec as the server leaves it; an unprotect, the labels and owners.
-  const outcome = await client.dryRunApply(m.resource, m.namespace, m.name, m.object, fieldManager);
-  if (outcome.kind === 'admitted') return objectDigest(m, action, outcome.object, uid);
-  const digest = outcome.byTwokey ? digestFromRefusal(outcome.message, action) : undefined;
-  if (!digest) throw new TwokeyError('ERR_CLUSTER', `the dry run of ${describeManifest(m)} was refused: ${outcome.message}`);
-  return digest;
+  const outcome = await client.dryRunApply(m.resource, m.namespace, m.name, withPlanMarker(m.object, m.namespace), fieldManager);
+  if (outcome.kind === 'refused')
+    throw new TwokeyError('ERR_CLUSTER', `the dry run of ${describeManifest(m)} was refused: ${outcome.message}`);
+  const told = outcome.warnings.filter((warning) => planLine(warning)?.action === action);
+  toldEntries(told, targetOf(m), describeManifest(m), live, outcome.object);
+  return objectDigest(m, action, outcome.object, live === undefined ? undefined : readMeta(live).uid);
 }
 
 interface DigestFlags extends ClusterFlags {

@@ -123,8 +123,22 @@ function digestOfResult(action: Action, target: ChangeTarget, live: JsonObject |
   }
 }
 
+/** The object as a planned dry run sends it: with the plan marker, and the namespace it is planned in. */
+export function withPlanMarker(object: JsonObject, namespace: string): JsonObject {
+  const metadata = isJsonObject(object.metadata) ? object.metadata : {};
+  const annotations = isJsonObject(metadata.annotations) ? metadata.annotations : {};
+  return {
+    ...object,
+    metadata: {
+      ...metadata,
+      ...(namespace !== '' ? { namespace } : {}),
+      annotations: { ...annotations, [PLAN_MARKER_ANNOTATION]: 'dry-run' },
+    },
+  };
+}
+
 /** The aspects the warnings tell for this object, each digest checked against the dry run's result. */
-function toldEntries(
+export function toldEntries(
   warnings: readonly string[],
   target: ChangeTarget,
   source: string,
@@ -185,16 +199,7 @@ async function planOne(object: StreamObject, options: PlanOptions, discovery: Di
   }
   const target = { resource: object.resource, namespace, name: object.name };
   const label = describe(target);
-  const metadata = object.object.metadata as JsonObject;
-  const annotations = isJsonObject(metadata.annotations) ? metadata.annotations : {};
-  const sent: JsonObject = {
-    ...object.object,
-    metadata: {
-      ...metadata,
-      ...(namespace !== '' ? { namespace } : {}),
-      annotations: { ...annotations, [PLAN_MARKER_ANNOTATION]: 'dry-run' },
-    },
-  };
+  const sent = withPlanMarker(object.object, namespace);
   const live = await client.readAt(path, label);
   const outcome = await client.dryRunApplyAt(path, label, sent, options.fieldManager);
   if (outcome.kind === 'refused') {

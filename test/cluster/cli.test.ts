@@ -84,6 +84,9 @@ describe('twokey plan --server', () => {
         `the dry run of deployments.apps payments/api told the deploy digest ${injected}, but the object it returned has ${expected}`,
       );
       expect(planned.stderr).toContain('Nothing was planned');
+      const digest = await twokey('digest', '--server', '-f', manifest);
+      expect(digest.code).not.toBe(0);
+      expect(digest.stderr).toContain(`told the deploy digest ${injected}, but the object it returned has ${expected}`);
       // The same line repeated is the same aspect, once.
       kube.otherWarnings = [`twokey plan: deploy deployments.apps payments/api ${expected}`];
       const repeated = await twokey('plan', '--server', '-n', 'payments', '-f', manifest, '-o', 'json');
@@ -96,7 +99,7 @@ describe('twokey plan --server', () => {
 });
 
 describe('twokey digest --server', () => {
-  it('prints the digest the webhook computes, server defaults included, taken from its refusal', async () => {
+  it('prints the digest the webhook computes, server defaults included, from a dry run with the plan marker', async () => {
     const result = await twokey('digest', '--server', '-f', manifest);
     expect(result.code, result.stderr).toBe(0);
     const [digest, resource, where] = result.stdout.trim().split(/\s+/);

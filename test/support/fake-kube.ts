@@ -391,11 +391,10 @@ export class FakeKube {
       endpoint,
       buildAdmissionReview({ operation, object, oldObject, username: USER, groups: ['system:masters'], dryRun }),
     );
+    if (outcome.kind === 'failed')
+      return { denial: status(500, 'InternalError', `Internal error occurred: ${outcome.message}`), warnings: [] };
     const warnings = [...outcome.warnings, ...this.otherWarnings];
     if (outcome.kind === 'allowed') return { warnings };
-    if (outcome.kind === 'denied') {
-      return { denial: { ...status(outcome.code, outcome.reason, outcome.message), reason: outcome.reason }, warnings };
-    }
-    return { denial: status(500, 'InternalError', `Internal error occurred: ${outcome.message}`), warnings: [] };
+    return { denial: { ...status(outcome.code, outcome.reason, outcome.message), reason: outcome.reason }, warnings };
   }
 }
