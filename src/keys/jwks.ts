@@ -2,6 +2,7 @@
  * Issuer key sets: a JWKS document turned into verification keys, imported once at load so
  * that answering a review never parses or imports a key.
  */
+import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { type CryptoKey, calculateJwkThumbprint, importJWK, type JWK } from 'jose';
 import { TwokeyError } from '../errors.ts';
 import { isJsonObject } from '../json.ts';
@@ -59,6 +60,21 @@ function usableFor(entry: JWK, label: string, skipped: string[]): string[] {
   return candidates;
 }
 
+/**
+ * The RFC 7638 thumbprint of the key itself, not of how the JWK spells it: one key can be written
+ * several ways (other unused bits in the last base64url character, leading zero octets in an RSA
+ * modulus), and every "one key, one party" rule compares thumbprints. So the thumbprint is taken
+ * of the key as read back from its key material, in the one spelling Node writes.
+ */
+export async function keyThumbprint(jwk: JWK): Promise<string> {
+  // Only the members that make the public key: what else a JWK carries is not the key.
+  const members = Object.fromEntries(
+    (['kty', 'crv', 'x', 'y', 'n', 'e'] as const).flatMap((m) => (jwk[m] === undefined ? [] : [[m, jwk[m]]])),
+  );
+  const read = createPublicKey({ key: members as JsonWebKey, format: 'jwk' });
+  return calculateJwkThumbprint(read.export({ format: 'jwk' }) as JWK);
+}
+
 /** A JWKS document's keys as verification keys by kid: public only, a kid each, no kid twice. */
 export async function importKeys(
   document: unknown,
@@ -89,7 +105,15 @@ export async function importKeys(
         skipped.push(`${label}: cannot be imported for ${alg} (${(error as Error).message})`);
       }
     }
-    if (byAlgorithm.size > 0) keys.set(jwk.kid, { kid: jwk.kid, byAlgorithm, thumbprint: await calculateJwkThumbprint(jwk) });
+    if (byAlgorithm.size === 0) continue;
+    let thumbprint: string;
+    try {
+      thumbprint = await keyThumbprint(jwk);
+    } catch (error) {
+      skipped.push(`${label}: cannot be read as a public key (${(error as Error).message})`);
+      continue;
+    }
+    keys.set(jwk.kid, { kid: jwk.kid, byAlgorithm, thumbprint });
   }
   return { keys, skipped };
 }
