@@ -93,7 +93,7 @@ export function registerDigest(program: Command, { out, err, io }: Terminal): vo
     withClusterOptions(
       program
         .command('digest')
-        .description('print the change digest of each gated object: sha256:<hex>  <resource> <namespace>/<name>')
+        .description('print the change digest of each gated object: sha256:<hex>  <resource> <namespace>/<name> (<name> alone for a Namespace)')
         .requiredOption('-f, --file <file>', 'manifest file (YAML or JSON, several documents allowed), or - for stdin')
         .addOption(new Option('--action <action>', 'which change to digest (default: deploy; delete for Namespaces)').choices(ACTIONS))
         .option(
@@ -114,7 +114,7 @@ export function registerDigest(program: Command, { out, err, io }: Terminal): vo
     for (const m of objects) {
       const action = actionFor(m, flags.action);
       const digest = cluster ? await serverDigest(cluster.client, m, action, flags.fieldManager) : objectDigest(m, action);
-      out(`${digest}  ${qualifiedResource(m.resource)} ${m.namespace}/${m.name}`);
+      out(`${digest}  ${qualifiedResource(m.resource)} ${m.namespace === '' ? m.name : `${m.namespace}/${m.name}`}`);
     }
   });
 }

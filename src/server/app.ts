@@ -97,15 +97,14 @@ export function buildApp(options: TwokeyAppOptions): FastifyInstance {
     ...(options.offThread ? { offThread: options.offThread } : {}),
     ...(options.onDecision ? { onDecision: options.onDecision } : {}),
   });
-  app.register(health, {
-    notReady: () => {
-      const reasons = draining ? ['shutting down'] : [];
-      if (!options.config.current()) reasons.push('no policy loaded');
-      for (const check of options.readiness ?? []) reasons.push(...check.notReady());
-      return reasons;
-    },
-    observeReady: (ready) => metrics.ready.set(ready ? 1 : 0),
-  });
+  const notReady = () => {
+    const reasons = draining ? ['shutting down'] : [];
+    if (!options.config.current()) reasons.push('no policy loaded');
+    for (const check of options.readiness ?? []) reasons.push(...check.notReady());
+    return reasons;
+  };
+  metrics.readinessFrom(() => notReady().length === 0);
+  app.register(health, { notReady });
   app.register(metricsRoute, { registry: metrics.registry });
   return app;
 }

@@ -7,17 +7,14 @@ import type { FastifyPluginCallback } from 'fastify';
 export interface HealthOptions {
   /** Why the server cannot judge yet; empty when it can. Without it there is no /readyz. */
   readonly notReady?: () => string[];
-  /** Told the readiness each time /readyz answers. */
-  readonly observeReady?: (ready: boolean) => void;
 }
 
 export const health: FastifyPluginCallback<HealthOptions> = (app, options, done) => {
   app.get('/healthz', async () => ({ status: 'ok' }));
-  const { notReady, observeReady } = options;
+  const { notReady } = options;
   if (notReady) {
     app.get('/readyz', async (_request, reply) => {
       const reasons = notReady();
-      observeReady?.(reasons.length === 0);
       return reasons.length === 0 ? { status: 'ready' } : reply.code(503).send({ status: 'not ready', reasons });
     });
   }

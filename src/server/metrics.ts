@@ -15,7 +15,8 @@ export interface TwokeyMetrics {
   readonly badRequests: Counter<'reason'>;
   readonly shed: Counter<'limit'>;
   readonly reloads: Counter<'kind' | 'result'>;
-  readonly ready: Gauge;
+  /** Whether the server is ready, read each time the metrics are collected (not only when /readyz is asked). */
+  readinessFrom(ready: () => boolean): void;
   readonly events: Counter<'result'>;
   readonly namespaceWatch: Counter<'event'>;
   readonly namespaces: Gauge;
@@ -24,8 +25,20 @@ export interface TwokeyMetrics {
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): TwokeyMetrics {
   const registry = new Registry();
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  let isReady = () => false;
+  new Gauge({
+    name: 'twokey_ready',
+    help: '1 when the server is ready to judge (policy, keys and namespace cache loaded), as /readyz would answer.',
+    registers: [registry],
+    collect() {
+      this.set(isReady() ? 1 : 0);
+    },
+  });
   return {
     registry,
+    readinessFrom(ready) {
+      isReady = ready;
+    },
     reviews: new Counter({
       name: 'twokey_admission_reviews_total',
       help: 'Admission reviews answered, by verdict (admitted|refused), gated action (none when not gated), dry run and route.',
@@ -73,11 +86,6 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Twoke
       name: 'twokey_config_reloads_total',
       help: 'Policy and JWKS reloads, by kind (policy|jwks|tls) and result (ok|error). An error keeps the last good version in force.',
       labelNames: ['kind', 'result'],
-      registers: [registry],
-    }),
-    ready: new Gauge({
-      name: 'twokey_ready',
-      help: '1 when the server is ready to judge (policy, keys and namespace cache loaded).',
       registers: [registry],
     }),
     events: new Counter({

@@ -140,7 +140,7 @@ describe('the change system flow: keygen, digest, approve, check', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(
       `${sha(canonical({ action: 'deploy', resource: 'statefulsets.apps', namespace: 'team-b', name: 'db', spec: {} }))}  statefulsets.apps team-b/db\n` +
-        `${sha(canonical({ action: 'delete', resource: 'namespaces', namespace: '', name: 'team-a', uid: 'u-1' }))}  namespaces /team-a\n`,
+        `${sha(canonical({ action: 'delete', resource: 'namespaces', namespace: '', name: 'team-a', uid: 'u-1' }))}  namespaces team-a\n`,
     );
     expect(result.stderr).toContain('skipped: ConfigMap c');
   });

@@ -52,7 +52,7 @@ describe('deleting a critical namespace', () => {
     );
     const digest = digestIn(refused.stderr);
     const nsFile = await writeManifest('namespace', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-    expect((await twokey(['digest', '--server', '--action', 'delete', '-f', nsFile])).stdout).toBe(`${digest}  namespaces /${ns}\n`);
+    expect((await twokey(['digest', '--server', '--action', 'delete', '-f', nsFile])).stdout).toBe(`${digest}  namespaces ${ns}\n`);
 
     const tokens = {
       bob: await approve({ approver: 'bob', action: 'delete', digest, file: nsFile }),

@@ -234,6 +234,17 @@ describe('health, readiness and metrics', () => {
     expect(drained.headers.connection).toBe('close');
   });
 
+  it('tells readiness in twokey_ready whether or not anything asks /readyz', async () => {
+    let notReady = ['no JWKS loaded yet for issuer x'];
+    const server = app({ readiness: [{ notReady: () => notReady }] });
+    const ready = async () => /^twokey_ready (\d)$/m.exec((await server.inject('/metrics')).body)?.[1];
+    expect(await ready()).toBe('0');
+    notReady = [];
+    expect(await ready()).toBe('1');
+    server.markDraining();
+    expect(await ready()).toBe('0');
+  });
+
   it('counts reviews by verdict, action and dry run, and bad requests', async () => {
     const metrics = createMetrics({ defaultMetrics: false });
     const server = app({ metrics });
