@@ -5,7 +5,7 @@
 import { type Command, Option } from 'commander';
 import { ACTIONS, type Action, type ChangeTarget, deploySpec, digestOf, type UnprotectState, unprotectState } from '../change/digest.ts';
 import { ClusterClient } from '../cluster/client.ts';
-import { toldEntries, withPlanMarker } from '../cluster/plan.ts';
+import { plannedDryRunRefused, toldEntries, withPlanMarker } from '../cluster/plan.ts';
 import { planLine } from '../decision/wording.ts';
 import { TwokeyError } from '../errors.ts';
 import type { JsonObject } from '../json.ts';
@@ -74,8 +74,7 @@ export async function serverDigest(client: ClusterClient, m: ManifestObject, act
     if (action === 'delete') return objectDigest(m, action, live);
   }
   const outcome = await client.dryRunApply(m.resource, m.namespace, m.name, withPlanMarker(m.object, m.namespace), fieldManager);
-  if (outcome.kind === 'refused')
-    throw new TwokeyError('ERR_CLUSTER', `the dry run of ${describeManifest(m)} was refused: ${outcome.message}`);
+  if (outcome.kind === 'refused') throw plannedDryRunRefused(outcome, describeManifest(m));
   const told = outcome.warnings.filter((warning) => planLine(warning)?.action === action);
   toldEntries(told, targetOf(m), describeManifest(m), live, outcome.object);
   return objectDigest(m, action, outcome.object, live === undefined ? undefined : readMeta(live).uid);
@@ -93,7 +92,9 @@ export function registerDigest(program: Command, { out, err, io }: Terminal): vo
     withClusterOptions(
       program
         .command('digest')
-        .description('print the change digest of each gated object: sha256:<hex>  <resource> <namespace>/<name> (<name> alone for a Namespace)')
+        .description(
+          'print the change digest of each gated object: sha256:<hex>  <resource> <namespace>/<name> (<name> alone for a Namespace)',
+        )
         .requiredOption('-f, --file <file>', 'manifest file (YAML or JSON, several documents allowed), or - for stdin')
         .addOption(new Option('--action <action>', 'which change to digest (default: deploy; delete for Namespaces)').choices(ACTIONS))
         .option(
@@ -114,7 +115,7 @@ export function registerDigest(program: Command, { out, err, io }: Terminal): vo
     for (const m of objects) {
       const action = actionFor(m, flags.action);
       const digest = cluster ? await serverDigest(cluster.client, m, action, flags.fieldManager) : objectDigest(m, action);
-      out(`${digest}  ${qualifiedResource(m.resource)} ${m.namespace === '' ? m.name : `${m.namespace}/${m.name}`}`);
+      out(`${digest}  ${describeManifest(m)}`);
     }
   });
 }

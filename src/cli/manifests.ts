@@ -91,5 +91,5 @@ export async function readManifests(file: string, defaultNamespace: string, sour
 }
 
 export function describeManifest(m: ManifestObject): string {
-  return `${qualifiedResource(m.resource)} ${m.namespace}/${m.name}`;
+  return `${qualifiedResource(m.resource)} ${m.namespace === '' ? m.name : `${m.namespace}/${m.name}`}`;
 }

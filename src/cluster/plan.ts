@@ -137,6 +137,20 @@ export function withPlanMarker(object: JsonObject, namespace: string): JsonObjec
   };
 }
 
+/** Why a dry run with the plan marker was refused, for the person who asked. */
+export function plannedDryRunRefused(
+  outcome: { readonly message: string; readonly byTwokey: boolean },
+  label: string,
+  source?: string,
+): TwokeyError {
+  const why = !outcome.byTwokey
+    ? 'the cluster refused it'
+    : digestFromRefusal(outcome.message) === undefined
+      ? 'twokey could not judge it'
+      : 'twokey in the cluster asks for approvals: it does not know the plan marker, upgrade it';
+  return new TwokeyError('ERR_CLUSTER', `${source ? `${source}: ` : ''}the dry run of ${label} failed (${why}): ${outcome.message}`);
+}
+
 /** The aspects the warnings tell for this object, each digest checked against the dry run's result. */
 export function toldEntries(
   warnings: readonly string[],
@@ -154,7 +168,7 @@ export function toldEntries(
     const refuse = (why: string) =>
       new TwokeyError(
         'ERR_CLUSTER',
-        `${source}: the dry run of ${label} told the ${line.action} digest ${line.digest}, ${why}: a warning not written by twokey's webhook (another webhook or a proxy can add them), or a twokey of another version. Nothing was planned: approvals of that digest would not approve what the diff shows`,
+        `${source}: the dry run of ${label} told the ${line.action} digest ${line.digest}, ${why}: a warning not written by twokey's webhook (another webhook or a proxy can add them), or a twokey of another version; approvals of that digest would not approve the object the dry run returned`,
       );
     let computed: string | undefined;
     try {
@@ -202,14 +216,7 @@ async function planOne(object: StreamObject, options: PlanOptions, discovery: Di
   const sent = withPlanMarker(object.object, namespace);
   const live = await client.readAt(path, label);
   const outcome = await client.dryRunApplyAt(path, label, sent, options.fieldManager);
-  if (outcome.kind === 'refused') {
-    const why = !outcome.byTwokey
-      ? 'the cluster refused it'
-      : digestFromRefusal(outcome.message) === undefined
-        ? 'twokey could not judge it'
-        : 'twokey in the cluster asks for approvals: it does not know the plan marker, upgrade it';
-    throw new TwokeyError('ERR_CLUSTER', `${object.where}: the dry run of ${label} failed (${why}): ${outcome.message}`);
-  }
+  if (outcome.kind === 'refused') throw plannedDryRunRefused(outcome, label, object.where);
   const entries = toldEntries(outcome.warnings, target, object.where, live, outcome.object);
   const diff = objectDiff(label, live, outcome.object);
   const planned: PlannedObject = {

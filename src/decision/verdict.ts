@@ -145,7 +145,7 @@ export function wouldRefuseReason(verdict: Verdict): WouldRefuseReason {
   if (verdict.breakGlass?.status === 'not-counted') return 'break-glass-not-counted';
   const short = verdict.aspects.filter((a) => !a.allowed);
   const { grounds } = verdict;
-  // Enough approvals, none of them from a group the rule asks for: the count was never the problem.
+  // Enough approvals, too few of them from a group the rule asks for: the count was never the problem.
   if (
     grounds.kind === 'quorum' &&
     short.length > 0 &&

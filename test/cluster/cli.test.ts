@@ -6,6 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalDigest, deploySpec, digestOf } from '../../src/change/digest.ts';
+import { plannedDryRunRefused } from '../../src/cluster/plan.ts';
 import type { JsonObject } from '../../src/json.ts';
 import type { RunningServer } from '../../src/server/serve.ts';
 import { twokey as runTwokey } from '../support/cli.ts';
@@ -83,7 +84,7 @@ describe('twokey plan --server', () => {
       expect(planned.stderr).toContain(
         `the dry run of deployments.apps payments/api told the deploy digest ${injected}, but the object it returned has ${expected}`,
       );
-      expect(planned.stderr).toContain('Nothing was planned');
+      expect(planned.stderr).toContain('would not approve the object the dry run returned');
       const digest = await twokey('digest', '--server', '-f', manifest);
       expect(digest.code).not.toBe(0);
       expect(digest.stderr).toContain(`told the deploy digest ${injected}, but the object it returned has ${expected}`);
@@ -95,6 +96,20 @@ describe('twokey plan --server', () => {
     } finally {
       kube.otherWarnings = [];
     }
+  });
+});
+
+describe('a refused dry run with the plan marker', () => {
+  it('says whether the cluster, a twokey that cannot judge, or a twokey without the marker refused it', () => {
+    const webhook = 'admission webhook "workloads.twokey.dev" denied the request: twokey: ';
+    const refused = (message: string, byTwokey = true) =>
+      plannedDryRunRefused({ message, byTwokey }, 'deployments.apps payments/api').message;
+    expect(refused('deployments.apps "api" is forbidden', false)).toMatch(
+      /^the dry run of deployments.apps payments\/api failed \(the cluster refused it\)/,
+    );
+    expect(refused(`${webhook}cannot judge deploy of deployments.apps payments/api: no policy`)).toMatch(/\(twokey could not judge it\)/);
+    const old = `${webhook}deploy of deployments.apps payments/api refused: 0 of 2 required approvals. Needed: approvals bound to digest sha256:${'a'.repeat(64)}.`;
+    expect(refused(old)).toMatch(/\(twokey in the cluster asks for approvals: it does not know the plan marker, upgrade it\)/);
   });
 });
 
