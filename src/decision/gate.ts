@@ -208,7 +208,16 @@ function gateNamespace(request: AdmissionRequest, objects: ReviewObjects, ctx: G
       const object = objects.object('UPDATE');
       const old = objects.old('UPDATE');
       const name = targetName(request, object, old);
-      if (!critical(old, name)) return notGated('the namespace is not critical');
+      if (!critical(old, name)) {
+        // Its deletion was not approved as a critical namespace's; made critical now, it would
+        // exempt the namespace controller's deletes of the workloads that need approvals of their own.
+        if (old.deletionTimestamp !== '' && critical(object, name)) {
+          throw new CannotJudge(
+            `namespace ${quote(name)} is being deleted, and was not critical when its deletion began: it cannot be made critical now. To let the deletion finish, approve the deletion of each workload in it that is critical by its own label (attach delete approvals to it)`,
+          );
+        }
+        return notGated('the namespace is not critical');
+      }
       if (critical(object, name) && !handsOverDeletion(objects)) return notGated('the namespace stays critical');
       const target = { resource, namespace: '', name };
       return gated(target, [unprotectAspect(target, old, object)], object);
@@ -337,10 +346,13 @@ export async function gateRequest(request: AdmissionRequest, ctx: GateContext): 
   const cleanup = role === 'garbageCollector' || (role === 'namespaceController' && ctx.namespaces.deletion(namespace) === 'deleting');
   if (cleanup) {
     // The cluster's cleanup is exempt so that an approved namespace deletion never hangs. A
-    // workload critical by its own label in a namespace that is not critical was never covered by
-    // such an approval (its namespace, or its owner, was deleted ungated): it needs its own.
+    // workload critical by its own label was covered by no approval when its owner was deleted,
+    // nor when a namespace that was not critical was: it needs approvals of its own, unless the
+    // namespace controller is emptying a critical namespace (whose deletion was approved: a
+    // namespace being deleted cannot be made critical). The namespace's labels now are no proof
+    // for the garbage collector: they may have been added after the owner was deleted.
     const labelled = request.oldObject !== null && hasCriticalLabel(objects.old('DELETE').labels);
-    if (!labelled || state === 'critical') {
+    if (!labelled || (role === 'namespaceController' && state === 'critical')) {
       return notGated(
         role === 'garbageCollector'
           ? 'deletes by the garbage collector are exempt (cluster cleanup)'

@@ -752,16 +752,72 @@ describe('what is gated and what is not', () => {
         ctx({ namespaces: beingDeleted }),
       );
       expect(admitted).toMatchObject({ allowed: true, action: 'delete' });
-      // In a critical namespace, whose own deletion was gated, the cleanup stays exempt.
+      // In a critical namespace being deleted, whose own deletion was gated, the namespace controller stays
+      // exempt; the garbage collector is not: the namespace's labels now do not show when they were set.
       const inCritical = deployment({ namespace: 'payments', labels: { 'twokey.dev/critical': 'true' } });
-      expect(
-        await decide(request({ operation: 'DELETE', oldObject: inCritical, user, noName: true }), ctx({ namespaces: beingDeleted })),
-      ).toMatchObject({
-        allowed: true,
-        action: undefined,
-      });
+      const cleanup = await decide(
+        request({ operation: 'DELETE', oldObject: inCritical, user, noName: true }),
+        ctx({ namespaces: beingDeleted }),
+      );
+      expect(cleanup).toMatchObject(
+        user.endsWith(':namespace-controller') ? { allowed: true, action: undefined } : { allowed: false, action: 'delete' },
+      );
     },
   );
+
+  describe('a namespace made critical after the fact', () => {
+    const namespaceController = 'system:serviceaccount:kube-system:namespace-controller';
+    const labelled = deployment({ namespace: 'team-a', labels: critical });
+    const view = (criticality: 'critical' | 'not-critical', deleting: boolean): NamespaceView => ({
+      criticality: () => criticality,
+      deletion: () => (deleting ? 'deleting' : 'active'),
+    });
+
+    it('cannot be made critical once its deletion has begun, so its labelled workloads keep needing their own approvals', async () => {
+      const ns = namespaceObject('team-a');
+      // The agent deletes team-a (not critical, not gated); the cleanup of the labelled workload is refused.
+      expect(await decide(request({ operation: 'DELETE', oldObject: ns, user: 'agent' }), ctx())).toMatchObject({ allowed: true });
+      const terminating = structuredClone(ns);
+      (terminating.metadata as JsonObject).deletionTimestamp = '2026-11-27T09:00:00Z';
+      // Labelling the terminating namespace critical would exempt the namespace controller: refused, saying what to do.
+      const label = await decide(
+        request({ operation: 'UPDATE', object: withLabels(terminating, critical), oldObject: terminating, user: 'agent' }),
+        ctx({ namespaces: view('not-critical', true) }),
+      );
+      expect(label.allowed).toBe(false);
+      expect(label.message).toContain(
+        'namespace "team-a" is being deleted, and was not critical when its deletion began: it cannot be made critical now',
+      );
+      // Any other update of it, and labelling a namespace that is not being deleted, stay ungated.
+      const other = await decide(
+        request({ operation: 'UPDATE', object: withLabels(terminating, { team: 'a' }), oldObject: terminating, user: 'agent' }),
+        ctx(),
+      );
+      expect(other).toMatchObject({ allowed: true, action: undefined });
+      const protect = await decide(request({ operation: 'UPDATE', object: withLabels(ns, critical), oldObject: ns, user: 'agent' }), ctx());
+      expect(protect).toMatchObject({ allowed: true, action: undefined });
+      // A namespace critical before its deletion began was approved for deletion: its cleanup stays exempt.
+      const admitted = await decide(
+        request({ operation: 'DELETE', oldObject: labelled, user: namespaceController, noName: true }),
+        ctx({ namespaces: view('critical', true), forceCritical: true }),
+      );
+      expect(admitted).toMatchObject({ allowed: true, action: undefined });
+    });
+
+    it('does not let the garbage collector delete a labelled workload once its namespace is labelled critical', async () => {
+      const gc = 'system:serviceaccount:kube-system:generic-garbage-collector';
+      const owned = withOwners(labelled, [ghost]);
+      for (const namespaces of [view('not-critical', false), view('critical', false)]) {
+        const verdict = await decide(request({ operation: 'DELETE', oldObject: owned, user: gc }), ctx({ namespaces }));
+        expect(verdict).toMatchObject({ allowed: false, action: 'delete' });
+      }
+      const routed = await decide(
+        request({ operation: 'DELETE', oldObject: owned, user: gc }),
+        ctx({ namespaces: view('critical', false), forceCritical: true }),
+      );
+      expect(routed).toMatchObject({ allowed: false, action: 'delete' });
+    });
+  });
 
   it('gates by the stricter view when the namespace watch still says critical', async () => {
     const labelled = deployment({ namespace: 'team-a', labels: { 'twokey.dev/critical': 'true' } });
