@@ -110,7 +110,7 @@ export async function ensureBinaries(log: (line: string) => void = () => {}): Pr
   if (complete(binaries)) return binaries;
   const started = Date.now();
   log(`building kube-apiserver, kube-controller-manager and kubectl ${KUBERNETES_VERSION} and etcd ${ETCD_VERSION} into ${dir}`);
-  log('(once per machine: about 15-30 minutes on 2 cores; later runs reuse them)');
+  log('(once per machine: about 15 minutes on 2 cores; later runs reuse them)');
   // Built beside the cache entry and moved in whole, so an interrupted build never looks complete.
   const building = `${dir}.building-${process.pid}`;
   await rm(building, { recursive: true, force: true });
