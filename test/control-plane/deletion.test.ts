@@ -2,8 +2,9 @@
  * Deletions through the real API server and the real controllers: a critical namespace deleted by
  * the agent, then emptied and removed by the namespace controller (its deletes of the critical
  * workloads inside never refused, the namespace never stuck Terminating), approvals that do not
- * carry over to a namespace recreated under the same name, and cascading deletes whose garbage
- * collection is never refused.
+ * carry over to a namespace recreated under the same name, a workload critical by its own label
+ * whose deletion waits for its own approvals however its namespace is relabelled, and cascading
+ * deletes whose garbage collection is never refused.
  */
 import { describe, expect, it } from 'vitest';
 import { GARBAGE_COLLECTOR, NAMESPACE_CONTROLLER } from './cluster.ts';
@@ -86,6 +87,37 @@ describe('deleting a critical namespace', () => {
     const again = await asAgent(['delete', 'namespace', ns, '--wait=false']);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/refused: 0 of 2 required approvals\. .*Not counted: approval\.twokey\.dev\/bob: bound to another change/);
+  });
+});
+
+describe('a workload critical by its own label in a namespace that is not critical', () => {
+  it('keeps its deletion waiting for its own approvals, even once someone tries to make the terminating namespace critical', async () => {
+    const ns = await namespace('late-label', { critical: false });
+    const file = await writeManifest('api', deployment({ namespace: ns }));
+    await kubectlOk(['apply', '-f', file]);
+    await kubectlOk(['label', 'deployment', 'api', '-n', ns, 'twokey.dev/critical=true']);
+
+    // Not critical: the agent deletes the namespace, and the namespace controller's delete of api is refused.
+    expect((await asAgent(['delete', 'namespace', ns, '--wait=false'])).code).toBe(0);
+    await eventually('the cleanup of api refused', async () =>
+      decisions().some((d) => d.namespace === ns && d.name === 'api' && d.user === NAMESPACE_CONTROLLER && d.verdict === 'refused'),
+    );
+    // Labelling the terminating namespace critical would exempt that delete: refused.
+    const label = await asAgent(['label', 'namespace', ns, 'twokey.dev/critical=true']);
+    expect(label.code).toBe(1);
+    expect(label.stderr).toContain(
+      `admission webhook "namespaces.twokey.dev" denied the request: twokey: cannot judge this request: namespace "${ns}" is being deleted, and was not critical when its deletion began: it cannot be made critical now.`,
+    );
+    expect((await kubectl(['get', 'deployment', 'api', '-n', ns])).code).toBe(0);
+
+    // Approvals of api's own deletion let the namespace controller's next retry through.
+    const digest = (await twokey(['digest', '--server', '--action', 'delete', '-f', file])).stdout.split(' ')[0] as string;
+    const tokens = {
+      bob: await approve({ approver: 'bob', action: 'delete', digest, file }),
+      carol: await approve({ approver: 'carol', action: 'delete', digest, file }),
+    };
+    await annotateApprovals('deployment', 'api', ns, tokens);
+    await eventually('the namespace gone', async () => (await kubectl(['get', 'namespace', ns])).code === 1, 180_000);
   });
 });
 
