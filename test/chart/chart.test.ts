@@ -422,13 +422,19 @@ describe('chart values', () => {
     });
   });
 
-  it('excludes extra namespaces given in values, and never lists an excluded one as critical', () => {
-    const objects = render({ set: ['webhook.excludeNamespaces={ops}', 'policy.critical.namespaces={payments,ops,kube-system}'] });
+  it('excludes extra namespaces given in values, and refuses to list an excluded one as critical', () => {
+    const objects = render({ set: ['webhook.excludeNamespaces={ops}', 'policy.critical.namespaces={payments}'] });
     const webhooks = at(one(objects, 'ValidatingWebhookConfiguration'), 'webhooks') as JsonObject[];
     const listed = webhooks.find((w) => w.name === 'listed-namespaces.twokey.dev');
     expect(at(listed, 'namespaceSelector', 'matchExpressions', 1, 'values')).toEqual(['payments']);
     const labelled = webhooks.find((w) => w.name === 'labeled-workloads.twokey.dev');
     expect(at(labelled, 'namespaceSelector', 'matchExpressions', 1, 'values')).toEqual(['kube-system', 'twokey', 'ops', 'payments']);
+    // A namespace the webhook never sees, listed as critical, would look guarded and be judged by nobody.
+    for (const ns of ['ops', 'kube-system', 'twokey']) {
+      expect(() => render({ set: ['webhook.excludeNamespaces={ops}', `policy.critical.namespaces={payments,${ns}}`] })).toThrow(
+        new RegExp(`policy.critical.namespaces lists ${ns}, which is never sent to twokey`),
+      );
+    }
   });
 });
 
