@@ -77,8 +77,8 @@ describe('over HTTPS, as kube-apiserver calls it', () => {
     expect((await call({ operation: 'DELETE', oldObject: approved })).kind).toBe('allowed');
     // Its workloads reach the webhook through the critical-namespace entry, as the chart routes them.
     // This server watches no cluster, so it cannot know that the namespace's deletion has begun;
-    // the garbage collector's deletes stay exempt.
-    const inside = deployment({ namespace: 'team-a', labels: { 'twokey.dev/critical': 'true' } });
+    // the garbage collector's deletes of workloads critical by their namespace stay exempt.
+    const inside = deployment({ namespace: 'team-a' });
     const cleanup = (user: string) => ({ operation: 'DELETE' as const, oldObject: inside, user, noName: true });
     expect((await call(cleanup('system:serviceaccount:kube-system:namespace-controller'), '/validate/critical')).kind).toBe('denied');
     expect((await call(cleanup('system:serviceaccount:kube-system:generic-garbage-collector'), '/validate/critical')).kind).toBe('allowed');
