@@ -16,6 +16,9 @@ import { readPlanFile } from './inputs.ts';
 import { readManifests } from './manifests.ts';
 import { type SignerFlags, signerFrom, withSignerOptions } from './signer.ts';
 
+/** How many of a plan's entries `approve --plan` lists on stderr before it counts the rest. */
+const SIGNED_ENTRIES_LISTED = 100;
+
 interface ApproveFlags extends SignerFlags {
   key?: string;
   issuer: string;
@@ -106,6 +109,11 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
       const fileDigests = 'its digests are of the files as written and may lack server defaults';
       if (flags.plan !== undefined) {
         const plan = await readPlanFile(flags.plan);
+        // Say what the token approves: the entries, which are what the webhook checks.
+        const listed = plan.entries.slice(0, SIGNED_ENTRIES_LISTED);
+        err(`approving plan ${plan.digest}, ${plan.entries.length} ${plan.entries.length === 1 ? 'entry' : 'entries'}:`);
+        for (const e of listed) err(`  ${e.action} ${e.resource} ${e.namespace === '' ? '' : `${e.namespace}/`}${e.name} ${e.digest}`);
+        if (plan.entries.length > listed.length) err(`  ... and ${plan.entries.length - listed.length} more (the plan's entries)`);
         if (flags.breakGlass) {
           // The plan's entries are the exact changes, digests from the cluster's dry run included.
           if (plan.entries.length > BREAK_GLASS_MAX_ENTRIES) {

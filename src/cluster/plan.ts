@@ -7,8 +7,6 @@
  * is checked against that result: a digest that is not of what the diff shows is refused, since
  * approvals of it would approve a change nobody read (another webhook or a proxy can add warnings).
  */
-import { createTwoFilesPatch } from 'diff';
-import { stringify } from 'yaml';
 import { type Action, type ChangeTarget, deploySpec, digestOf, unprotectState } from '../change/digest.ts';
 import { digestFromRefusal, planLine } from '../decision/wording.ts';
 import { describeError, TwokeyError } from '../errors.ts';
@@ -16,6 +14,7 @@ import { isJsonObject, type JsonObject } from '../json.ts';
 import { PLAN_MARKER_ANNOTATION, readMeta, resourceForKind } from '../kubernetes/objects.ts';
 import type { ObjectPlan } from '../manifests/plan.ts';
 import type { StreamObject } from '../manifests/stream.ts';
+import { objectDiff, withoutNoise } from '../plan/diff.ts';
 import type { PlannedObject } from '../plan/document.ts';
 import type { PlanEntry } from '../plan/entries.ts';
 import type { ClusterClient } from './client.ts';
@@ -66,40 +65,6 @@ class Discovery {
     }
     return kinds;
   }
-}
-
-/** What a person reads of an object: no server bookkeeping, no status, no plan marker. */
-export function withoutNoise(object: JsonObject): JsonObject {
-  const { status: _status, ...rest } = object;
-  const metadata = isJsonObject(rest.metadata) ? { ...rest.metadata } : undefined;
-  if (metadata) {
-    for (const field of ['managedFields', 'resourceVersion', 'uid', 'generation', 'creationTimestamp']) delete metadata[field];
-    if (isJsonObject(metadata.annotations)) {
-      const { [PLAN_MARKER_ANNOTATION]: _marker, ...annotations } = metadata.annotations;
-      if (Object.keys(annotations).length > 0) metadata.annotations = annotations;
-      else delete metadata.annotations;
-    }
-    rest.metadata = metadata;
-  }
-  return rest;
-}
-
-/** A unified diff of the live object (absent: everything is added) against the object after the apply; "" when equal. */
-export function objectDiff(label: string, live: JsonObject | undefined, after: JsonObject): string {
-  const before = live ? stringify(withoutNoise(live), { lineWidth: 0 }) : '';
-  const patch = createTwoFilesPatch(
-    `live ${label}`,
-    `after apply ${label}`,
-    before,
-    stringify(withoutNoise(after), { lineWidth: 0 }),
-    '',
-    '',
-    {
-      context: 3,
-    },
-  );
-  const lines = patch.split('\n').filter((line) => !/^=+$/.test(line));
-  return lines.some((line) => line.startsWith('@@')) ? lines.join('\n') : '';
 }
 
 const describe = (o: { resource: string; namespace: string; name: string }) =>
@@ -219,12 +184,19 @@ async function planOne(object: StreamObject, options: PlanOptions, discovery: Di
   if (outcome.kind === 'refused') throw plannedDryRunRefused(outcome, label, object.where);
   const entries = toldEntries(outcome.warnings, target, object.where, live, outcome.object);
   const diff = objectDiff(label, live, outcome.object);
+  // What its entries are computed from travels with a gated object, so that reading the plan checks them.
+  const uid = live === undefined ? '' : readMeta(live).uid;
+  const shown =
+    entries.length === 0
+      ? {}
+      : { after: withoutNoise(outcome.object), ...(live ? { before: withoutNoise(live) } : {}), ...(uid !== '' ? { uid } : {}) };
   const planned: PlannedObject = {
     ...target,
     actions: entries.map((e) => e.action),
     operation: live ? 'update' : 'create',
     source: object.where,
     diff,
+    ...shown,
     note:
       entries.length > 0
         ? `gated: ${entries.map((e) => e.action).join(' and ')}`

@@ -157,6 +157,12 @@ export function attachApprovals(input: AttachInput): string {
 
   if (input.plan && plans.has(input.plan.digest)) {
     const tree = planTree(input.plan.entries);
+    // Proofs are of the entries as given: they must be the entries the approvals approve.
+    if (tree.digest !== input.plan.digest) {
+      problems.push(
+        `the plan's digest ${input.plan.digest} is not that of its entries (${tree.digest}): its entries changed after it was approved`,
+      );
+    }
     const byObject = new Map<string, number[]>();
     tree.entries.forEach((entry, index) => {
       byObject.set(identity(entry), [...(byObject.get(identity(entry)) ?? []), index]);

@@ -66,6 +66,7 @@ export function planFromFiles(objects: readonly StreamObject[]): ObjectPlan[] {
       planned: {
         ...base,
         actions: ['deploy'],
+        after: object.object,
         note: 'a deploy if it is critical (by its label or its namespace); digest of the file as written',
       },
       entries: [{ action: 'deploy', ...target, digest }],

@@ -2,10 +2,18 @@
  * The plan document: what `twokey plan -o json` writes, a change system stores on the ticket, and
  * `twokey approve --plan` and `twokey attach --plan` read. Its entries are what approvals bind (their
  * tree head is the plan's digest); its objects say, for people, what each object's change is.
- * Read as untrusted input: a document whose digest does not match its entries is refused.
+ * Read as untrusted input: a document whose digest does not match its entries is refused, and so is
+ * one whose entries are not what its objects show: an entry without its object, or with a digest
+ * other than that of the object it carries after the apply, or a diff that is not of the objects it
+ * carries. What it cannot show is that its `before` is what the cluster holds: whoever reviews a
+ * plan trusts whoever made it for that (README, "Approving a change of many objects").
  */
 import Type from 'typebox';
 import { Compile } from 'typebox/compile';
+import { deploySpec, digestOf, unprotectState } from '../change/digest.ts';
+import type { JsonObject } from '../json.ts';
+import { readMeta } from '../kubernetes/objects.ts';
+import { objectDiff } from './diff.ts';
 import { type PlanEntry, PlanError, planTree } from './entries.ts';
 
 export const PLAN_API_VERSION = 'twokey.dev/v1';
@@ -32,6 +40,12 @@ const PlannedObject = Type.Object({
   source: Type.String(),
   /** The live object against what the apply would make, as a unified diff; empty when nothing changes. */
   diff: Type.Optional(Type.String()),
+  /** For a gated object: the live object as the diff shows it (absent when it does not exist yet). */
+  before: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  /** For a gated object: the object as the apply leaves it, which its deploy and unprotect digests are of. */
+  after: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  /** For a gated object that exists: the live object's uid, which its delete and unprotect digests bind. */
+  uid: Type.Optional(Type.String({ minLength: 1 })),
   /** Why it is or is not gated, in words. */
   note: Type.Optional(Type.String()),
 });
@@ -75,5 +89,79 @@ export function readPlanDocument(document: unknown, source: string): PlanDocumen
       `${source}: its digest ${document.digest} is not the digest of its entries (${tree.digest}); it was changed after it was made`,
     );
   }
+  checkObjects(document, source);
   return { ...document, entries: [...tree.entries] };
+}
+
+const targetKey = (o: { resource: string; namespace: string; name: string }) => JSON.stringify([o.resource, o.namespace, o.name]);
+const describeTarget = (o: { resource: string; namespace: string; name: string }) =>
+  `${o.resource} ${o.namespace === '' ? '' : `${o.namespace}/`}${o.name}`;
+
+/** The digest an entry must have, from what its object carries; why not, when it carries too little. */
+function digestShown(entry: PlanEntry, object: PlannedObject): { digest: string } | { missing: string } {
+  const target = { resource: entry.resource, namespace: entry.namespace, name: entry.name };
+  const after = object.after as JsonObject | undefined;
+  switch (entry.action) {
+    case 'deploy':
+      return after
+        ? { digest: digestOf({ ...target, action: 'deploy', spec: deploySpec(after) }) }
+        : { missing: 'the object after the apply' };
+    case 'unprotect':
+      if (!after || object.uid === undefined) return { missing: "the object after the apply and the live object's uid" };
+      return { digest: digestOf({ ...target, action: 'unprotect', uid: object.uid, ...unprotectState(readMeta(after)) }) };
+    case 'delete':
+      return object.uid === undefined
+        ? { missing: "the live object's uid" }
+        : { digest: digestOf({ ...target, action: 'delete', uid: object.uid }) };
+  }
+}
+
+/**
+ * Each entry is shown by an object of the plan that lists its action and carries what its digest is
+ * of, each action an object lists has its entry, and each diff is that of the objects it is between.
+ */
+function checkObjects(document: PlanDocument, source: string): void {
+  const problems: string[] = [];
+  const objects = new Map<string, PlannedObject>();
+  for (const object of document.objects) {
+    if (objects.has(targetKey(object))) problems.push(`${describeTarget(object)} is listed twice`);
+    objects.set(targetKey(object), object);
+  }
+  for (const entry of document.entries) {
+    const what = `the ${entry.action} of ${describeTarget(entry)}`;
+    const object = objects.get(targetKey(entry));
+    if (!object?.actions.includes(entry.action)) {
+      problems.push(`${what} is an entry, but no object of the plan shows it`);
+      continue;
+    }
+    let shown: { digest: string } | { missing: string };
+    try {
+      shown = digestShown(entry, object);
+    } catch (error) {
+      problems.push(`${what}: its object cannot be read (${error instanceof Error ? error.message : String(error)})`);
+      continue;
+    }
+    if ('missing' in shown) problems.push(`${what}: its object does not carry ${shown.missing}, so its digest cannot be checked`);
+    else if (shown.digest !== entry.digest) {
+      problems.push(`${what}: its digest ${entry.digest} is not that of the object the plan shows after the apply (${shown.digest})`);
+    }
+  }
+  const entries = new Set(document.entries.map((e) => `${e.action} ${targetKey(e)}`));
+  for (const object of document.objects) {
+    for (const action of object.actions) {
+      if (!entries.has(`${action} ${targetKey(object)}`))
+        problems.push(`${describeTarget(object)} is shown as a ${action}, but the plan has no such entry`);
+    }
+    if (object.diff !== undefined && object.after !== undefined) {
+      const diff = objectDiff(describeTarget(object), object.before as JsonObject | undefined, object.after as JsonObject);
+      if (diff !== object.diff)
+        problems.push(`${describeTarget(object)}: its diff is not that of the objects the plan shows before and after the apply`);
+    }
+  }
+  if (problems.length > 0) {
+    const listed = problems.slice(0, 10).join('; ');
+    throw new PlanError(
+      `${source}: the plan's entries are not what its objects show, so approvals of it would approve what nobody was shown: ${listed}${problems.length > 10 ? `; and ${problems.length - 10} more` : ''}`,
+    );
+  }
 }
