@@ -9,7 +9,7 @@
 import canonicalize from 'canonicalize';
 import { ACTIONS, type Action, DIGEST_PATTERN } from '../change/digest.ts';
 import { isJsonObject } from '../json.ts';
-import { inclusionPath, leafHash, treeHash, verifyInclusion } from './merkle.ts';
+import { leafHash, MerkleTree, verifyInclusion } from './merkle.ts';
 
 export interface PlanEntry {
   readonly action: Action;
@@ -93,11 +93,11 @@ export function planTree(entries: readonly PlanEntry[]): PlanTree {
       throw new PlanError(`the plan holds the ${entry.action} of ${entry.resource} ${where} twice`);
     }
   }
-  const leaves = ordered.map(entryLeaf);
+  const tree = new MerkleTree(ordered.map(entryLeaf));
   return {
-    digest: `sha256:${treeHash(leaves).toString('hex')}`,
+    digest: `sha256:${tree.head().toString('hex')}`,
     entries: ordered,
-    proof: (index) => ({ index, path: inclusionPath(leaves, index).map((hash) => hash.toString('hex')) }),
+    proof: (index) => ({ index, path: tree.path(index).map((hash) => hash.toString('hex')) }),
   };
 }
 

@@ -25,22 +25,61 @@ function split(n: number): number {
   return k;
 }
 
+/**
+ * A tree over leaf hashes whose subtree hashes are each computed once: the proofs of all n leaves
+ * then cost O(n log n) hashes instead of O(n²), which a plan of thousands of entries needs.
+ */
+export class MerkleTree {
+  readonly #leaves: readonly Uint8Array[];
+  readonly #memo = new Map<number, Buffer>();
+
+  constructor(leaves: readonly Uint8Array[]) {
+    this.#leaves = leaves;
+  }
+
+  /** MTH(D[n]): the tree head; SHA-256("") for no leaves. */
+  head(): Buffer {
+    return this.#hash(0, this.#leaves.length);
+  }
+
+  /** PATH(m, D[n]): the hashes that prove leaf m is in the tree, nearest first. */
+  path(m: number): Buffer[] {
+    const n = this.#leaves.length;
+    if (!Number.isInteger(m) || m < 0 || m >= n) throw new RangeError(`no leaf ${m} in a tree of ${n}`);
+    return this.#path(m, 0, n);
+  }
+
+  #path(m: number, start: number, end: number): Buffer[] {
+    if (end - start === 1) return [];
+    const k = split(end - start);
+    return m < start + k
+      ? [...this.#path(m, start, start + k), this.#hash(start + k, end)]
+      : [...this.#path(m, start + k, end), this.#hash(start, start + k)];
+  }
+
+  /** The hash of the subtree of leaves [start, end). */
+  #hash(start: number, end: number): Buffer {
+    if (end === start) return createHash('sha256').digest();
+    if (end - start === 1) return Buffer.from(this.#leaves[start] as Uint8Array);
+    const key = start * (this.#leaves.length + 1) + end;
+    let hash = this.#memo.get(key);
+    if (hash === undefined) {
+      const k = split(end - start);
+      hash = nodeHash(this.#hash(start, start + k), this.#hash(start + k, end));
+      this.#memo.set(key, hash);
+    }
+    return hash;
+  }
+}
+
 /** MTH(D[n]): the tree head of leaves given by their leaf hashes; SHA-256("") for none. */
 export function treeHash(leaves: readonly Uint8Array[]): Buffer {
-  if (leaves.length === 0) return createHash('sha256').digest();
-  if (leaves.length === 1) return Buffer.from(leaves[0] as Uint8Array);
-  const k = split(leaves.length);
-  return nodeHash(treeHash(leaves.slice(0, k)), treeHash(leaves.slice(k)));
+  return new MerkleTree(leaves).head();
 }
 
 /** PATH(m, D[n]): the hashes that prove leaf m is in the tree, nearest first. */
 export function inclusionPath(leaves: readonly Uint8Array[], m: number): Buffer[] {
-  if (!Number.isInteger(m) || m < 0 || m >= leaves.length) throw new RangeError(`no leaf ${m} in a tree of ${leaves.length}`);
-  if (leaves.length === 1) return [];
-  const k = split(leaves.length);
-  return m < k
-    ? [...inclusionPath(leaves.slice(0, k), m), treeHash(leaves.slice(k))]
-    : [...inclusionPath(leaves.slice(k), m - k), treeHash(leaves.slice(0, k))];
+  return new MerkleTree(leaves).path(m);
 }
 
 /**

@@ -4,7 +4,8 @@
  * 40 leaves against tampering.
  */
 import { describe, expect, it } from 'vitest';
-import { inclusionPath, leafHash, treeHash, verifyInclusion } from '../../src/plan/merkle.ts';
+import { MAX_PLAN_ENTRIES } from '../../src/plan/entries.ts';
+import { inclusionPath, leafHash, MerkleTree, treeHash, verifyInclusion } from '../../src/plan/merkle.ts';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const bytes = (text: string) => Buffer.from(text, 'hex');
@@ -77,5 +78,27 @@ describe('RFC 6962 Merkle trees', () => {
     }
     expect(verifyInclusion(LEAVES[3] as Buffer, 3, 8, [path[0] as Buffer, Buffer.alloc(31), path[2] as Buffer], root)).toBe(false);
     expect(() => inclusionPath(LEAVES, 8)).toThrow(RangeError);
+  });
+});
+
+describe('the proofs of a large plan', () => {
+  it('read each leaf a bounded number of times: all proofs of a plan of the largest size cost O(n), not O(n²)', () => {
+    const leaves = Array.from({ length: MAX_PLAN_ENTRIES }, (_, i) => leafHash(Buffer.from(String(i))));
+    let reads = 0;
+    const counted = new Proxy(leaves, {
+      get(target, property, receiver) {
+        if (typeof property === 'string' && /^\d+$/.test(property)) reads += 1;
+        return Reflect.get(target, property, receiver);
+      },
+    });
+    const tree = new MerkleTree(counted);
+    const root = tree.head();
+    for (let m = 0; m < leaves.length; m += 1) {
+      const path = tree.path(m);
+      if (m % 997 === 0) expect(verifyInclusion(leaves[m] as Buffer, m, leaves.length, path, root)).toBe(true);
+    }
+    // Each subtree hash is computed once: the head reads every leaf once, and each proof at most its
+    // nearest sibling leaf. Recomputing sibling subtrees for every proof read n - 1 leaves per proof.
+    expect(reads).toBeLessThanOrEqual(2 * MAX_PLAN_ENTRIES);
   });
 });
