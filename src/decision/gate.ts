@@ -347,12 +347,12 @@ export async function gateRequest(request: AdmissionRequest, ctx: GateContext): 
   if (cleanup) {
     // The cluster's cleanup is exempt so that an approved namespace deletion never hangs. A
     // workload critical by its own label was covered by no approval when its owner was deleted,
-    // nor when a namespace that was not critical was: it needs approvals of its own, unless the
-    // namespace controller is emptying a critical namespace (whose deletion was approved: a
-    // namespace being deleted cannot be made critical). The namespace's labels now are no proof
-    // for the garbage collector: they may have been added after the owner was deleted.
+    // nor when a namespace that was not critical was: it needs approvals of its own, unless its
+    // namespace is critical and being deleted (that deletion was approved, and a namespace being
+    // deleted cannot be made critical). A namespace critical but not being deleted is no proof:
+    // its label may have been added after the owner was deleted.
     const labelled = request.oldObject !== null && hasCriticalLabel(objects.old('DELETE').labels);
-    if (!labelled || (role === 'namespaceController' && state === 'critical')) {
+    if (!labelled || (state === 'critical' && ctx.namespaces.deletion(namespace) === 'deleting')) {
       return notGated(
         role === 'garbageCollector'
           ? 'deletes by the garbage collector are exempt (cluster cleanup)'

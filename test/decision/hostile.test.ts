@@ -752,16 +752,13 @@ describe('what is gated and what is not', () => {
         ctx({ namespaces: beingDeleted }),
       );
       expect(admitted).toMatchObject({ allowed: true, action: 'delete' });
-      // In a critical namespace being deleted, whose own deletion was gated, the namespace controller stays
-      // exempt; the garbage collector is not: the namespace's labels now do not show when they were set.
+      // In a critical namespace being deleted, whose own deletion was gated, the cleanup stays exempt.
       const inCritical = deployment({ namespace: 'payments', labels: { 'twokey.dev/critical': 'true' } });
       const cleanup = await decide(
         request({ operation: 'DELETE', oldObject: inCritical, user, noName: true }),
         ctx({ namespaces: beingDeleted }),
       );
-      expect(cleanup).toMatchObject(
-        user.endsWith(':namespace-controller') ? { allowed: true, action: undefined } : { allowed: false, action: 'delete' },
-      );
+      expect(cleanup).toMatchObject({ allowed: true, action: undefined });
     },
   );
 
