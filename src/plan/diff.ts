@@ -39,5 +39,13 @@ export function objectDiff(label: string, live: JsonObject | undefined, after: J
     },
   );
   const lines = patch.split('\n').filter((line) => !/^=+$/.test(line));
-  return lines.some((line) => line.startsWith('@@')) ? lines.join('\n') : '';
+  return lines.some((line) => line.startsWith('@@')) ? visible(lines.join('\n')) : '';
+}
+
+/** Characters that show as nothing, as a space, or reorder what follows them (U+202E): shown as escapes instead. */
+const INVISIBLE = /[\p{Cf}\p{Zl}\p{Zp}\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]/gu;
+
+/** The diff as a reviewer can read it: what a character hides is spelled out, e.g. \u202E. */
+function visible(text: string): string {
+  return text.replace(INVISIBLE, (c) => `\\u${(c.codePointAt(0) as number).toString(16).toUpperCase().padStart(4, '0')}`);
 }

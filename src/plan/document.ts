@@ -12,7 +12,7 @@ import Type from 'typebox';
 import { Compile } from 'typebox/compile';
 import { deploySpec, digestOf, unprotectState } from '../change/digest.ts';
 import type { JsonObject } from '../json.ts';
-import { readMeta } from '../kubernetes/objects.ts';
+import { qualifiedResource, readMeta, resourceForKind } from '../kubernetes/objects.ts';
 import { objectDiff } from './diff.ts';
 import { type PlanEntry, PlanError, planTree } from './entries.ts';
 
@@ -97,10 +97,34 @@ const targetKey = (o: { resource: string; namespace: string; name: string }) => 
 const describeTarget = (o: { resource: string; namespace: string; name: string }) =>
   `${o.resource} ${o.namespace === '' ? '' : `${o.namespace}/`}${o.name}`;
 
-/** The digest an entry must have, from what its object carries; why not, when it carries too little. */
-function digestShown(entry: PlanEntry, object: PlannedObject): { digest: string } | { missing: string } {
+/** Why `object` (a plan's before or after) is not the object `entry` is about, if it is not. */
+function otherObject(entry: PlanEntry, object: JsonObject, which: string): string | undefined {
+  const meta = readMeta(object);
+  const kind =
+    typeof object.apiVersion === 'string' && typeof object.kind === 'string' ? resourceForKind(object.apiVersion, object.kind) : undefined;
+  if (kind === undefined || qualifiedResource(kind) !== entry.resource) return `its ${which} is not one of ${entry.resource}`;
+  if (meta.name !== entry.name) return `its ${which} is named ${JSON.stringify(meta.name)}`;
+  if (meta.namespace !== '' && meta.namespace !== entry.namespace) return `its ${which} is in namespace ${JSON.stringify(meta.namespace)}`;
+  return undefined;
+}
+
+/** The digest an entry must have, from what its object carries; why not, when it carries too little or another object. */
+function digestShown(entry: PlanEntry, object: PlannedObject): { digest: string } | { missing: string } | { other: string } {
   const target = { resource: entry.resource, namespace: entry.namespace, name: entry.name };
   const after = object.after as JsonObject | undefined;
+  for (const [which, shown] of [
+    ['object after the apply', after],
+    ['live object', object.before as JsonObject | undefined],
+  ] as const) {
+    const other = shown === undefined ? undefined : otherObject(entry, shown, which);
+    if (other !== undefined) return { other };
+  }
+  // A deploy of a spec the live object already has changes nothing the webhook would gate.
+  if (entry.action === 'deploy' && after && object.before) {
+    const before = digestOf({ ...target, action: 'deploy', spec: deploySpec(object.before as JsonObject) });
+    if (before === digestOf({ ...target, action: 'deploy', spec: deploySpec(after) }))
+      return { other: 'its live object already has that spec' };
+  }
   switch (entry.action) {
     case 'deploy':
       return after
@@ -123,7 +147,8 @@ function digestShown(entry: PlanEntry, object: PlannedObject): { digest: string 
 function checkObjects(document: PlanDocument, source: string): void {
   const problems: string[] = [];
   const objects = new Map<string, PlannedObject>();
-  for (const object of document.objects) {
+  // Objects twokey does not gate only inform; an object with actions must be one of a kind.
+  for (const object of document.objects.filter((o) => o.actions.length > 0)) {
     if (objects.has(targetKey(object))) problems.push(`${describeTarget(object)} is listed twice`);
     objects.set(targetKey(object), object);
   }
@@ -134,14 +159,18 @@ function checkObjects(document: PlanDocument, source: string): void {
       problems.push(`${what} is an entry, but no object of the plan shows it`);
       continue;
     }
-    let shown: { digest: string } | { missing: string };
+    let shown: { digest: string } | { missing: string } | { other: string };
     try {
       shown = digestShown(entry, object);
     } catch (error) {
       problems.push(`${what}: its object cannot be read (${error instanceof Error ? error.message : String(error)})`);
       continue;
     }
-    if ('missing' in shown) problems.push(`${what}: its object does not carry ${shown.missing}, so its digest cannot be checked`);
+    if ('missing' in shown) {
+      problems.push(
+        `${what}: its object does not carry ${shown.missing}, so its digest cannot be checked (a plan made by an older twokey? make it again with twokey plan)`,
+      );
+    } else if ('other' in shown) problems.push(`${what}: ${shown.other}`);
     else if (shown.digest !== entry.digest) {
       problems.push(`${what}: its digest ${entry.digest} is not that of the object the plan shows after the apply (${shown.digest})`);
     }
@@ -151,6 +180,9 @@ function checkObjects(document: PlanDocument, source: string): void {
     for (const action of object.actions) {
       if (!entries.has(`${action} ${targetKey(object)}`))
         problems.push(`${describeTarget(object)} is shown as a ${action}, but the plan has no such entry`);
+    }
+    if (document.source === 'cluster' && object.after !== undefined && object.diff === undefined) {
+      problems.push(`${describeTarget(object)}: it carries no diff, though the plan was made against the cluster`);
     }
     if (object.diff !== undefined && object.after !== undefined) {
       const diff = objectDiff(describeTarget(object), object.before as JsonObject | undefined, object.after as JsonObject);

@@ -115,6 +115,42 @@ describe('twokey approve --plan', () => {
   });
 });
 
+describe('what a plan shows of its objects', () => {
+  it('refuses an after or before of another object, a plan against the cluster without its diff, and a deploy of the live spec', async () => {
+    const entry = deployOf(reviewed);
+    const web = deployment({ ...target, name: 'web', image: 'registry.example.com/api:1.1', labels: { 'twokey.dev/critical': 'true' } });
+    const renamed = await approvePlan(planDocument([entry], [shown({ after: web, diff: objectDiff(label, live, web) })], 'cluster'));
+    expect(renamed.stderr).toContain('the deploy of deployments.apps payments/api: its object after the apply is named "web"');
+    const { diff: _diff, ...noDiff } = shown();
+    const hidden = await approvePlan(planDocument([entry], [noDiff], 'cluster'));
+    expect(hidden.stderr).toContain('deployments.apps payments/api: it carries no diff, though the plan was made against the cluster');
+    const unchanged = await approvePlan(planDocument([entry], [shown({ before: reviewed, diff: '' })], 'cluster'));
+    expect(unchanged.stderr).toContain('the deploy of deployments.apps payments/api: its live object already has that spec');
+    for (const result of [renamed, hidden, unchanged]) expect(result.code).not.toBe(0);
+  });
+
+  it('shows in the diff what invisible and reordering characters hide', () => {
+    const tricky = deployment({ ...target, image: 'registry.example.com/api:1.1\u202E1:rekam\u200B' });
+    const diff = objectDiff(label, live, tricky);
+    expect(diff).toContain('\\u202E1:rekam\\u200B');
+    expect(diff).not.toMatch(/[\u202E\u200B]/);
+  });
+
+  it('takes objects twokey does not gate as they are, even named twice', async () => {
+    const configMap = (source: string): PlannedObject => ({
+      resource: 'configmaps',
+      namespace: 'payments',
+      name: 'settings',
+      actions: [],
+      operation: 'update',
+      source,
+      note: 'not gated: twokey gates no such kind',
+    });
+    const approved = await approvePlan(planDocument([deployOf(reviewed)], [shown(), configMap('a.yaml'), configMap('b.yaml')], 'cluster'));
+    expect(approved.code, approved.stderr).toBe(0);
+  });
+});
+
 describe('attachApprovals', () => {
   it('writes nothing for a plan whose entries changed after it was approved', () => {
     const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
