@@ -177,9 +177,20 @@ export class ConfigStore {
       const key = sourceKey(issuer);
       const known = this.#keySets.get(key);
       if (issuer.jwks.kind === 'file') {
-        if (known && !initial) next.set(key, known);
+        // Read again with every policy: a rotation refused while the policy forbade it (a key shared
+        // with an approver) takes effect once the policy allows it, without waiting for the file to
+        // change again. An unreadable file keeps the set in force, as its own reload would.
+        let set: IssuerKeySet;
+        try {
+          set = await loadIssuerKeys(issuer);
+        } catch (error) {
+          if (!known || initial) throw error;
+          this.#options.observer?.failed('jwks', describeSource(issuer), error);
+          next.set(key, known);
+          continue;
+        }
+        if (known?.fingerprint === set.fingerprint) next.set(key, known);
         else {
-          const set = await loadIssuerKeys(issuer);
           this.#options.observer?.keysLoaded?.(set, describeSource(issuer));
           next.set(key, set);
         }

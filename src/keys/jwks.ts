@@ -41,6 +41,21 @@ function algorithmsFor(jwk: JWK): string[] {
   return [];
 }
 
+/**
+ * Why an RSA key cannot be trusted, if it cannot: with a small public exponent (e = 1 makes every
+ * message its own signature) or a short modulus, signatures can be forged. NIST SP 800-56B asks for
+ * an odd e of at least 65537, and twokey for a modulus of at least 2048 bits, as jose does.
+ */
+function weakRsa(entry: JWK): string | undefined {
+  if (typeof entry.n !== 'string' || typeof entry.e !== 'string') return 'an RSA key needs n and e';
+  const e = BigInt(`0x${Buffer.from(entry.e, 'base64url').toString('hex') || '0'}`);
+  if (e < 65537n || e % 2n === 0n) return `its RSA public exponent ${e} is not an odd number of at least 65537`;
+  const hex = Buffer.from(entry.n, 'base64url').toString('hex');
+  const bits = hex === '' ? 0 : BigInt(`0x${hex}`).toString(2).length;
+  if (bits < 2048) return `its RSA modulus has ${bits} bits, fewer than 2048`;
+  return undefined;
+}
+
 /** A JWKS entry checked as a public signing key: why it is unusable (skipped), or the algorithms to import it for. */
 function usableFor(entry: JWK, label: string, skipped: string[]): string[] {
   if (entry.use !== undefined && entry.use !== 'sig') {
@@ -50,6 +65,13 @@ function usableFor(entry: JWK, label: string, skipped: string[]): string[] {
   if (entry.key_ops !== undefined && !(Array.isArray(entry.key_ops) && entry.key_ops.includes('verify'))) {
     skipped.push(`${label}: key_ops does not include "verify"`);
     return [];
+  }
+  if (entry.kty === 'RSA') {
+    const weak = weakRsa(entry);
+    if (weak) {
+      skipped.push(`${label}: ${weak}`);
+      return [];
+    }
   }
   const candidates = algorithmsFor(entry).filter((alg) => entry.alg === undefined || entry.alg === alg);
   if (candidates.length === 0) {
