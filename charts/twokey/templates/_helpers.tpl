@@ -96,3 +96,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $deleters | toJson -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Refuses a JWKS given in values that holds private or secret key material (d, p, q, dp, dq, qi, k):
+rendered into a ConfigMap or Secret, it would hand the key to whoever may read them. Takes
+(list "where" jwks).
+*/}}
+{{- define "twokey.publicOnly" -}}
+{{- $where := index . 0 -}}
+{{- range $i, $key := (index . 1).keys | default list -}}
+{{- range $member := list "d" "p" "q" "dp" "dq" "qi" "k" -}}
+{{- if hasKey $key $member -}}
+{{- fail (printf "%s.keys[%d] holds private or secret key material (%s): give the public JWKS, never the private key" $where $i $member) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
