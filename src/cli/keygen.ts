@@ -3,7 +3,7 @@
  * JWKS the webhook trusts.
  */
 import { existsSync } from 'node:fs';
-import { chmod, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { normalizeIdentity } from '../identity.ts';
 import { generateIssuerKey, KEYGEN_ALGORITHMS, type KeygenAlgorithm } from '../keys/signing.ts';
@@ -42,10 +42,11 @@ export function registerKeygen(program: Command, { out, err }: Terminal): void {
       }
       if (flags.privateKey === flags.jwks) throw usageError('--private-key and --jwks must be different files');
       const pair = await generateIssuerKey(flags.alg, flags.kid);
-      // Without --force an existing file is never replaced (wx); with it, the key file is made private again.
+      // An existing file is never written over (wx): with --force it is removed first, so the key is
+      // only ever written into a file created private, whatever the mode of the one it replaces.
       const flag = flags.force ? 'w' : 'wx';
-      await writeFile(flags.privateKey, `${JSON.stringify({ ...pair.privateJwk }, null, 2)}\n`, { mode: 0o600, flag });
-      await chmod(flags.privateKey, 0o600);
+      if (flags.force) await rm(flags.privateKey, { force: true });
+      await writeFile(flags.privateKey, `${JSON.stringify({ ...pair.privateJwk }, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
       await writeFile(flags.jwks, `${JSON.stringify(pair.jwks, null, 2)}\n`, { flag });
       if (flags.approver !== undefined) {
         err(`wrote ${flags.privateKey} (private, keep it with ${flags.approver}, or in their signer) and ${flags.jwks} (public)`);

@@ -60,10 +60,17 @@ export function signerArgv(command: string): string[] {
 }
 
 async function readJwk(path: string, what: string): Promise<unknown> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(path, 'utf8'));
+    text = await readFile(path, 'utf8');
   } catch (error) {
     throw new TwokeyError('ERR_KEY_INVALID', `cannot read the ${what} ${path}: ${(error as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    // The parser's message quotes the text around the error: part of a private key.
+    throw new TwokeyError('ERR_KEY_INVALID', `the ${what} ${path} is not JSON`);
   }
 }
 
