@@ -19,8 +19,12 @@ const GroupVersionResource = Type.Object({
 });
 const RawObject = Type.Union([Type.Object({}), Type.Null()]);
 
+/** The longest request uid accepted (kube-apiserver sends a 36-character UUID). */
+export const MAX_UID_LENGTH = 256;
+
 export const AdmissionRequestSchema = Type.Object({
-  uid: Type.String({ minLength: 1 }),
+  // kube-apiserver's uid is a UUID; echoed in the answer, a long one would make every answer long.
+  uid: Type.String({ minLength: 1, maxLength: MAX_UID_LENGTH }),
   kind: GroupVersionKind,
   resource: GroupVersionResource,
   subResource: Type.Optional(Type.String()),

@@ -16,11 +16,11 @@ export interface ClientLimitOptions {
   readonly maxConnections: number;
   /** Connections open at once from one peer address. */
   readonly maxConnectionsPerPeer: number;
-  /** Bytes of request bodies held at once, from the headers until the answer is sent. */
+  /** Bytes of request bodies held at once, from the headers until the answer is made. */
   readonly bodyMemory: number;
   /** The same, for the bodies of one peer address. */
   readonly bodyMemoryPerPeer: number;
-  /** Reviews held parsed at once, at their estimated size as JavaScript values, from parsing until the answer is sent. */
+  /** Reviews held parsed at once, at their estimated size as JavaScript values, from parsing until the answer is made. */
   readonly parseMemory: number;
 }
 
@@ -86,7 +86,10 @@ export function parsedSizeEstimate(body: Buffer): number {
 }
 
 /** Which limit made the server close a connection, for the metric. */
-export type ShedReason = 'connections' | 'peer-connections' | 'body-memory';
+export type ShedReason = 'connections' | 'peer-connections' | 'body-memory' | 'pipelined';
+
+/** Requests received and not yet answered on one connection, at most; kube-apiserver sends one at a time. */
+export const MAX_REQUESTS_PER_CONNECTION = 4;
 
 interface Peer {
   readonly address: string;
@@ -113,7 +116,7 @@ interface Connection {
 interface Body {
   readonly connection: Connection;
   readonly bytes: number;
-  /** Counted in the budgets (until the answer is sent). */
+  /** Counted in the budgets (until the answer is made). */
   held: boolean;
   arriving: boolean;
   /** Lets the request go on to have its body read; set while it waits for room. */
@@ -170,7 +173,16 @@ export class ClientLimits {
     server.on('connection', (socket: Socket) => this.#accept(socket, tls));
     if (tls) server.on('secureConnection', (socket: Socket) => this.#secured(socket));
     app.addHook('onRequest', this.#onRequest);
+    // Once the answer is made, the review's body and parsed values are garbage: their budgets are
+    // given back then, not when the client has read the answer, which a client may never do.
+    app.addHook('onSend', (request, _reply, payload, done) => {
+      this.#answered.get(request.raw)?.();
+      done(null, payload);
+    });
   }
+
+  /** For each request being answered: gives its body and parse budgets back (once). */
+  readonly #answered = new WeakMap<IncomingMessage, () => void>();
 
   /** A request holds its connection until answered, and waits for room for its body before it is read. */
   readonly #onRequest = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
@@ -180,18 +192,32 @@ export class ClientLimits {
       done();
       return;
     }
+    // kube-apiserver sends one request at a time on a connection; Node starts every pipelined
+    // request it has read, so a client that pipelines without reading queues work without bound.
+    if (connection.requests >= MAX_REQUESTS_PER_CONNECTION) {
+      this.#onShed('pipelined');
+      connection.socket.destroy();
+      return;
+    }
     connection.requests += 1;
     const bytes = this.#bodyBytes(request.headers);
     const body: Body | undefined = bytes > 0 ? { connection, bytes, held: false, arriving: true } : undefined;
-    // `on`, not `once`: each fires once per request, and `once` costs a wrapper per request.
-    reply.raw.on('close', () => {
-      connection.requests -= 1;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
       this.#releaseParse(request.raw);
       if (body) {
         this.#waiting.delete(body);
         this.#release(body);
         this.#admitWaiting();
       }
+    };
+    this.#answered.set(request.raw, release);
+    // `on`, not `once`: each fires once per request, and `once` costs a wrapper per request.
+    reply.raw.on('close', () => {
+      connection.requests -= 1;
+      release();
     });
     if (!body) {
       done();
@@ -212,7 +238,7 @@ export class ClientLimits {
   /**
    * Waits until a body read whole may be parsed: its estimated parsed size must fit what the
    * reviews being judged leave of the parse budget. False when it could never fit: the review
-   * would take more memory than the server may give all reviews. Held until the answer is sent.
+   * would take more memory than the server may give all reviews. Held until the answer is made.
    */
   admitParse(raw: IncomingMessage, estimate: number): Promise<boolean> {
     if (estimate > this.#limits.parseMemory) return Promise.resolve(false);

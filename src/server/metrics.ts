@@ -78,7 +78,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Twoke
     }),
     shed: new Counter({
       name: 'twokey_connections_shed_total',
-      help: 'Connections closed to keep clients within the server limits, by limit (connections|peer-connections|body-memory).',
+      help: 'Connections closed to keep clients within the server limits, by limit (connections|peer-connections|body-memory|pipelined).',
       labelNames: ['limit'],
       registers: [registry],
     }),

@@ -14,6 +14,7 @@ import type { NamespaceView } from '../decision/gate.ts';
 import { type Verdict, wouldRefuseReason } from '../decision/verdict.ts';
 import { type AdmissionRequest, AdmissionReviewSchema, type AdmissionReviewWire, objectName } from '../kubernetes/admission.ts';
 import { qualifiedResource } from '../kubernetes/objects.ts';
+import { printable, truncate } from '../text.ts';
 import { judgeReview } from './judge.ts';
 import { type ClientLimits, parsedSizeEstimate } from './limits.ts';
 import type { TwokeyMetrics } from './metrics.ts';
@@ -37,6 +38,9 @@ export interface ReviewsOptions {
   readonly onDecision?: (request: AdmissionRequest, verdict: Verdict) => void;
 }
 
+/** The longest message of an HTTP error answer: what a client sent never makes it longer. */
+const MAX_ERROR_MESSAGE = 1024;
+
 /** A Status body, which kube-apiserver quotes when a webhook answers with an HTTP error. */
 function statusBody(code: number, reason: string, message: string) {
   return {
@@ -58,7 +62,8 @@ type SchemaIssue = {
 
 function describeSchemaIssues(issues: readonly SchemaIssue[]): string {
   const lines = issues.slice(0, 5).map((issue) => {
-    const at = issue.instancePath ? issue.instancePath.replace(/^\//, '').replaceAll('/', '.') : '(body)';
+    // The path holds the client's own keys: bounded, so an answer (and its log line) stays short.
+    const at = issue.instancePath ? truncate(printable(issue.instancePath.replace(/^\//, '').replaceAll('/', '.')), 120) : '(body)';
     if (at === 'apiVersion')
       return 'apiVersion must be admission.k8s.io/v1 (twokey serves AdmissionReview v1 only: set admissionReviewVersions: [v1])';
     if (at === 'kind') return 'kind must be AdmissionReview';
@@ -118,7 +123,7 @@ export const reviews: FastifyPluginCallback<ReviewsOptions> = (app, options, don
     }
     const bodyError = error.validation !== undefined || (error.code ?? '').startsWith('FST_ERR_CTP') || error.code === 'FST_ERR_VALIDATION';
     const status = code === 413 ? 413 : 400;
-    const message =
+    let message =
       error.validation !== undefined
         ? error.message
         : error.code === 'TWOKEY_REVIEW_TOO_LARGE_PARSED'
@@ -128,6 +133,7 @@ export const reviews: FastifyPluginCallback<ReviewsOptions> = (app, options, don
             : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
               ? 'the body must be an AdmissionReview v1 sent as application/json'
               : `the body is not an AdmissionReview v1: ${error.message}`;
+    message = truncate(message, MAX_ERROR_MESSAGE);
     metrics.badRequests.inc({
       reason: bodyError ? (status === 413 ? 'too-large' : 'not-a-review') : 'other',
     });
