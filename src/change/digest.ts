@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import canonicalize from 'canonicalize';
 import { isJsonObject, type JsonObject } from '../json.ts';
-import { hasCriticalLabel, type ObjectMeta, type OwnerIdentity, ownerIdentities } from '../kubernetes/objects.ts';
+import { hasCriticalLabel, type ObjectMeta, type OwnerIdentity, ownerIdentities, readMeta } from '../kubernetes/objects.ts';
 
 export type Action = 'deploy' | 'delete' | 'unprotect';
 export const ACTIONS: readonly Action[] = ['deploy', 'delete', 'unprotect'];
@@ -36,6 +36,11 @@ export type ChangeSubject =
   | (ChangeTarget & UnprotectState & { readonly action: 'unprotect'; readonly uid: string });
 
 export const DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;
+
+/** A target as people read it: `<resource> <namespace>/<name>`, the name alone when cluster-scoped. */
+export function describeChangeTarget(target: ChangeTarget): string {
+  return `${target.resource} ${target.namespace === '' ? '' : `${target.namespace}/`}${target.name}`;
+}
 
 /** The object's spec as a deploy sees it: `spec.replicas` removed, since scaling is not a deploy. */
 export function deploySpec(object: JsonObject): unknown {
@@ -81,6 +86,23 @@ export function subjectJson(subject: ChangeSubject): JsonObject {
       return { ...base, uid: subject.uid };
     case 'unprotect':
       return { ...base, uid: subject.uid, critical: subject.critical, owners: canonicalOwners(subject.owners) };
+  }
+}
+
+/**
+ * The digest of an action on a target from what it binds: the object as the change leaves it
+ * (deploy, unprotect) and the live object's uid (delete, unprotect); undefined when one is missing.
+ * Throws MalformedObjectError for an object whose owners cannot be read.
+ */
+export function actionDigest(action: Action, target: ChangeTarget, bound: { after?: JsonObject; uid?: string }): string | undefined {
+  const { after, uid } = bound;
+  switch (action) {
+    case 'deploy':
+      return after === undefined ? undefined : digestOf({ ...target, action, spec: deploySpec(after) });
+    case 'unprotect':
+      return after === undefined || !uid ? undefined : digestOf({ ...target, action, uid, ...unprotectState(readMeta(after)) });
+    case 'delete':
+      return uid ? digestOf({ ...target, action, uid }) : undefined;
   }
 }
 

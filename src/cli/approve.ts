@@ -6,7 +6,7 @@
  */
 import { type Command, Option } from 'commander';
 import { type Binding, BREAK_GLASS_MAX_ENTRIES } from '../change/claims.ts';
-import { ACTIONS, type Action } from '../change/digest.ts';
+import { ACTIONS, type Action, describeChangeTarget } from '../change/digest.ts';
 import { TwokeyError } from '../errors.ts';
 import { normalizeIdentity } from '../identity.ts';
 import { mintApproval, mintBreakGlass, mintPlanApproval } from '../keys/signing.ts';
@@ -112,7 +112,7 @@ export function registerApprove(program: Command, { out, err, io }: Terminal): v
         // Say what the token approves: the entries, which are what the webhook checks.
         const listed = plan.entries.slice(0, SIGNED_ENTRIES_LISTED);
         err(`approving plan ${plan.digest}, ${plan.entries.length} ${plan.entries.length === 1 ? 'entry' : 'entries'}:`);
-        for (const e of listed) err(`  ${e.action} ${e.resource} ${e.namespace === '' ? '' : `${e.namespace}/`}${e.name} ${e.digest}`);
+        for (const e of listed) err(`  ${e.action} ${describeChangeTarget(e)} ${e.digest}`);
         if (plan.entries.length > listed.length) err(`  ... and ${plan.entries.length - listed.length} more (the plan's entries)`);
         if (flags.breakGlass) {
           // The plan's entries are the exact changes, digests from the cluster's dry run included.

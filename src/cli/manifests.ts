@@ -2,8 +2,10 @@
  * Reading Kubernetes manifests the way kubectl does: YAML or JSON, several documents per file,
  * `kind: List` expanded, `-` for stdin. Only the objects twokey gates are kept.
  */
+
 import { readFile } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
+import { describeChangeTarget } from '../change/digest.ts';
 import { TwokeyError } from '../errors.ts';
 import { isJsonObject, type JsonObject } from '../json.ts';
 import { type GroupResource, qualifiedResource, resourceForKind } from '../kubernetes/objects.ts';
@@ -91,5 +93,5 @@ export async function readManifests(file: string, defaultNamespace: string, sour
 }
 
 export function describeManifest(m: ManifestObject): string {
-  return `${qualifiedResource(m.resource)} ${m.namespace === '' ? m.name : `${m.namespace}/${m.name}`}`;
+  return describeChangeTarget({ resource: qualifiedResource(m.resource), namespace: m.namespace, name: m.name });
 }

@@ -7,7 +7,7 @@
  * is checked against that result: a digest that is not of what the diff shows is refused, since
  * approvals of it would approve a change nobody read (another webhook or a proxy can add warnings).
  */
-import { type Action, type ChangeTarget, deploySpec, digestOf, unprotectState } from '../change/digest.ts';
+import { type Action, actionDigest, type ChangeTarget, describeChangeTarget } from '../change/digest.ts';
 import { digestFromRefusal, planLine } from '../decision/wording.ts';
 import { describeError, TwokeyError } from '../errors.ts';
 import { isJsonObject, type JsonObject } from '../json.ts';
@@ -67,25 +67,13 @@ class Discovery {
   }
 }
 
-const describe = (o: { resource: string; namespace: string; name: string }) =>
-  `${o.resource} ${o.namespace === '' ? '' : `${o.namespace}/`}${o.name}`;
-
 /**
  * The digest of an aspect of the dry run's result, as twokey's webhook computes it from the same
- * object; undefined where the result cannot have one (an apply deletes nothing, and an unprotect
- * needs the live object's uid).
+ * object; undefined where the result cannot have one (an apply deletes nothing).
  */
 function digestOfResult(action: Action, target: ChangeTarget, live: JsonObject | undefined, after: JsonObject): string | undefined {
-  switch (action) {
-    case 'deploy':
-      return digestOf({ ...target, action, spec: deploySpec(after) });
-    case 'unprotect': {
-      const uid = live === undefined ? '' : readMeta(live).uid;
-      return uid === '' ? undefined : digestOf({ ...target, action, uid, ...unprotectState(readMeta(after)) });
-    }
-    case 'delete':
-      return undefined;
-  }
+  if (action === 'delete') return undefined;
+  return actionDigest(action, target, { after, ...(live ? { uid: readMeta(live).uid } : {}) });
 }
 
 /** The object as a planned dry run sends it: with the plan marker, and the namespace it is planned in. */
@@ -126,7 +114,7 @@ export function toldEntries(
 ): PlanEntry[] {
   const entries: PlanEntry[] = [];
   const where = target.namespace === '' ? target.name : `${target.namespace}/${target.name}`;
-  const label = describe(target);
+  const label = describeChangeTarget(target);
   for (const warning of warnings) {
     const line = planLine(warning);
     if (!line || line.resource !== target.resource || line.where !== where) continue;
@@ -177,7 +165,7 @@ async function planOne(object: StreamObject, options: PlanOptions, discovery: Di
     path = `${served.prefix}${scope}/${served.plural}/${encodeURIComponent(object.name)}`;
   }
   const target = { resource: object.resource, namespace, name: object.name };
-  const label = describe(target);
+  const label = describeChangeTarget(target);
   const sent = withPlanMarker(object.object, namespace);
   const live = await client.readAt(path, label);
   const outcome = await client.dryRunApplyAt(path, label, sent, options.fieldManager);

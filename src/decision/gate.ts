@@ -343,7 +343,8 @@ export async function gateRequest(request: AdmissionRequest, ctx: GateContext): 
   const state: NamespaceState = byRouteOrPolicy ? 'critical' : ctx.namespaces.criticality(namespace);
   // The namespace controller empties a namespace whose deletion has begun; its identity deleting
   // anywhere else is not that cleanup, and is judged like anyone's delete.
-  const cleanup = role === 'garbageCollector' || (role === 'namespaceController' && ctx.namespaces.deletion(namespace) === 'deleting');
+  const deleting = role !== undefined && ctx.namespaces.deletion(namespace) === 'deleting';
+  const cleanup = role === 'garbageCollector' || (role === 'namespaceController' && deleting);
   if (cleanup) {
     // The cluster's cleanup is exempt so that an approved namespace deletion never hangs. A
     // workload critical by its own label was covered by no approval when its owner was deleted,
@@ -352,7 +353,7 @@ export async function gateRequest(request: AdmissionRequest, ctx: GateContext): 
     // deleted cannot be made critical). A namespace critical but not being deleted is no proof:
     // its label may have been added after the owner was deleted.
     const labelled = request.oldObject !== null && hasCriticalLabel(objects.old('DELETE').labels);
-    if (!labelled || (state === 'critical' && ctx.namespaces.deletion(namespace) === 'deleting')) {
+    if (!labelled || (state === 'critical' && deleting)) {
       return notGated(
         role === 'garbageCollector'
           ? 'deletes by the garbage collector are exempt (cluster cleanup)'

@@ -10,7 +10,7 @@
  */
 import Type from 'typebox';
 import { Compile } from 'typebox/compile';
-import { deploySpec, digestOf, unprotectState } from '../change/digest.ts';
+import { actionDigest, deploySpec, describeChangeTarget, digestOf } from '../change/digest.ts';
 import type { JsonObject } from '../json.ts';
 import { qualifiedResource, readMeta, resourceForKind } from '../kubernetes/objects.ts';
 import { objectDiff } from './diff.ts';
@@ -94,8 +94,6 @@ export function readPlanDocument(document: unknown, source: string): PlanDocumen
 }
 
 const targetKey = (o: { resource: string; namespace: string; name: string }) => JSON.stringify([o.resource, o.namespace, o.name]);
-const describeTarget = (o: { resource: string; namespace: string; name: string }) =>
-  `${o.resource} ${o.namespace === '' ? '' : `${o.namespace}/`}${o.name}`;
 
 /** Why `object` (a plan's before or after) is not the object `entry` is about, if it is not. */
 function otherObject(entry: PlanEntry, object: JsonObject, which: string): string | undefined {
@@ -125,19 +123,14 @@ function digestShown(entry: PlanEntry, object: PlannedObject): { digest: string 
     if (before === digestOf({ ...target, action: 'deploy', spec: deploySpec(after) }))
       return { other: 'its live object already has that spec' };
   }
-  switch (entry.action) {
-    case 'deploy':
-      return after
-        ? { digest: digestOf({ ...target, action: 'deploy', spec: deploySpec(after) }) }
-        : { missing: 'the object after the apply' };
-    case 'unprotect':
-      if (!after || object.uid === undefined) return { missing: "the object after the apply and the live object's uid" };
-      return { digest: digestOf({ ...target, action: 'unprotect', uid: object.uid, ...unprotectState(readMeta(after)) }) };
-    case 'delete':
-      return object.uid === undefined
-        ? { missing: "the live object's uid" }
-        : { digest: digestOf({ ...target, action: 'delete', uid: object.uid }) };
-  }
+  const digest = actionDigest(entry.action, target, { ...(after ? { after } : {}), ...(object.uid ? { uid: object.uid } : {}) });
+  if (digest !== undefined) return { digest };
+  const missing = {
+    deploy: 'the object after the apply',
+    unprotect: "the object after the apply and the live object's uid",
+    delete: "the live object's uid",
+  };
+  return { missing: missing[entry.action] };
 }
 
 /**
@@ -149,11 +142,11 @@ function checkObjects(document: PlanDocument, source: string): void {
   const objects = new Map<string, PlannedObject>();
   // Objects twokey does not gate only inform; an object with actions must be one of a kind.
   for (const object of document.objects.filter((o) => o.actions.length > 0)) {
-    if (objects.has(targetKey(object))) problems.push(`${describeTarget(object)} is listed twice`);
+    if (objects.has(targetKey(object))) problems.push(`${describeChangeTarget(object)} is listed twice`);
     objects.set(targetKey(object), object);
   }
   for (const entry of document.entries) {
-    const what = `the ${entry.action} of ${describeTarget(entry)}`;
+    const what = `the ${entry.action} of ${describeChangeTarget(entry)}`;
     const object = objects.get(targetKey(entry));
     if (!object?.actions.includes(entry.action)) {
       problems.push(`${what} is an entry, but no object of the plan shows it`);
@@ -179,15 +172,15 @@ function checkObjects(document: PlanDocument, source: string): void {
   for (const object of document.objects) {
     for (const action of object.actions) {
       if (!entries.has(`${action} ${targetKey(object)}`))
-        problems.push(`${describeTarget(object)} is shown as a ${action}, but the plan has no such entry`);
+        problems.push(`${describeChangeTarget(object)} is shown as a ${action}, but the plan has no such entry`);
     }
     if (document.source === 'cluster' && object.after !== undefined && object.diff === undefined) {
-      problems.push(`${describeTarget(object)}: it carries no diff, though the plan was made against the cluster`);
+      problems.push(`${describeChangeTarget(object)}: it carries no diff, though the plan was made against the cluster`);
     }
     if (object.diff !== undefined && object.after !== undefined) {
-      const diff = objectDiff(describeTarget(object), object.before as JsonObject | undefined, object.after as JsonObject);
+      const diff = objectDiff(describeChangeTarget(object), object.before as JsonObject | undefined, object.after as JsonObject);
       if (diff !== object.diff)
-        problems.push(`${describeTarget(object)}: its diff is not that of the objects the plan shows before and after the apply`);
+        problems.push(`${describeChangeTarget(object)}: its diff is not that of the objects the plan shows before and after the apply`);
     }
   }
   if (problems.length > 0) {

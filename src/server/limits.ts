@@ -176,13 +176,24 @@ export class ClientLimits {
     // Once the answer is made, the review's body and parsed values are garbage: their budgets are
     // given back then, not when the client has read the answer, which a client may never do.
     app.addHook('onSend', (request, _reply, payload, done) => {
-      this.#answered.get(request.raw)?.();
+      this.#answered(request.raw);
       done(null, payload);
     });
   }
 
-  /** For each request being answered: gives its body and parse budgets back (once). */
-  readonly #answered = new WeakMap<IncomingMessage, () => void>();
+  /** The body counted for each request that has one, until its answer is made. */
+  readonly #bodyOf = new WeakMap<IncomingMessage, Body>();
+
+  /** Gives a request's parse budget and body bytes back; again is nothing. */
+  #answered(raw: IncomingMessage): void {
+    this.#releaseParse(raw);
+    const body = this.#bodyOf.get(raw);
+    if (body === undefined) return;
+    this.#bodyOf.delete(raw);
+    this.#waiting.delete(body);
+    this.#release(body);
+    this.#admitWaiting();
+  }
 
   /** A request holds its connection until answered, and waits for room for its body before it is read. */
   readonly #onRequest = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
@@ -202,22 +213,11 @@ export class ClientLimits {
     connection.requests += 1;
     const bytes = this.#bodyBytes(request.headers);
     const body: Body | undefined = bytes > 0 ? { connection, bytes, held: false, arriving: true } : undefined;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      this.#releaseParse(request.raw);
-      if (body) {
-        this.#waiting.delete(body);
-        this.#release(body);
-        this.#admitWaiting();
-      }
-    };
-    this.#answered.set(request.raw, release);
+    if (body) this.#bodyOf.set(request.raw, body);
     // `on`, not `once`: each fires once per request, and `once` costs a wrapper per request.
     reply.raw.on('close', () => {
       connection.requests -= 1;
-      release();
+      this.#answered(request.raw);
     });
     if (!body) {
       done();
