@@ -84,7 +84,46 @@ describe('RSA keys', () => {
   });
 });
 
+describe('RSA keys of other sizes and exponents', () => {
+  it('are left out, with the reason, when the exponent is even or under 65537 or the modulus under 2048 bits', async () => {
+    const rsa = (modulusLength: number) => generateKeyPairSync('rsa', { modulusLength }).publicKey.export({ format: 'jwk' });
+    const set = await importJwks(
+      'https://change.example.com',
+      {
+        keys: [
+          { ...rsa(2048), kid: 'ok' },
+          { ...rsa(2048), e: 'Aw', kid: 'three' },
+          { ...rsa(2048), e: 'AQAC', kid: 'even' },
+          { ...rsa(1024), kid: 'short' },
+        ],
+      },
+      'test',
+    );
+    expect([...set.keys.keys()]).toEqual(['ok']);
+    expect(set.skipped).toEqual([
+      'key "three": its RSA public exponent 3 is not an odd number of at least 65537',
+      'key "even": its RSA public exponent 65538 is not an odd number of at least 65537',
+      'key "short": its RSA modulus has 1024 bits, fewer than 2048',
+    ]);
+  });
+});
+
 describe('the chart', () => {
+  it('refuses to render an issuer or break-glass JWKS given in values that holds private key material', async () => {
+    const issuer = await makeIssuer('https://change.example.com', 'EdDSA', 'k1');
+    const glass = await makeIssuer('https://break-glass.example.com', 'EdDSA', 'g1');
+    const dir = await mkdtemp(join(tmpdir(), 'twokey-chart-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const write = async (name: string, values: unknown) => {
+      await writeFile(join(dir, name), JSON.stringify(values));
+      return join(dir, name);
+    };
+    const issuers = await write('issuers.json', { issuers: [{ issuer: issuer.issuer, jwks: { keys: [issuer.privateJwk] } }] });
+    expect(() => render({ valuesFile: issuers })).toThrow(/issuers\[0\]\.jwks\.keys\[0\] holds private or secret key material \(d\)/);
+    const breakGlass = await write('glass.json', { breakGlass: { issuer: glass.issuer, jwks: { keys: [glass.privateJwk] } } });
+    expect(() => render({ valuesFile: breakGlass })).toThrow(/breakGlass\.jwks\.keys\[0\] holds private or secret key material \(d\)/);
+  });
+
   it('refuses to render an approver registry entry that holds private key material', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'twokey-attack-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
